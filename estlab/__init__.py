@@ -1,0 +1,1 @@
+"""estlab: tf.estimator on JAX."""
