@@ -1,0 +1,255 @@
+"""Batching, shuffling and epochs shared by the numpy, pandas and CSV inputs.
+
+Two sources need batches: columns already in memory (numpy, pandas), which
+are batched by index, and row chunks streamed from files (CSV), which are
+shuffled through a buffer and re-cut into batches. Both cut one row stream
+that runs across epoch boundaries, as ``tf.data``'s ``repeat().batch()``
+does, so every batch is full except the last one of a finite input.
+"""
+from __future__ import annotations
+
+import numbers
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Union
+
+import numpy as np
+
+Table = Dict[Any, np.ndarray]
+Selection = Union[slice, np.ndarray]
+
+
+def check_shuffle(shuffle: Any) -> bool:
+  """Returns ``shuffle`` if it is a bool; raises TF's error otherwise."""
+  if not isinstance(shuffle, (bool, np.bool_)):
+    raise ValueError(
+        f"shuffle must be provided and explicitly set as a boolean; got "
+        f"{shuffle!r}. Pass shuffle=True for training and shuffle=False for "
+        f"evaluation and prediction.")
+  return bool(shuffle)
+
+
+def check_batch_size(batch_size: Any) -> int:
+  """Returns ``batch_size`` as an int if it is a positive integer."""
+  if (isinstance(batch_size, (bool, np.bool_))
+      or not isinstance(batch_size, numbers.Integral) or batch_size < 1):
+    raise ValueError(
+        f"batch_size must be a positive integer; got {batch_size!r}. "
+        f"Pass e.g. batch_size=128.")
+  return int(batch_size)
+
+
+def check_num_epochs(num_epochs: Any) -> Optional[int]:
+  """Returns ``num_epochs`` if it is None (forever) or a positive integer."""
+  if num_epochs is None:
+    return None
+  if (isinstance(num_epochs, (bool, np.bool_))
+      or not isinstance(num_epochs, numbers.Integral) or num_epochs < 1):
+    raise ValueError(
+        f"num_epochs must be None (repeat forever) or a positive integer; "
+        f"got {num_epochs!r}.")
+  return int(num_epochs)
+
+
+def epochs(num_epochs: Optional[int]) -> Iterable[int]:
+  """Counts epochs: ``range(num_epochs)``, or forever when it is None."""
+  if num_epochs is not None:
+    yield from range(num_epochs)
+    return
+  epoch = 0
+  while True:
+    yield epoch
+    epoch += 1
+
+
+def index_batches(num_rows: int, batch_size: int, num_epochs: Optional[int],
+                  rng: Optional[np.random.Generator]) -> Iterator[Selection]:
+  """Yields the rows of each batch, over ``num_epochs`` passes of the data.
+
+  Without ``rng`` the rows come in order and a batch inside one epoch is a
+  ``slice`` (so taking it is a view, not a copy); with ``rng`` every epoch
+  is a fresh permutation and a batch is an index array. A batch that spans
+  an epoch boundary is an index array either way.
+
+  Args:
+    num_rows: rows in one epoch, at least 1.
+    batch_size: rows per batch.
+    num_epochs: passes over the data; None repeats forever.
+    rng: shuffles each epoch when given.
+
+  Yields:
+    A ``slice`` or an int64 array per batch; only the last of a finite
+    input has fewer than ``batch_size`` rows.
+
+  Example:
+    >>> [s for s in index_batches(3, 2, 1, None)]
+    [slice(0, 2, None), slice(2, 3, None)]
+  """
+  if num_rows < 1:
+    raise ValueError(f"Cannot batch an input with no rows (num_rows="
+                     f"{num_rows!r}); pass at least one example.")
+  pending: List[Selection] = []  # Rows carried across an epoch boundary.
+  pending_rows = 0
+  for _ in epochs(num_epochs):
+    order = rng.permutation(num_rows) if rng is not None else None
+    start = 0
+    if pending_rows:
+      start = min(batch_size - pending_rows, num_rows)
+      pending.append(_part(order, 0, start))
+      pending_rows += start
+      if pending_rows < batch_size:
+        continue
+      yield _join(pending)
+      pending, pending_rows = [], 0
+    while num_rows - start >= batch_size:
+      yield _part(order, start, start + batch_size)
+      start += batch_size
+    if start < num_rows:
+      pending.append(_part(order, start, num_rows))
+      pending_rows += num_rows - start
+  if pending_rows:
+    yield _join(pending)
+
+
+def _part(order: Optional[np.ndarray], start: int, stop: int) -> Selection:
+  """Rows ``start:stop`` of an epoch: a slice in order, else indices."""
+  return slice(start, stop) if order is None else order[start:stop]
+
+
+def _join(parts: List[Selection]) -> Selection:
+  """One selection of the rows of several."""
+  if len(parts) == 1:
+    return parts[0]
+  return np.concatenate([np.arange(p.start, p.stop) if isinstance(p, slice)
+                         else p for p in parts])
+
+
+def take(columns: Table, rows: Selection) -> Table:
+  """Gathers ``rows`` (a slice or index array) from every column."""
+  if isinstance(rows, slice):
+    return {key: col[rows] for key, col in columns.items()}
+  return {key: np.take(col, rows, axis=0) for key, col in columns.items()}
+
+
+def num_rows(table: Table) -> int:
+  """The number of rows of a table (a dict of equally long columns)."""
+  return len(next(iter(table.values()))) if table else 0
+
+
+def concat(tables: List[Table]) -> Table:
+  """Concatenates tables with the same keys, row-wise."""
+  if len(tables) == 1:
+    return tables[0]
+  return {key: np.concatenate([t[key] for t in tables]) for key in tables[0]}
+
+
+def shuffle_buffer(tables: Iterable[Table], buffer_size: int,
+                   rng: np.random.Generator) -> Iterator[Table]:
+  """Shuffles a stream of row chunks through a buffer, like tf.data's shuffle.
+
+  Up to ``buffer_size`` rows wait in the buffer; each incoming chunk joins
+  them and as many rows as the chunk brought leave, drawn at random from the
+  whole buffer. At the end the buffer is emptied in random order. Every row
+  comes out exactly once. Written by hand: pandas streams chunks but does not
+  shuffle across them.
+
+  Args:
+    tables: chunks of rows, dicts of equally long columns with the same keys.
+    buffer_size: rows held back for mixing; 1 or less does not shuffle.
+    rng: the source of randomness.
+
+  Yields:
+    Chunks of shuffled rows.
+
+  Example:
+    >>> rng = np.random.default_rng(0)
+    >>> chunks = ({'x': np.arange(i, i + 2)} for i in (0, 2, 4))
+    >>> out = np.concatenate([c['x'] for c in shuffle_buffer(chunks, 3, rng)])
+    >>> sorted(out.tolist())
+    [0, 1, 2, 3, 4, 5]
+  """
+  buffer: Optional[Table] = None
+  for table in tables:
+    pool = table if buffer is None else concat([buffer, table])
+    extra = num_rows(pool) - buffer_size
+    if extra <= 0:
+      buffer = pool
+      continue
+    order = rng.permutation(num_rows(pool))
+    yield take(pool, order[:extra])
+    buffer = take(pool, order[extra:])
+  if buffer is not None and num_rows(buffer):
+    yield take(buffer, rng.permutation(num_rows(buffer)))
+
+
+def rebatch(tables: Iterable[Table], batch_size: int) -> Iterator[Table]:
+  """Cuts a stream of row chunks into batches of exactly ``batch_size`` rows.
+
+  The last batch has the rows left over, if any.
+
+  Example:
+    >>> chunks = [{'x': np.arange(3)}, {'x': np.arange(3, 5)}]
+    >>> [b['x'].tolist() for b in rebatch(chunks, 2)]
+    [[0, 1], [2, 3], [4]]
+  """
+  rest: List[Table] = []
+  rest_rows = 0
+  for table in tables:
+    rows = num_rows(table)
+    if not rows:
+      continue
+    if rest_rows + rows < batch_size:
+      rest.append(table)
+      rest_rows += rows
+      continue
+    table = concat(rest + [table])
+    rows += rest_rows
+    start = 0
+    while rows - start >= batch_size:
+      yield take(table, slice(start, start + batch_size))
+      start += batch_size
+    rest = [take(table, slice(start, rows))] if start < rows else []
+    rest_rows = rows - start
+  if rest_rows:
+    yield concat(rest)
+
+
+def make_array_input_fn(features: Table, labels: Union[None, np.ndarray, Table],
+                        batch_size: int, num_epochs: Optional[int],
+                        shuffle: bool, seed: Any) -> Callable[[], Iterator]:
+  """Returns an input_fn over in-memory columns, already numpy and checked.
+
+  Each call of the input_fn returns a fresh iterator. With ``shuffle`` the
+  calls draw independent, reproducible (given ``seed``) random streams.
+
+  Args:
+    features: name -> array, all with the same first dimension.
+    labels: None, an array, or name -> array, with that same first dimension.
+    batch_size: rows per batch.
+    num_epochs: passes over the data; None repeats forever.
+    shuffle: whether each epoch visits the rows in a fresh random order.
+    seed: seeds ``numpy.random.SeedSequence``; None draws fresh entropy.
+
+  Returns:
+    A callable taking no arguments and returning an iterator of
+    ``(features, labels)`` batches, or of ``features`` when labels is None.
+
+  Example:
+    >>> fn = make_array_input_fn({'x': np.arange(3)}, None, 2, 1, False, None)
+    >>> [b['x'].tolist() for b in fn()]
+    [[0, 1], [2]]
+  """
+  rows = num_rows(features)
+  seeds = np.random.SeedSequence(seed)
+  label_table = labels if isinstance(labels, dict) else {None: labels}
+
+  def input_fn() -> Iterator:
+    rng = np.random.default_rng(seeds.spawn(1)[0]) if shuffle else None
+    for selection in index_batches(rows, batch_size, num_epochs, rng):
+      batch_features = take(features, selection)
+      if labels is None:
+        yield batch_features
+        continue
+      batch_labels = take(label_table, selection)
+      yield batch_features, (batch_labels if isinstance(labels, dict)
+                             else batch_labels[None])
+
+  return input_fn
