@@ -1,1 +1,54 @@
-"""estlab: tf.estimator on JAX."""
+"""estlab: tf.estimator's API on JAX, made for Jupyter.
+
+Migrating is an import change: ``tf.estimator.X`` becomes ``estlab.X``.
+Heavy modules (JAX, Flax, Orbax) load on first use of a name, so
+``import estlab`` stays fast.
+"""
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+__version__ = "0.1.0"
+
+# public name -> module that defines it
+_EXPORTS = {
+    "Estimator": "estlab.estimator",
+    "NanLossDuringTrainingError": "estlab.estimator",
+    "EstimatorSpec": "estlab.spec",
+    "ModeKeys": "estlab.spec",
+    "RunConfig": "estlab.run_config",
+    "SessionRunHook": "estlab.hooks",
+    "SessionRunContext": "estlab.hooks",
+    "SessionRunValues": "estlab.hooks",
+    "StopAtStepHook": "estlab.hooks",
+    "WarmStartSettings": "estlab.warm_starting",
+    "CheckpointMismatchError": "estlab.checkpoint",
+}
+_SUBMODULES = ("checkpoint", "hooks", "inputs", "metrics", "summary")
+
+__all__ = sorted(_EXPORTS) + list(_SUBMODULES) + ["__version__"]
+
+
+def __getattr__(name: str):
+  if name in _EXPORTS:
+    value = getattr(importlib.import_module(_EXPORTS[name]), name)
+    globals()[name] = value
+    return value
+  if name in _SUBMODULES:
+    return importlib.import_module(f"estlab.{name}")
+  raise AttributeError(f"module 'estlab' has no attribute {name!r}")
+
+
+def __dir__():
+  return __all__
+
+
+if TYPE_CHECKING:  # for type checkers and IDEs; not executed at run time
+  from estlab.checkpoint import CheckpointMismatchError
+  from estlab.estimator import Estimator, NanLossDuringTrainingError
+  from estlab.hooks import (SessionRunContext, SessionRunHook, SessionRunValues,
+                            StopAtStepHook)
+  from estlab.run_config import RunConfig
+  from estlab.spec import EstimatorSpec, ModeKeys
+  from estlab.warm_starting import WarmStartSettings

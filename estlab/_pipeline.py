@@ -1,0 +1,233 @@
+"""Host side of the input: call the input_fn, check batches, prefetch to device.
+
+input_fn → iterable of batches → validated numpy (one conversion per batch,
+none per example) → host transform (feature columns) → grouped for
+``steps_per_loop`` → ``jax.device_put`` — all in a background thread, so the
+next batches are ready on the device while the current step runs.
+"""
+from __future__ import annotations
+
+import inspect
+import queue
+import threading
+from typing import Any, Callable, Iterable, Iterator, Mapping
+
+import jax
+import numpy as np
+
+__all__ = ["call_input_fn", "split_batch", "group_for_loops", "Prefetcher"]
+
+_INPUT_FN_ARGS = ("mode", "params", "config", "input_context")
+
+
+def call_input_fn(input_fn: Callable, *, mode: str, params: Any, config: Any,
+                  input_context: Any = None) -> Iterable:
+  """Calls ``input_fn`` with the arguments it accepts; returns its batches."""
+  if not callable(input_fn):
+    raise TypeError(f"input_fn must be a callable returning batches, got "
+                    f"{input_fn!r}. Wrap data in a function: input_fn=lambda: "
+                    "batches, or use estlab.inputs.numpy_input_fn(...).")
+  available = dict(mode=mode, params=params, config=config,
+                   input_context=input_context)
+  sig = inspect.signature(input_fn)
+  kwargs = {n: available[n] for n in sig.parameters if n in _INPUT_FN_ARGS}
+  result = input_fn(**kwargs)
+  if hasattr(result, "as_numpy_iterator"):  # a tf.data.Dataset, when TF exists
+    result = result.as_numpy_iterator()
+  if isinstance(result, Mapping) or (
+      isinstance(result, tuple) and len(result) == 2 and
+      isinstance(result[0], Mapping)):
+    raise TypeError(
+        "input_fn returned a single batch (a dict or a (features, labels) "
+        "tuple); it must return an iterable of batches. Return [batch] for one "
+        "pass, or itertools.repeat(batch) to train on it repeatedly.")
+  try:
+    return iter(result)
+  except TypeError:
+    raise TypeError(f"input_fn returned {type(result).__name__} {result!r:.100}, "
+                    "which is not iterable; return an iterable of (features, "
+                    "labels) batches.") from None
+
+
+def _to_array(value: Any, name: str) -> Any:
+  if isinstance(value, (np.ndarray, jax.Array)):
+    return value
+  if hasattr(value, "to_numpy"):  # pandas Series / DataFrame
+    return value.to_numpy()
+  array = np.asarray(value)
+  if array.dtype.kind == "U":
+    array = array.astype(object)
+  return array
+
+
+def split_batch(item: Any, index: int) -> tuple[dict, Any]:
+  """Checks one batch from an input_fn; returns ``(features, labels)``.
+
+  Raises:
+    TypeError: the batch or its features are not the expected containers.
+    ValueError: arrays in the batch disagree on the batch size.
+  """
+  if isinstance(item, tuple) and len(item) == 2:
+    features, labels = item
+  elif isinstance(item, Mapping):
+    features, labels = item, None
+  else:
+    raise TypeError(f"Batch {index} from input_fn is {type(item).__name__} "
+                    f"{item!r:.200}; yield (features, labels) tuples or "
+                    "features dicts.")
+  if not isinstance(features, Mapping):
+    raise TypeError(
+        f"Batch {index}: features must be a dict of arrays, got "
+        f"{type(features).__name__} {features!r:.200}. Yield ({{'x': x}}, y).")
+  features = {k: _to_array(v, k) for k, v in features.items()}
+  if isinstance(labels, Mapping):
+    labels = {k: _to_array(v, k) for k, v in labels.items()}
+  elif labels is not None:
+    labels = _to_array(labels, "labels")
+  sizes = {}
+  for key, value in list(features.items()) + (
+      [(f"labels[{k!r}]", v) for k, v in labels.items()]
+      if isinstance(labels, Mapping) else [("labels", labels)]):
+    if value is None:
+      continue
+    if np.ndim(value) == 0:
+      raise ValueError(f"Batch {index}: {key!r} is a scalar {value!r}; every "
+                       "feature and label needs a leading batch dimension.")
+    sizes[key if isinstance(key, str) and key.startswith("labels")
+          else f"features[{key!r}]"] = np.shape(value)[0]
+  if len(set(sizes.values())) > 1:
+    raise ValueError(f"Batch {index}: arrays disagree on the batch size: "
+                     f"{sizes}. All features and labels of a batch need the "
+                     "same first dimension.")
+  return features, labels
+
+
+def check_no_strings(features: Mapping[str, Any]) -> None:
+  """Strings never enter jit: a clear error for any left after the transform."""
+  for key, value in features.items():
+    if getattr(value, "dtype", None) is not None and value.dtype.kind in "OUS":
+      raise TypeError(
+          f"Feature {key!r} holds strings (dtype {value.dtype}, e.g. "
+          f"{value.ravel()[:1].tolist()!r}); strings cannot enter a compiled "
+          "step. Encode them with estlab.feature_column (premade estimators do "
+          "this on the host) or map them to ids in the input_fn.")
+
+
+def _signature(batch: Any) -> Any:
+  return jax.tree.map(lambda a: (np.shape(a), np.asarray(a).dtype
+                                 if not isinstance(a, jax.Array) else a.dtype),
+                      batch)
+
+
+def group_for_loops(batches: Iterator, steps_per_loop: int,
+                    limit: int | None) -> Iterator[tuple[int, Any]]:
+  """Yields ``(n, batch)``: n=1 single batches, or n stacked on a new axis 0.
+
+  Stops pulling from ``batches`` once ``limit`` steps are covered. Batches of
+  a different shape than those pending are never stacked together.
+  """
+  remaining = limit
+  pending: list = []
+
+  def flush():
+    nonlocal remaining
+    for b in pending:
+      yield 1, b
+    if remaining is not None:
+      remaining -= len(pending)
+    pending.clear()
+
+  for batch in batches:
+    if steps_per_loop == 1 or (remaining is not None and
+                               remaining - len(pending) < steps_per_loop):
+      yield from flush()
+      yield 1, batch
+      if remaining is not None:
+        remaining -= 1
+    else:
+      if pending and _signature(pending[0]) != _signature(batch):
+        yield from flush()
+      pending.append(batch)
+      if len(pending) == steps_per_loop:
+        yield steps_per_loop, jax.tree.map(lambda *xs: np.stack(xs), *pending)
+        if remaining is not None:
+          remaining -= steps_per_loop
+        pending.clear()
+    if remaining is not None and remaining <= 0:
+      return
+  yield from flush()
+
+
+_END = object()
+
+
+class _Raised:
+
+  def __init__(self, error: BaseException):
+    self.error = error
+
+
+class Prefetcher:
+  """Runs ``source`` in a thread, ``size`` items ahead of the consumer.
+
+  Exceptions in the thread are raised in the consumer; ``close()`` stops the
+  thread (also when the consumer leaves early). ``size=0`` runs inline.
+  """
+
+  def __init__(self, source: Iterator, size: int):
+    self._source = source
+    self._size = size
+    self._stop = threading.Event()
+    self._queue: queue.Queue = queue.Queue(maxsize=max(size, 1))
+    self._thread = None
+    if size > 0:
+      self._thread = threading.Thread(target=self._run, daemon=True,
+                                      name="estlab-prefetch")
+      self._thread.start()
+
+  def _put(self, item) -> bool:
+    while not self._stop.is_set():
+      try:
+        self._queue.put(item, timeout=0.1)
+        return True
+      except queue.Full:
+        continue
+    return False
+
+  def _run(self) -> None:
+    try:
+      for item in self._source:
+        if not self._put(item):
+          return
+      self._put(_END)
+    except BaseException as e:  # pylint: disable=broad-except
+      self._put(_Raised(e))
+
+  def __iter__(self):
+    return self
+
+  def __next__(self):
+    if self._thread is None:
+      return next(self._source)
+    item = self._queue.get()
+    if item is _END:
+      self._queue.put(_END)
+      raise StopIteration
+    if isinstance(item, _Raised):
+      raise item.error
+    return item
+
+  def close(self) -> None:
+    self._stop.set()
+    if self._thread is not None:
+      self._thread.join(timeout=10)
+    close = getattr(self._source, "close", None)
+    if close is not None and (self._thread is None or
+                              not self._thread.is_alive()):
+      close()
+
+  def __enter__(self):
+    return self
+
+  def __exit__(self, *exc):
+    self.close()

@@ -1,0 +1,196 @@
+"""Compiled steps: a model_fn becomes jitted init / train / eval / predict.
+
+The model_fn runs inside a Flax module's ``@nn.compact`` ``__call__``, so
+linen modules called in it (``nn.Dense(5)(x)``) create their parameters on
+first use and reuse them after, as TF variables did. Every function here is
+pure over pytrees and compiled once per input shape; ``traces`` counts how
+often each was traced (one trace per compilation), so tests can assert it.
+"""
+from __future__ import annotations
+
+import collections
+from typing import Any, Callable, Mapping
+
+from flax import errors as flax_errors
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import optax
+
+from estlab._state import TrainState
+from estlab.spec import EstimatorSpec, ModeKeys
+
+__all__ = ["CompiledSteps"]
+
+
+class _ModelFnModule(nn.Module):
+  """Runs ``call(features, labels, mode)`` in a Flax module scope."""
+
+  call: Callable[..., EstimatorSpec]
+  mode: str
+
+  @nn.compact
+  def __call__(self, features, labels):
+    try:
+      return self.call(features, labels, self.mode)
+    except flax_errors.InvalidRngError as e:
+      if self.mode == ModeKeys.TRAIN:
+        raise
+      raise ValueError(
+          f"The model_fn asked for randomness in {self.mode!r} mode ({e}). "
+          "estlab gives a 'dropout' rng in TRAIN mode only: make dropout "
+          "deterministic otherwise, e.g. nn.Dropout(rate, deterministic="
+          "mode != estlab.ModeKeys.TRAIN).") from e
+
+
+def _learning_rate(opt_state: Any) -> jax.Array | None:
+  """The learning rate, when the optimizer exposes it (inject_hyperparams)."""
+  for node in jax.tree_util.tree_leaves(
+      opt_state, is_leaf=lambda x: hasattr(x, "hyperparams")):
+    hyperparams = getattr(node, "hyperparams", None)
+    if isinstance(hyperparams, Mapping) and "learning_rate" in hyperparams:
+      return jnp.asarray(hyperparams["learning_rate"], jnp.float32)
+  return None
+
+
+def _select(ok: jax.Array, new: Any, old: Any) -> Any:
+  return jax.tree.map(lambda a, b: jnp.where(ok, a, b), new, old)
+
+
+class CompiledSteps:
+  """The jitted functions of one Estimator, built once and reused.
+
+  Attributes:
+    traces: Counter of traces per function name.
+    hooks: mode -> hooks the model_fn returned when last traced.
+    export_outputs: export_outputs the PREDICT model_fn returned when traced.
+  """
+
+  def __init__(self, call: Callable[..., EstimatorSpec]):
+    self.traces = collections.Counter()
+    self.hooks: dict[str, tuple] = {m: () for m in ModeKeys.ALL}
+    self.export_outputs = None
+    self._module = {m: _ModelFnModule(call=call, mode=m) for m in ModeKeys.ALL}
+    self.init = jax.jit(self._init)
+    self.train_step = jax.jit(self._train_step, donate_argnums=0)
+    self.train_loop = jax.jit(self._train_loop, donate_argnums=0)
+    self.eval_step = jax.jit(self._eval_step, donate_argnums=0)
+    self.eval_result = jax.jit(self._eval_result)
+    self.predict_step = jax.jit(self._predict_step, static_argnames="keys")
+
+  # -- initialisation ---------------------------------------------------------
+
+  def _init(self, rng, features, labels) -> TrainState:
+    self.traces["init"] += 1
+    init_rng, dropout_rng, rng = jax.random.split(rng, 3)
+    spec, variables = self._module[ModeKeys.TRAIN].init_with_output(
+        {"params": init_rng, "dropout": dropout_rng}, features, labels)
+    variables = dict(variables)
+    params = variables.pop("params", {})
+    return TrainState(step=jnp.zeros((), jnp.int32), params=params,
+                      model_state=variables,
+                      opt_state=spec.train_op.init(params), rng=rng,
+                      bad_step=jnp.full((), -1, jnp.int32))
+
+  def abstract_variables(self, mode: str, features, labels) -> dict:
+    """Shapes of ``{'params': ..., <collections>}`` as the model_fn makes them."""
+    def init(features, labels):
+      rngs = {"params": jax.random.PRNGKey(0), "dropout": jax.random.PRNGKey(1)}
+      return dict(self._module[mode].init(rngs, features, labels))
+    return jax.eval_shape(init, features, labels)
+
+  # -- training ---------------------------------------------------------------
+
+  def _train_body(self, state: TrainState, features, labels):
+    dropout_rng = jax.random.fold_in(state.rng, state.step)
+    mutable = list(state.model_state)
+    static = {}
+
+    def loss_fn(params):
+      spec, new_model_state = self._module[ModeKeys.TRAIN].apply(
+          {"params": params, **state.model_state}, features, labels,
+          rngs={"dropout": dropout_rng}, mutable=mutable)
+      static["train_op"] = spec.train_op
+      static["hooks"] = spec.training_chief_hooks + spec.training_hooks
+      return spec.loss, (dict(new_model_state), dict(spec.summaries or {}))
+
+    (loss, (model_state, summaries)), grads = jax.value_and_grad(
+        loss_fn, has_aux=True)(state.params)
+    self.hooks[ModeKeys.TRAIN] = static["hooks"]
+    updates, opt_state = static["train_op"].update(
+        grads, state.opt_state, state.params)
+    params = optax.apply_updates(state.params, updates)
+    finite = jnp.isfinite(loss)
+    ok = finite & (state.bad_step < 0)
+    new_state = state.replace(
+        step=state.step + ok.astype(jnp.int32),
+        params=_select(ok, params, state.params),
+        opt_state=_select(ok, opt_state, state.opt_state),
+        model_state=_select(ok, model_state, state.model_state),
+        bad_step=jnp.where(finite | (state.bad_step >= 0), state.bad_step,
+                           state.step + 1))
+    outputs = {"loss": loss, "global_step": new_state.step,
+               "bad_step": new_state.bad_step}
+    lr = _learning_rate(opt_state)
+    if lr is not None:
+      outputs["learning_rate"] = lr
+    outputs.update({k: jnp.reshape(v, ()) for k, v in summaries.items()})
+    return new_state, outputs
+
+  def _train_step(self, state, features, labels):
+    self.traces["train_step"] += 1
+    return self._train_body(state, features, labels)
+
+  def _train_loop(self, state, features, labels):
+    """``steps_per_loop`` steps in one call; inputs carry a leading loop axis."""
+    self.traces["train_loop"] += 1
+    def body(s, batch):
+      return self._train_body(s, *batch)
+    return jax.lax.scan(body, state, (features, labels))
+
+  # -- evaluation -------------------------------------------------------------
+
+  def _eval_batch(self, variables, features, labels):
+    spec = self._module[ModeKeys.EVAL].apply(variables, features, labels)
+    self.hooks[ModeKeys.EVAL] = spec.evaluation_hooks
+    return {"loss": spec.loss, "metrics": dict(spec.eval_metric_ops or {})}
+
+  def empty_eval_accumulator(self, variables, features, labels) -> dict:
+    """Zeros shaped like one batch's metric states: the empty accumulator."""
+    shapes = jax.eval_shape(self._eval_batch, variables, features, labels)
+    zeros = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes["metrics"])
+    return {"loss_sum": jnp.zeros((), jnp.float32),
+            "batches": jnp.zeros((), jnp.int32), "metrics": zeros}
+
+  def _eval_step(self, acc, variables, features, labels):
+    self.traces["eval_step"] += 1
+    out = self._eval_batch(variables, features, labels)
+    merged = {name: acc["metrics"][name].merge(metric)
+              for name, metric in out["metrics"].items()}
+    return {"loss_sum": acc["loss_sum"] + out["loss"].astype(jnp.float32),
+            "batches": acc["batches"] + 1, "metrics": merged}
+
+  def _eval_result(self, acc):
+    self.traces["eval_result"] += 1
+    result = {name: m.compute() for name, m in acc["metrics"].items()}
+    result["loss"] = acc["loss_sum"] / jnp.maximum(acc["batches"], 1)
+    return result
+
+  # -- prediction -------------------------------------------------------------
+
+  def _predict_step(self, variables, features, keys=None):
+    self.traces["predict_step"] += 1
+    spec = self._module[ModeKeys.PREDICT].apply(variables, features, None)
+    self.hooks[ModeKeys.PREDICT] = spec.prediction_hooks
+    self.export_outputs = spec.export_outputs
+    predictions = spec.predictions
+    if keys is not None:
+      if not isinstance(predictions, Mapping):
+        raise ValueError(f"predict_keys={list(keys)!r} given, but the model_fn "
+                         "returns a single predictions array, not a dict.")
+      unknown = [k for k in keys if k not in predictions]
+      if unknown:
+        raise ValueError(f"predict_keys {unknown!r} are not among the "
+                         f"predictions {sorted(predictions)!r}.")
+      predictions = {k: predictions[k] for k in keys}
+    return predictions

@@ -1,0 +1,399 @@
+"""Estimator: tf.estimator's train / evaluate / predict on compiled JAX steps.
+
+Orchestration only: the compiled functions are in ``_step``, the host input
+pipeline in ``_pipeline``, the training loop in ``_loops``, checkpoints in
+``checkpoint`` and events in ``summary``. Parameters and optimizer state stay
+on the device between steps and between calls in the same process; a new
+process resumes from the latest checkpoint in ``model_dir``.
+
+Example:
+  >>> import flax.linen as nn, jax.numpy as jnp, numpy as np, optax, estlab
+  >>> def model_fn(features, labels, mode):
+  ...   y = nn.Dense(1)(features['x'])[:, 0]
+  ...   loss = jnp.mean((y - labels) ** 2)
+  ...   return estlab.EstimatorSpec(mode, predictions={'y': y}, loss=loss,
+  ...                               train_op=optax.sgd(0.1))
+  >>> x = np.linspace(0, 1, 64, dtype=np.float32)[:, None]
+  >>> est = estlab.Estimator(model_fn, config=estlab.RunConfig(progress_bar=False))
+  >>> est = est.train(lambda: [({'x': x}, 2 * x[:, 0])] * 20)
+  >>> est.evaluate(lambda: [({'x': x}, 2 * x[:, 0])])['global_step']
+  20
+"""
+from __future__ import annotations
+
+import copy
+import logging
+import os
+import tempfile
+from typing import Any, Callable, Iterator, Mapping, Sequence
+
+import jax
+import numpy as np
+from tqdm import auto as tqdm
+
+from estlab import checkpoint as ckpt_lib
+from estlab import summary
+from estlab._loops import NanLossDuringTrainingError, TrainLoop
+from estlab._pipeline import (Prefetcher, call_input_fn, check_no_strings,
+                              group_for_loops, split_batch)
+from estlab._step import CompiledSteps
+from estlab.hooks import SessionRunHook
+from estlab.run_config import RunConfig
+from estlab.spec import ModeKeys, call_model_fn, model_fn_args
+from estlab.warm_starting import WarmStartSettings, warm_start
+
+__all__ = ["Estimator", "NanLossDuringTrainingError"]
+
+logger = logging.getLogger("estlab")
+
+
+class Estimator:
+  """Trains, evaluates and predicts with a ``model_fn``, as tf.estimator.
+
+  Args:
+    model_fn: ``model_fn(features, labels, mode, params, config)`` (any subset
+      of these argument names) returning an ``estlab.EstimatorSpec``. It runs
+      inside a Flax module, so linen modules are called directly in it.
+    model_dir: where checkpoints and events go; None uses ``config.model_dir``
+      or else a fresh temporary directory.
+    config: an ``estlab.RunConfig``.
+    params: hyperparameters passed to the model_fn's ``params`` argument.
+    warm_start_from: a checkpoint path, a ``model_dir`` or a
+      ``WarmStartSettings`` to initialise parameters from, when ``model_dir``
+      holds no checkpoint yet.
+  """
+
+  def __init__(self, model_fn: Callable, model_dir: str | os.PathLike | None = None,
+               config: RunConfig | None = None, params: Mapping | None = None,
+               warm_start_from: Any = None):
+    self._model_fn = model_fn
+    self._model_fn_args = model_fn_args(model_fn)
+    if params and "params" not in self._model_fn_args:
+      raise ValueError(f"Estimator(params={params!r}) was given, but model_fn "
+                       "takes no `params` argument; add one or drop params.")
+    config = RunConfig() if config is None else config
+    if not isinstance(config, RunConfig):
+      raise TypeError(f"config must be an estlab.RunConfig, got {config!r}.")
+    if model_dir is not None:
+      model_dir = os.fspath(model_dir)
+    if (model_dir is not None and config.model_dir is not None and
+        os.path.abspath(model_dir) != os.path.abspath(config.model_dir)):
+      raise ValueError(
+          f"model_dir={model_dir!r} differs from config.model_dir="
+          f"{config.model_dir!r}; pass one of them, or the same value.")
+    model_dir = model_dir or config.model_dir
+    if model_dir is None:
+      model_dir = tempfile.mkdtemp(prefix="estlab_")
+      logger.warning("Using temporary folder as model directory: %s", model_dir)
+    self._model_dir = os.path.abspath(model_dir)
+    self._config = config.replace(model_dir=self._model_dir)
+    self._params = copy.deepcopy(dict(params or {}))
+    self._warm_start = (None if warm_start_from is None else
+                        WarmStartSettings.from_value(warm_start_from))
+    seed = self._config.tf_random_seed
+    self._seed = int(np.random.SeedSequence().generate_state(1)[0] >> 1) if (
+        seed is None) else seed
+    self._steps: CompiledSteps | None = None
+    self._checkpointer: ckpt_lib.Checkpointer | None = None
+    self._state = None        # TrainState on the device, or None
+    self._state_step = None   # the checkpointed step self._state equals
+    self._restored = None     # (checkpoint path, variables) for eval/predict
+
+  # -- tf.estimator's read-only properties ------------------------------------
+
+  @property
+  def model_dir(self) -> str:
+    return self._model_dir
+
+  @property
+  def config(self) -> RunConfig:
+    return self._config
+
+  @property
+  def params(self) -> dict:
+    return copy.deepcopy(self._params)
+
+  @property
+  def model_fn(self) -> Callable:
+    return self._model_fn
+
+  # -- hooks for subclasses (premade estimators) ------------------------------
+
+  def _host_transform(self, features: dict, labels: Any, mode: str
+                      ) -> tuple[dict, Any]:
+    """Host-side encoding before the compiled step (feature columns, vocab)."""
+    del mode
+    return features, labels
+
+  def _placement(self, mode: str) -> Callable[[Any], Any]:
+    """Puts a host batch on the device(s); strategies shard it."""
+    del mode
+    return jax.device_put
+
+  # -- plumbing ---------------------------------------------------------------
+
+  def _compiled(self) -> CompiledSteps:
+    if self._steps is None:
+      args, params, config = self._model_fn_args, self._params, self._config
+
+      def call(features, labels, mode):
+        return call_model_fn(self._model_fn, args, features, labels, mode,
+                             params, config)
+      self._steps = CompiledSteps(call)
+    return self._steps
+
+  def _ckpt(self) -> ckpt_lib.Checkpointer:
+    if self._checkpointer is None:
+      self._checkpointer = ckpt_lib.Checkpointer(
+          self._model_dir, max_to_keep=self._config.keep_checkpoint_max,
+          async_save=self._config.async_checkpoints)
+    return self._checkpointer
+
+  def _batches(self, input_fn: Callable, mode: str, *, limit: int | None,
+               steps_per_loop: int = 1) -> Prefetcher:
+    source = call_input_fn(input_fn, mode=mode, params=self.params,
+                           config=self._config)
+    takes_labels = "labels" in self._model_fn_args
+
+    def host():
+      for index, item in enumerate(source):
+        features, labels = split_batch(item, index)
+        if labels is not None and not takes_labels:
+          raise ValueError("input_fn yields labels but model_fn takes no "
+                           "`labels` argument; add one or yield features only.")
+        features, labels = self._host_transform(features, labels, mode)
+        check_no_strings(features)
+        if labels is not None:
+          check_no_strings(labels if isinstance(labels, Mapping)
+                           else {"labels": labels})
+        yield features, labels
+
+    put = self._placement(mode)
+    grouped = group_for_loops(host(), steps_per_loop, limit)
+    return Prefetcher(((n, put(batch)) for n, batch in grouped),
+                      self._config.prefetch_batches)
+
+  @staticmethod
+  def _first(batches: Iterator, input_fn: Callable) -> tuple[int, Any]:
+    try:
+      return next(batches)
+    except StopIteration:
+      raise ValueError(f"input_fn {input_fn!r} yielded no batches; it must "
+                       "yield at least one (features, labels) batch.") from None
+
+  def _rng(self) -> jax.Array:
+    return jax.random.PRNGKey(self._seed)
+
+  def _train_state(self, features: Any, labels: Any) -> Any:
+    latest = self._ckpt().latest_step()
+    if self._state is not None and latest == self._state_step:
+      return self._state
+    steps = self._compiled()
+    if latest is None:
+      state = steps.init(self._rng(), features, labels)
+      if self._warm_start is not None:
+        state = state.replace(params=warm_start(state.params, self._warm_start))
+      return state
+    abstract = jax.eval_shape(steps.init, self._rng(), features, labels)
+    logger.info("Restoring parameters from %s", self._ckpt().path(latest))
+    return self._ckpt().restore(abstract, step=latest)
+
+  def _checkpoint_path(self, checkpoint_path: str | None) -> str:
+    path = checkpoint_path or self.latest_checkpoint()
+    if path is None:
+      raise ValueError(f"Could not find a trained model in model_dir "
+                       f"{self._model_dir!r}: train first, or pass "
+                       "checkpoint_path (or warm_start_from) to a checkpoint.")
+    return os.path.abspath(path)
+
+  def _variables(self, mode: str, features: Any, labels: Any,
+                 checkpoint_path: str | None) -> tuple[dict, int]:
+    """``({'params': ..., <collections>}, global_step)`` of a checkpoint."""
+    path = self._checkpoint_path(checkpoint_path)
+    if (self._state is not None and self._state_step is not None and
+        path == os.path.abspath(self._ckpt().path(self._state_step))):
+      state = self._state
+      return {"params": state.params, **state.model_state}, self._state_step
+    if self._restored is None or self._restored[0] != path:
+      abstract = self._compiled().abstract_variables(mode, features, labels)
+      variables = self._ckpt().restore_variables(abstract, path=path)
+      step = int(self._ckpt().read_metadata(path=path)["step"])
+      self._restored = (path, variables, step)
+    return self._restored[1], self._restored[2]
+
+  # -- train / evaluate / predict ---------------------------------------------
+
+  def train(self, input_fn: Callable, hooks: Sequence[SessionRunHook] | None = None,
+            steps: int | None = None, max_steps: int | None = None,
+            saving_listeners: Any = None) -> "Estimator":
+    """Trains on ``input_fn``'s batches; returns ``self``.
+
+    Args:
+      input_fn: returns an iterable of ``(features, labels)`` batches.
+      hooks: ``SessionRunHook`` instances.
+      steps: train this many more steps (or until the input ends).
+      max_steps: train until the global step reaches this; a no-op when it
+        already has. Giving both ``steps`` and ``max_steps`` is an error.
+      saving_listeners: accepted for compatibility; must be empty.
+    """
+    if steps is not None and max_steps is not None:
+      raise ValueError(f"train(steps={steps!r}, max_steps={max_steps!r}): give "
+                       "at most one (steps adds to the global step, max_steps "
+                       "is absolute).")
+    for name, value in (("steps", steps), ("max_steps", max_steps)):
+      if value is not None and (not isinstance(value, (int, np.integer)) or
+                                value <= 0):
+        raise ValueError(f"train({name}={value!r}): must be a positive int.")
+    if saving_listeners:
+      raise ValueError("saving_listeners are not supported; use a "
+                       "SessionRunHook that reads estimator.latest_checkpoint().")
+    start = self._ckpt().latest_step() or 0
+    if max_steps is not None and start >= max_steps:
+      logger.info("Skipping training since max_steps=%d has already been "
+                  "reached (global step %d).", max_steps, start)
+      return self
+    limit = steps if steps is not None else (
+        None if max_steps is None else max_steps - start)
+    config = self._config
+    compiled = self._compiled()
+    with self._batches(input_fn, ModeKeys.TRAIN, limit=limit,
+                       steps_per_loop=config.steps_per_loop) as batches:
+      n, (features, labels) = self._first(batches, input_fn)
+      one = features, labels
+      if n > 1:
+        one = jax.tree.map(lambda a: a[0], (features, labels))
+      state = self._train_state(*one)
+      self._state = None  # donated by the steps below until the loop returns
+      writer = summary.TensorBoardWriter(self._model_dir)
+
+      def save(s):
+        self._ckpt().save(s, metadata={"model": type(self).__name__})
+
+      loop = TrainLoop(step_fns=(compiled.train_step, compiled.train_loop),
+                       save=save, writer=writer, config=config,
+                       model_dir=self._model_dir, hooks=hooks or (),
+                       spec_hooks=lambda: compiled.hooks[ModeKeys.TRAIN])
+
+      def chained():
+        yield n, (features, labels)
+        yield from batches
+      try:
+        state, saved = loop.run(state, chained(), limit)
+      finally:
+        writer.close()
+        self._ckpt().wait_until_finished()  # also after an error: keep saves
+    self._state, self._state_step = state, saved
+    return self
+
+  def evaluate(self, input_fn: Callable, steps: int | None = None,
+               hooks: Sequence[SessionRunHook] | None = None,
+               checkpoint_path: str | None = None, name: str | None = None
+               ) -> dict[str, Any]:
+    """Evaluates a checkpoint (the latest by default) on ``input_fn``.
+
+    Returns:
+      A dict with ``loss`` (mean over batches), ``global_step`` and every
+      metric in the model_fn's ``eval_metric_ops``; also written as events to
+      ``eval_dir(name)``.
+    """
+    if steps is not None and (not isinstance(steps, (int, np.integer)) or steps <= 0):
+      raise ValueError(f"evaluate(steps={steps!r}): must be a positive int or "
+                       "None (until the input ends).")
+    compiled = self._compiled()
+    hooks = list(hooks or ())
+    with self._batches(input_fn, ModeKeys.EVAL, limit=steps) as batches:
+      _, (features, labels) = self._first(batches, input_fn)
+      variables, global_step = self._variables(ModeKeys.EVAL, features, labels,
+                                               checkpoint_path)
+      acc = compiled.empty_eval_accumulator(variables, features, labels)
+      for hook in hooks:
+        hook.begin()
+      bar = tqdm.tqdm(desc="evaluate", unit="batch", total=steps, leave=False,
+                      disable=not self._config.progress_bar)
+      with bar:
+        acc = compiled.eval_step(acc, variables, features, labels)
+        bar.update()
+        for _, (features, labels) in batches:
+          acc = compiled.eval_step(acc, variables, features, labels)
+          bar.update()
+    result = {k: np.asarray(v) for k, v in
+              jax.device_get(compiled.eval_result(acc)).items()}
+    result["global_step"] = np.int64(global_step)
+    with summary.TensorBoardWriter(self.eval_dir(name)) as writer:
+      writer.write_scalars(global_step, {k: float(v) for k, v in result.items()
+                                         if k != "global_step" and np.ndim(v) == 0})
+    for hook in hooks + list(compiled.hooks[ModeKeys.EVAL]):
+      hook.end(None)
+    logger.info("Saving dict for global step %d: %s", global_step,
+                ", ".join(f"{k} = {v:.6g}" for k, v in sorted(result.items())))
+    return result
+
+  def predict(self, input_fn: Callable, predict_keys: Sequence[str] | str | None = None,
+              hooks: Sequence[SessionRunHook] | None = None,
+              checkpoint_path: str | None = None,
+              yield_single_examples: bool = True) -> Iterator[Any]:
+    """Yields predictions of a checkpoint (the latest by default).
+
+    Yields:
+      One dict per example (``yield_single_examples=True``) or per batch; a
+      bare array when the model_fn's predictions are not a dict.
+    """
+    if isinstance(predict_keys, str):
+      predict_keys = [predict_keys]
+    keys = None if predict_keys is None else tuple(predict_keys)
+    compiled = self._compiled()
+    with self._batches(input_fn, ModeKeys.PREDICT, limit=None) as batches:
+      _, (features, _) = self._first(batches, input_fn)
+      variables, _ = self._variables(ModeKeys.PREDICT, features, None,
+                                     checkpoint_path)
+      for hook in hooks or ():
+        hook.begin()
+      pending = compiled.predict_step(variables, features, keys=keys)
+      for _, (features, _) in batches:
+        ready, pending = pending, compiled.predict_step(variables, features,
+                                                        keys=keys)
+        yield from self._emit(ready, yield_single_examples)
+      yield from self._emit(pending, yield_single_examples)
+    for hook in list(hooks or ()) + list(compiled.hooks[ModeKeys.PREDICT]):
+      hook.end(None)
+
+  @staticmethod
+  def _emit(predictions: Any, single: bool) -> Iterator[Any]:
+    host = jax.device_get(predictions)
+    if not single:
+      yield host
+      return
+    if isinstance(host, Mapping):
+      rows = len(next(iter(host.values())))
+      for i in range(rows):
+        yield {k: v[i] for k, v in host.items()}
+    else:
+      yield from host
+
+  # -- variables and checkpoints ----------------------------------------------
+
+  def latest_checkpoint(self) -> str | None:
+    """Path of the newest checkpoint in ``model_dir`` (``model_dir/<step>``)."""
+    return ckpt_lib.latest_checkpoint(self._model_dir)
+
+  def get_variable_names(self) -> list[str]:
+    """Names of the saved parameters: paths joined by ``/``."""
+    return sorted(ckpt_lib.flatten_names(
+        self._ckpt().restore_params(path=self._checkpoint_path(None))))
+
+  def get_variable_value(self, name: str) -> np.ndarray:
+    """Value of one saved parameter, as numpy, from the latest checkpoint."""
+    values = ckpt_lib.flatten_names(
+        self._ckpt().restore_params(path=self._checkpoint_path(None)))
+    if name not in values:
+      raise ValueError(f"No variable {name!r} in the latest checkpoint; "
+                       f"variables are {sorted(values)!r}.")
+    return np.asarray(values[name])
+
+  def eval_dir(self, name: str | None = None) -> str:
+    """``model_dir/eval`` or ``model_dir/eval_<name>``, where eval events go."""
+    return os.path.join(self._model_dir, "eval" if not name else f"eval_{name}")
+
+  def train_step_cache_size(self) -> int:
+    """How many compiled versions of the train step exist (one per shape)."""
+    return self._compiled().train_step._cache_size()  # pylint: disable=protected-access

@@ -1,0 +1,125 @@
+"""Hooks around the training, evaluation and prediction loops.
+
+``SessionRunHook`` keeps tf.estimator's method names so ported hooks read the
+same; there is no session on JAX, so ``run_context`` carries the global step
+and ``run_values.results`` the step's outputs (``loss`` and summaries) as
+numpy values, fetched from the device only when a hook reads them. With
+``RunConfig(steps_per_loop=N)`` hooks run once per loop of N steps, as with
+TPUEstimator.
+
+Periodic work inside the engine (summaries, logs, checkpoints) uses
+``PeriodicTrigger`` (CLU's ``every_steps``/``every_secs``), not hooks.
+"""
+from __future__ import annotations
+
+import time
+from typing import Any, Callable, Mapping
+
+__all__ = ["SessionRunHook", "SessionRunContext", "SessionRunValues",
+           "StopAtStepHook", "PeriodicTrigger"]
+
+
+class SessionRunContext:
+  """What a hook sees around one step (or one loop of steps)."""
+
+  def __init__(self, global_step: int, mode: str):
+    self.global_step = global_step
+    self.mode = mode
+    self._stop_requested = False
+
+  def request_stop(self) -> None:
+    """Ends the loop after this step (training then saves a checkpoint)."""
+    self._stop_requested = True
+
+  @property
+  def stop_requested(self) -> bool:
+    return self._stop_requested
+
+
+class SessionRunValues:
+  """The outputs of a step; ``results`` fetches them to numpy on first use."""
+
+  def __init__(self, fetch: Callable[[], Mapping[str, Any]]):
+    self._fetch = fetch
+    self._results = None
+
+  @property
+  def results(self) -> Mapping[str, Any]:
+    if self._results is None:
+      self._results = dict(self._fetch())
+    return self._results
+
+
+class SessionRunHook:
+  """Base class of hooks; override any of the methods (all no-ops here)."""
+
+  def begin(self) -> None:
+    """Called once before the loop starts."""
+
+  def after_create_session(self, session: Any = None, coord: Any = None) -> None:
+    """Called once the state is initialised or restored (session is None)."""
+
+  def before_run(self, run_context: SessionRunContext) -> None:
+    """Called before each step (or loop); the return value is ignored."""
+
+  def after_run(self, run_context: SessionRunContext,
+                run_values: SessionRunValues) -> None:
+    """Called after each step (or loop); may call run_context.request_stop()."""
+
+  def end(self, session: Any = None) -> None:
+    """Called once after the loop ends normally."""
+
+
+class StopAtStepHook(SessionRunHook):
+  """Requests a stop after ``num_steps`` more steps or at ``last_step``."""
+
+  def __init__(self, num_steps: int | None = None, last_step: int | None = None):
+    if (num_steps is None) == (last_step is None):
+      raise ValueError(f"StopAtStepHook(num_steps={num_steps!r}, last_step="
+                       f"{last_step!r}): give exactly one of them.")
+    self._num_steps = num_steps
+    self._last_step = last_step
+
+  def after_create_session(self, session=None, coord=None):
+    del session, coord
+
+  def before_run(self, run_context):
+    if self._last_step is None:
+      self._last_step = run_context.global_step + self._num_steps
+
+  def after_run(self, run_context, run_values):
+    del run_values
+    if run_context.global_step >= self._last_step:
+      run_context.request_stop()
+
+
+class PeriodicTrigger:
+  """Fires every N steps and/or every S seconds (CLU's periodic actions).
+
+  Works with steps that advance by more than one (``steps_per_loop``): it
+  fires when a multiple of ``every_steps`` was crossed. Time is passed in, so
+  tests need no sleeps.
+  """
+
+  def __init__(self, every_steps: int | None = None,
+               every_secs: float | None = None, *, start_step: int = 0,
+               start_time: float | None = None):
+    self.every_steps = every_steps or None
+    self.every_secs = every_secs
+    self._last_step = start_step
+    self._last_time = time.monotonic() if start_time is None else start_time
+
+  @property
+  def enabled(self) -> bool:
+    return self.every_steps is not None or self.every_secs is not None
+
+  def __call__(self, step: int, now: float | None = None) -> bool:
+    now = time.monotonic() if now is None else now
+    fire = False
+    if self.every_steps is not None:
+      fire = step // self.every_steps > self._last_step // self.every_steps
+    if self.every_secs is not None and now - self._last_time >= self.every_secs:
+      fire = fire or step > self._last_step
+    if fire:
+      self._last_step, self._last_time = step, now
+    return fire

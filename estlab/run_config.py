@@ -1,0 +1,191 @@
+"""RunConfig: how an Estimator runs (where it writes, how often, on what).
+
+Mirrors ``tf.estimator.RunConfig``: the same names, defaults and rules, frozen,
+with ``.replace(**kw)``. Additions for JAX are at the end of the signature.
+
+Example:
+  >>> import estlab
+  >>> config = estlab.RunConfig(save_checkpoints_steps=100)
+  >>> config.replace(steps_per_loop=50).steps_per_loop
+  50
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Any
+
+__all__ = ["RunConfig"]
+
+
+class _UseDefault:
+  """Sentinel: 'not given', so an explicit None can mean 'never'."""
+
+  def __repr__(self):
+    return "<default>"
+
+
+_USE_DEFAULT = _UseDefault()
+_DEFAULT_SAVE_CHECKPOINTS_SECS = 600
+
+
+def _check_nonneg_int(name: str, value: Any, *, allow_none: bool,
+                      positive: bool = False) -> None:
+  if value is None and allow_none:
+    return
+  ok = isinstance(value, int) and not isinstance(value, bool)
+  ok = ok and (value > 0 if positive else value >= 0)
+  if not ok:
+    kind = "a positive int" if positive else "a non-negative int"
+    extra = " or None" if allow_none else ""
+    raise ValueError(f"RunConfig({name}={value!r}): {name} must be {kind}{extra}.")
+
+
+@dataclasses.dataclass(frozen=True, init=False)
+class RunConfig:
+  """Configuration of an Estimator run, as ``tf.estimator.RunConfig``.
+
+  Args:
+    model_dir: where checkpoints and events go; ``None`` lets the Estimator
+      pick (its own ``model_dir`` or a fresh temporary directory).
+    tf_random_seed: seed of parameter initialisation and dropout; ``None``
+      draws one at random (as TF does).
+    save_summary_steps: write TensorBoard summaries every N global steps.
+    save_checkpoints_steps: save a checkpoint every N global steps.
+    save_checkpoints_secs: save a checkpoint every N seconds. Giving both is an
+      error; giving neither means every 600 seconds (TF's rule); passing both
+      as ``None`` explicitly saves only at the end of each ``train`` call.
+    keep_checkpoint_max: how many recent checkpoints to keep (None: all).
+    log_step_count_steps: log loss and steps/sec every N global steps.
+    train_distribute: a strategy from ``estlab.distribute`` for training.
+    eval_distribute: a strategy for evaluation (defaults to train_distribute).
+    steps_per_loop: steps run inside one compiled call (``lax.scan``), like
+      TPUEstimator's ``iterations_per_loop``; hooks, summaries and
+      checkpoints are then handled once per loop.
+    progress_bar: show a tqdm progress bar on train/evaluate/predict.
+    async_checkpoints: write checkpoints in the background (Orbax async).
+    prefetch_batches: host batches converted and put on the device ahead of
+      the running step.
+    session_config, keep_checkpoint_every_n_hours, device_fn, protocol,
+    experimental_max_worker_delay_secs, session_creation_timeout_secs,
+    checkpoint_save_graph_def: accepted so TF code ports unchanged; they have
+      no meaning on JAX and are ignored.
+  """
+
+  model_dir: str | None
+  tf_random_seed: int | None
+  save_summary_steps: int | None
+  save_checkpoints_steps: int | None
+  save_checkpoints_secs: float | None
+  keep_checkpoint_max: int | None
+  log_step_count_steps: int | None
+  train_distribute: Any
+  eval_distribute: Any
+  steps_per_loop: int
+  progress_bar: bool
+  async_checkpoints: bool
+  prefetch_batches: int
+  session_config: Any
+  keep_checkpoint_every_n_hours: Any
+  device_fn: Any
+  protocol: Any
+  experimental_max_worker_delay_secs: Any
+  session_creation_timeout_secs: Any
+  checkpoint_save_graph_def: Any
+
+  def __init__(self, model_dir=None, tf_random_seed=None,
+               save_summary_steps=100, save_checkpoints_steps=_USE_DEFAULT,
+               save_checkpoints_secs=_USE_DEFAULT, session_config=None,
+               keep_checkpoint_max=5, keep_checkpoint_every_n_hours=10000,
+               log_step_count_steps=100, train_distribute=None, device_fn=None,
+               protocol=None, eval_distribute=None,
+               experimental_max_worker_delay_secs=None,
+               session_creation_timeout_secs=7200,
+               checkpoint_save_graph_def=True, *, steps_per_loop=1,
+               progress_bar=True, async_checkpoints=True, prefetch_batches=2):
+    steps, secs = save_checkpoints_steps, save_checkpoints_secs
+    if steps is _USE_DEFAULT and secs is _USE_DEFAULT:
+      steps, secs = None, _DEFAULT_SAVE_CHECKPOINTS_SECS
+    elif secs is _USE_DEFAULT:
+      secs = None
+    elif steps is _USE_DEFAULT:
+      steps = None
+    elif steps is not None and secs is not None:
+      raise ValueError(
+          f"RunConfig(save_checkpoints_steps={steps!r}, save_checkpoints_secs="
+          f"{secs!r}): set at most one of them (as in tf.estimator).")
+    if model_dir is not None:
+      model_dir = os.fspath(model_dir)
+    values = dict(
+        model_dir=model_dir, tf_random_seed=tf_random_seed,
+        save_summary_steps=save_summary_steps, save_checkpoints_steps=steps,
+        save_checkpoints_secs=secs, keep_checkpoint_max=keep_checkpoint_max,
+        log_step_count_steps=log_step_count_steps,
+        train_distribute=train_distribute,
+        eval_distribute=eval_distribute, steps_per_loop=steps_per_loop,
+        progress_bar=bool(progress_bar), async_checkpoints=bool(async_checkpoints),
+        prefetch_batches=prefetch_batches, session_config=session_config,
+        keep_checkpoint_every_n_hours=keep_checkpoint_every_n_hours,
+        device_fn=device_fn, protocol=protocol,
+        experimental_max_worker_delay_secs=experimental_max_worker_delay_secs,
+        session_creation_timeout_secs=session_creation_timeout_secs,
+        checkpoint_save_graph_def=checkpoint_save_graph_def)
+    for name, value in values.items():
+      object.__setattr__(self, name, value)
+    self._validate()
+
+  def _validate(self) -> None:
+    for name in ("save_summary_steps", "save_checkpoints_steps",
+                 "keep_checkpoint_max", "log_step_count_steps"):
+      _check_nonneg_int(name, getattr(self, name), allow_none=True)
+    _check_nonneg_int("steps_per_loop", self.steps_per_loop, allow_none=False,
+                      positive=True)
+    _check_nonneg_int("prefetch_batches", self.prefetch_batches,
+                      allow_none=False)
+    secs = self.save_checkpoints_secs
+    if secs is not None and (isinstance(secs, bool) or
+                             not isinstance(secs, (int, float)) or secs < 0):
+      raise ValueError(f"RunConfig(save_checkpoints_secs={secs!r}): must be a "
+                       "non-negative number of seconds or None.")
+    seed = self.tf_random_seed
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+      raise ValueError(f"RunConfig(tf_random_seed={seed!r}): must be an int or "
+                       "None.")
+
+  def replace(self, **kwargs) -> "RunConfig":
+    """Returns a copy with the given fields changed, validated again."""
+    unknown = sorted(set(kwargs) - {f.name for f in dataclasses.fields(self)})
+    if unknown:
+      raise ValueError(f"RunConfig.replace got unknown field(s) {unknown!r}; "
+                       f"fields are {[f.name for f in dataclasses.fields(self)]}.")
+    values = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+    # An explicit cadence replaces the other one, as in tf.estimator.
+    if "save_checkpoints_steps" in kwargs and "save_checkpoints_secs" not in kwargs:
+      values["save_checkpoints_secs"] = _USE_DEFAULT
+    if "save_checkpoints_secs" in kwargs and "save_checkpoints_steps" not in kwargs:
+      values["save_checkpoints_steps"] = _USE_DEFAULT
+    values.update(kwargs)
+    if (values["save_checkpoints_steps"] is _USE_DEFAULT and
+        values["save_checkpoints_secs"] is None):
+      values["save_checkpoints_secs"] = _USE_DEFAULT
+    return RunConfig(**values)
+
+  # tf.estimator's read-only cluster properties, for code that reads them.
+  @property
+  def is_chief(self) -> bool:
+    import jax  # pylint: disable=g-import-not-at-top
+    return jax.process_index() == 0
+
+  @property
+  def num_worker_replicas(self) -> int:
+    import jax  # pylint: disable=g-import-not-at-top
+    return jax.process_count()
+
+  @property
+  def task_id(self) -> int:
+    import jax  # pylint: disable=g-import-not-at-top
+    return jax.process_index()
+
+  @property
+  def task_type(self) -> str:
+    return "chief" if self.is_chief else "worker"
