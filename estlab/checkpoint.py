@@ -1,0 +1,637 @@
+"""The Estimator's checkpoints: an Orbax ``CheckpointManager`` behind a small API.
+
+``Checkpointer`` saves and restores a ``TrainState`` under ``model_dir``, and
+answers what tf.estimator's checkpoint functions answered (latest checkpoint,
+variable names and values). Orbax does the work; this module only fixes the
+layout and checks that a checkpoint fits the model before reading arrays.
+(Past 500 lines because the layout is a user-facing contract, documented here.)
+
+On-disk layout (a contract: readable with plain Orbax, without estlab)::
+
+  model_dir/
+    <step>/                  one Orbax CheckpointManager step directory
+      _CHECKPOINT_METADATA   Orbax's step metadata (items, commit time)
+      params/                StandardSave of TrainState.params
+      opt_state/             StandardSave of TrainState.opt_state
+      extra/                 StandardSave of {'step', 'rng', 'bad_step',
+                             'model_state'}
+      metadata/metadata      JSON: {'step': int, 'estlab_version': str,
+                             'time': unix seconds, 'variables':
+                             {'Dense_0/kernel': [shape, dtype], ...},
+                             **the caller's metadata}
+
+Reading it with Orbax alone (the snippet the README shows)::
+
+  import orbax.checkpoint as ocp
+
+  mngr = ocp.CheckpointManager(model_dir)
+  step = mngr.latest_step()
+  restored = mngr.restore(step, args=ocp.args.Composite(
+      params=ocp.args.StandardRestore(),
+      metadata=ocp.args.JsonRestore()))
+  params, info = restored['params'], restored['metadata']
+
+Notes on Orbax (checked against orbax-checkpoint 0.12):
+
+* Saves are atomic: Orbax writes ``<step>.orbax-checkpoint-tmp`` and renames
+  it to ``<step>`` once every item is written (on GCS, where renames are not
+  atomic, it writes a ``commit_success.txt`` marker instead). Step listing
+  ignores unfinished directories, so a crash mid-save never becomes the
+  latest checkpoint.
+* optax states (NamedTuples, ``optax.EmptyState()``, empty tuples and dicts)
+  and an empty ``model_state`` round-trip as they are when restored onto a
+  target, so they are stored unflattened and stay readable by plain Orbax.
+  As a safety net, restored subtrees are re-assembled into the target's exact
+  treedef, matching leaves by their '/'-joined path.
+"""
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import os
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import jax
+import numpy as np
+import orbax.checkpoint as ocp
+from etils import epath
+
+from estlab._state import TrainState
+
+__all__ = [
+    'CheckpointMismatchError',
+    'Checkpointer',
+    'flatten_names',
+    'latest_checkpoint',
+]
+
+_ARRAY_ITEMS = ('params', 'opt_state', 'extra')
+_METADATA_ITEM = 'metadata'
+_RESERVED_METADATA = ('step', 'estlab_version', 'time', 'variables')
+
+
+class CheckpointMismatchError(ValueError):
+  """A checkpoint's variables do not match the model restoring it."""
+
+
+def flatten_names(tree: Any) -> dict[str, Any]:
+  """Flattens a pytree into ``{'/'-joined path: leaf}``, in leaf order.
+
+  Dict keys, NamedTuple fields and sequence indices all become path parts, so
+  a Flax params dict gives tf.estimator-like variable names.
+
+  Args:
+    tree: a pytree, typically Flax params.
+
+  Returns:
+    A dict from names such as ``'Net_0/Dense_0/kernel'`` to leaves.
+
+  Example:
+    >>> flatten_names({'Dense_0': {'bias': 1, 'kernel': 2}})
+    {'Dense_0/bias': 1, 'Dense_0/kernel': 2}
+  """
+  flat, _ = jax.tree_util.tree_flatten_with_path(tree)
+  return {'/'.join(_key_name(k) for k in path): leaf for path, leaf in flat}
+
+
+def latest_checkpoint(model_dir: str | os.PathLike) -> str | None:
+  """Returns the newest complete checkpoint directory under ``model_dir``.
+
+  Like ``tf.train.latest_checkpoint``; the result is a valid ``path=`` for
+  ``Checkpointer.restore`` and Estimator's ``checkpoint_path``.
+
+  Args:
+    model_dir: the Estimator's model directory.
+
+  Returns:
+    ``'model_dir/<step>'`` for the highest finished step, or None if there is
+    none (or ``model_dir`` does not exist).
+
+  Example:
+    >>> latest_checkpoint('/tmp/no/such/dir') is None
+    True
+  """
+  directory = _normalize(model_dir)
+  if not epath.Path(directory).is_dir():
+    return None
+  mngr = _make_manager(directory, read_only=True)
+  try:
+    step = mngr.latest_step()
+  finally:
+    mngr.close()
+  return None if step is None else _join(directory, step)
+
+
+class Checkpointer:
+  """Saves and restores ``TrainState``s as Orbax checkpoints in a directory.
+
+  Example:
+    >>> ckpt = Checkpointer('/tmp/model')       # doctest: +SKIP
+    >>> ckpt.save(state)                        # doctest: +SKIP
+    '/tmp/model/100'
+    >>> state = ckpt.restore(jax.eval_shape(lambda: state))  # doctest: +SKIP
+    >>> ckpt.close()                            # doctest: +SKIP
+  """
+
+  def __init__(
+      self,
+      directory: str | os.PathLike,
+      *,
+      max_to_keep: int | None = 5,
+      async_save: bool = True,
+  ):
+    """Stores the settings; the directory is created on the first save.
+
+    Args:
+      directory: the model_dir; step directories go directly under it.
+      max_to_keep: keep the newest this many checkpoints (None keeps all).
+      async_save: if True, ``save`` returns once the arrays are on the host and
+        the files are written in a background thread.
+    """
+    if max_to_keep is not None and (
+        isinstance(max_to_keep, bool)
+        or not isinstance(max_to_keep, int)
+        or max_to_keep < 1
+    ):
+      raise ValueError(
+          f'max_to_keep must be a positive int or None, got {max_to_keep!r}. '
+          'Pass e.g. max_to_keep=5, or None to keep every checkpoint.'
+      )
+    self.directory = _normalize(directory)
+    self.max_to_keep = max_to_keep
+    self.async_save = async_save
+    self._mngr: ocp.CheckpointManager | None = None
+    self._readers: dict[str, ocp.CheckpointManager] = {}
+
+  def __enter__(self) -> Checkpointer:
+    return self
+
+  def __exit__(self, *exc_info) -> None:
+    self.close()
+
+  def latest_step(self) -> int | None:
+    """Returns the newest finished (or in-flight, from this object) step."""
+    steps = self.all_steps()
+    return steps[-1] if steps else None
+
+  def all_steps(self) -> list[int]:
+    """Returns the steps of all checkpoints in the directory, ascending."""
+    return _steps(self._manager(create=False))
+
+  def path(self, step: int) -> str:
+    """Returns the directory of ``step``'s checkpoint: ``model_dir/<step>``."""
+    return _join(self.directory, int(step))
+
+  def save(
+      self, state: TrainState, metadata: Mapping[str, Any] | None = None
+  ) -> str:
+    """Saves ``state`` as the checkpoint for step ``int(state.step)``.
+
+    The write is atomic (see the module docstring). With ``async_save`` this
+    returns once the arrays are copied to host memory, so the caller may then
+    donate or overwrite the device buffers; call ``wait_until_finished`` to
+    wait for the files.
+
+    Args:
+      state: the state to save.
+      metadata: extra JSON-serializable entries for the ``metadata`` item.
+
+    Returns:
+      The checkpoint's path. If that step is already saved, nothing is
+      written and its path is returned.
+
+    Example:
+      >>> Checkpointer('/tmp/m').save(state, {'loss': 0.3})  # doctest: +SKIP
+      '/tmp/m/100'
+    """
+    step = int(state.step)
+    info = dict(metadata or {})
+    clash = sorted(set(info) & set(_RESERVED_METADATA))
+    if clash:
+      raise ValueError(
+          f'metadata may not set the reserved keys {clash!r} (got {info!r}); '
+          'estlab writes them itself. Rename those entries.'
+      )
+    try:
+      json.dumps(info)
+    except TypeError as e:
+      raise TypeError(
+          f'metadata must be JSON-serializable, got {info!r} ({e}). '
+          'Convert arrays with float(...) or .tolist().'
+      ) from None
+    mngr = self._manager(create=True)
+    if step in _steps(mngr):
+      return self.path(step)
+    info.update(
+        step=step,
+        estlab_version=_version(),
+        time=time.time(),
+        variables={
+            name: [list(np.shape(leaf)), _dtype(leaf).name]
+            for name, leaf in flatten_names(state.params).items()
+        },
+    )
+    mngr.save(
+        step,
+        args=ocp.args.Composite(
+            params=ocp.args.StandardSave(state.params),
+            opt_state=ocp.args.StandardSave(state.opt_state),
+            extra=ocp.args.StandardSave(_extra(state)),
+            metadata=ocp.args.JsonSave(info),
+        ),
+        # Our own "already saved" check is above; `force` lets a run that
+        # restarted from an older checkpoint save steps below the latest.
+        force=True,
+    )
+    return self.path(step)
+
+  def wait_until_finished(self) -> None:
+    """Blocks until background saves are written (re-raises their errors)."""
+    if self._mngr is not None:
+      self._mngr.wait_until_finished()
+
+  def restore(
+      self,
+      target: TrainState,
+      step: int | None = None,
+      path: str | os.PathLike | None = None,
+  ) -> TrainState:
+    """Restores a checkpoint onto ``target``'s structure, dtypes and shardings.
+
+    Before reading arrays, checks the checkpoint's variable names and shapes
+    against ``target.params``.
+
+    Args:
+      target: a ``TrainState`` with concrete leaves, or abstract ones
+        (``jax.ShapeDtypeStruct`` from ``jax.eval_shape``). Leaves with a
+        ``.sharding`` are restored onto it; others onto the default device.
+      step: the step to restore; default the latest.
+      path: a checkpoint directory ``model_dir/<step>`` (tf.estimator's
+        ``checkpoint_path``), instead of ``step``.
+
+    Returns:
+      A ``TrainState`` with the same pytree structure as ``target``.
+
+    Raises:
+      CheckpointMismatchError: the checkpoint does not fit the target.
+      ValueError: there is no such checkpoint.
+
+    Example:
+      >>> abstract = jax.eval_shape(init_state)       # doctest: +SKIP
+      >>> state = Checkpointer(model_dir).restore(abstract)  # doctest: +SKIP
+    """
+    mngr, step = self._locate(step, path)
+    got = _restore_checked(mngr, step, target.params, {
+        'opt_state': _abstract(target.opt_state),
+        'extra': _abstract(_extra(target)),
+    })
+    extra = got['extra']
+    return target.replace(
+        step=extra['step'],
+        params=got['params'],
+        opt_state=got['opt_state'],
+        model_state=extra['model_state'],
+        rng=extra['rng'],
+        bad_step=extra['bad_step'],
+    )
+
+  def restore_variables(
+      self,
+      target: Mapping[str, Any],
+      step: int | None = None,
+      path: str | os.PathLike | None = None,
+  ) -> dict:
+    """Restores the Flax variables only, for evaluation and prediction.
+
+    Like ``restore`` (same checks, shardings and ``step``/``path``), but needs
+    no optimizer: reads the ``params`` and the ``model_state`` collections.
+
+    Args:
+      target: ``{'params': ..., <collections>}``, concrete or abstract, e.g.
+        ``jax.eval_shape(module.init, rngs, x)``.
+      step: the step to restore; default the latest.
+      path: a checkpoint directory ``model_dir/<step>``, instead of ``step``.
+
+    Returns:
+      A dict with ``target``'s keys and structure.
+
+    Example:
+      >>> abstract = jax.eval_shape(model.init, rngs, x)   # doctest: +SKIP
+      >>> variables = ckpt.restore_variables(abstract)      # doctest: +SKIP
+      >>> model.apply(variables, x)                          # doctest: +SKIP
+    """
+    mngr, step = self._locate(step, path)
+    collections = {k: v for k, v in target.items() if k != 'params'}
+    # The scalars beside model_state are read as saved (shapes from Orbax).
+    saved = _item_tree(mngr, step, 'extra') or {}
+    extra = {
+        name: jax.ShapeDtypeStruct(saved[name].shape, saved[name].dtype)
+        for name in ('step', 'rng', 'bad_step') if name in saved
+    }
+    extra = _abstract(extra)
+    extra['model_state'] = _abstract(collections)
+    got = _restore_checked(mngr, step, target['params'], {'extra': extra})
+    return {'params': got['params'], **got['extra']['model_state']}
+
+  def restore_params(
+      self, step: int | None = None, path: str | os.PathLike | None = None
+  ) -> dict:
+    """Returns a checkpoint's params as saved, without a target.
+
+    For ``Estimator.get_variable_value`` and warm-starting.
+
+    Args:
+      step: the step to read; default the latest.
+      path: a checkpoint directory ``model_dir/<step>``, instead of ``step``.
+
+    Returns:
+      The params: nested dicts of ``jax.Array`` on the default device.
+
+    Example:
+      >>> flatten_names(ckpt.restore_params())['Dense_0/bias']  # doctest: +SKIP
+      Array([0.1, 0.2], dtype=float32)
+    """
+    mngr, step = self._locate(step, path)
+    tree = _item_tree(mngr, step, 'params')
+    if tree is None:
+      args = ocp.args.StandardRestore()
+    else:
+      device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+      args = ocp.args.StandardRestore(jax.tree.map(
+          lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=device),
+          tree,
+      ))
+    return mngr.restore(step, args=ocp.args.Composite(params=args))['params']
+
+  def read_metadata(
+      self, step: int | None = None, path: str | os.PathLike | None = None
+  ) -> dict:
+    """Returns a checkpoint's ``metadata`` JSON item as a dict.
+
+    Args:
+      step: the step to read; default the latest.
+      path: a checkpoint directory ``model_dir/<step>``, instead of ``step``.
+
+    Example:
+      >>> ckpt.read_metadata()['variables']   # doctest: +SKIP
+      {'Dense_0/bias': [[2], 'float32'], 'Dense_0/kernel': [[4, 2], 'float32']}
+    """
+    mngr, step = self._locate(step, path)
+    return _read_json(mngr, step)
+
+  def close(self) -> None:
+    """Waits for background saves, then releases Orbax's resources."""
+    managers = list(self._readers.values())
+    if self._mngr is not None:
+      managers.insert(0, self._mngr)
+    self._mngr, self._readers = None, {}
+    for mngr in managers:
+      mngr.close()
+
+  def _manager(self, create: bool) -> ocp.CheckpointManager | None:
+    """The manager of ``self.directory``; None if absent and not creating."""
+    if self._mngr is None:
+      if not create and not epath.Path(self.directory).is_dir():
+        return None
+      self._mngr = _make_manager(
+          self.directory,
+          max_to_keep=self.max_to_keep,
+          async_save=self.async_save,
+      )
+    return self._mngr
+
+  def _locate(
+      self, step: int | None, path: str | os.PathLike | None
+  ) -> tuple[ocp.CheckpointManager, int]:
+    """Resolves ``step``/``path`` to (manager of its directory, step)."""
+    if path is not None:
+      if step is not None:
+        raise ValueError(
+            f'Pass step or path, not both (got step={step!r}, path={path!r}).'
+        )
+      directory, step = _split_step_path(path)
+      if directory == self.directory:
+        mngr = self._manager(create=False)
+      elif directory in self._readers:
+        mngr = self._readers[directory]
+      elif epath.Path(directory).is_dir():
+        mngr = self._readers[directory] = _make_manager(
+            directory, read_only=True)
+      else:
+        mngr = None
+      if step not in _steps(mngr):
+        raise ValueError(
+            f'{os.fspath(path)!r} is not a finished checkpoint. Pass an '
+            "existing step directory 'model_dir/<step>', e.g. the result of "
+            'latest_checkpoint(model_dir).'
+        )
+      return mngr, step
+    mngr = self._manager(create=False)
+    steps = _steps(mngr)
+    if not steps:
+      raise ValueError(
+          f'There is no checkpoint in {self.directory!r}. Train first, or '
+          'check the model_dir.'
+      )
+    if step is None:
+      return mngr, steps[-1]
+    if int(step) not in steps:
+      raise ValueError(
+          f'There is no checkpoint for step {step!r} in {self.directory!r}. '
+          f'Pass one of the saved steps {steps!r}.'
+      )
+    return mngr, int(step)
+
+
+def _make_manager(
+    directory: str,
+    *,
+    max_to_keep: int | None = None,
+    async_save: bool = False,
+    read_only: bool = False,
+) -> ocp.CheckpointManager:
+  """Builds the CheckpointManager that writes or reads our layout."""
+  registry = ocp.handlers.DefaultCheckpointHandlerRegistry()
+  for name in _ARRAY_ITEMS:
+    registry.add(name, ocp.args.StandardSave)
+    registry.add(name, ocp.args.StandardRestore)
+  registry.add(_METADATA_ITEM, ocp.args.JsonSave)
+  registry.add(_METADATA_ITEM, ocp.args.JsonRestore)
+  latest_n = getattr(getattr(ocp, 'checkpoint_managers', None), 'LatestN', None)
+  if latest_n is None:  # Older Orbax: before preservation policies.
+    keep = {'max_to_keep': max_to_keep}
+  else:  # `max_to_keep` is deprecated in favour of this.
+    keep = {'preservation_policy': latest_n(n=max_to_keep)}
+  options = ocp.CheckpointManagerOptions(
+      **keep,
+      enable_async_checkpointing=async_save,
+      read_only=read_only,
+      create=not read_only,
+  )
+  return ocp.CheckpointManager(
+      directory, options=options, handler_registry=registry)
+
+
+def _steps(mngr: ocp.CheckpointManager | None) -> list[int]:
+  """Steps on disk (plus this manager's in-flight save), ascending."""
+  if mngr is None:
+    return []
+  # Re-read the directory so another process's saves show up, except while
+  # our own async save is in flight (its step is not on disk yet).
+  if not mngr.is_saving_in_progress():
+    mngr.reload()
+  return sorted(mngr.all_steps())
+
+
+def _extra(state: TrainState) -> dict[str, Any]:
+  return {
+      'step': state.step,
+      'rng': state.rng,
+      'bad_step': state.bad_step,
+      'model_state': state.model_state,
+  }
+
+
+def _abstract(tree: Any) -> Any:
+  """ShapeDtypeStructs with the leaves' shardings, else the default device."""
+  device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+
+  def leaf(x):
+    sharding = getattr(x, 'sharding', None)
+    if not isinstance(sharding, jax.sharding.Sharding):
+      sharding = device
+    return jax.ShapeDtypeStruct(np.shape(x), _dtype(x), sharding=sharding)
+
+  return jax.tree.map(leaf, tree)
+
+
+def _like(target: Any, restored: Any) -> Any:
+  """Re-assembles ``restored`` into ``target``'s exact treedef, by path."""
+  by_name = flatten_names(restored)
+  names = flatten_names(target)
+  return jax.tree.unflatten(
+      jax.tree.structure(target), [by_name[name] for name in names])
+
+
+def _restore_checked(
+    mngr: ocp.CheckpointManager, step: int, params: Any,
+    abstract: dict[str, Any],
+) -> dict[str, Any]:
+  """Checks variables, then restores ``params`` and the ``abstract`` items."""
+  where = _join(str(mngr.directory), step)
+  _check_variables(_saved_variables(mngr, step), params, where)
+  abstract = {'params': _abstract(params), **abstract}
+  try:
+    restored = mngr.restore(step, args=ocp.args.Composite(**{
+        name: ocp.args.StandardRestore(tree)
+        for name, tree in abstract.items()
+    }))
+  except ValueError as e:
+    # Orbax: "... tree structures do not match: ..." for opt_state/extra.
+    raise CheckpointMismatchError(
+        f'The checkpoint {where!r} does not match the target state: {e}\n'
+        'The variables match, so the optimizer or the model_state '
+        'collections probably changed. Fix: use a new model_dir, or start '
+        'from this checkpoint with warm_start_from to load the matching '
+        'variables only.'
+    ) from e
+  return {name: _like(tree, restored[name]) for name, tree in abstract.items()}
+
+
+def _read_json(mngr: ocp.CheckpointManager, step: int) -> dict:
+  restored = mngr.restore(
+      step, args=ocp.args.Composite(metadata=ocp.args.JsonRestore()))
+  return dict(restored[_METADATA_ITEM] or {})
+
+
+def _item_tree(mngr: ocp.CheckpointManager, step: int, item: str) -> Any:
+  """Orbax's per-leaf metadata (shape, dtype) for ``item``, or None."""
+  try:
+    tree = mngr.item_metadata(step)[item]
+  except (KeyError, ValueError):
+    return None
+  return getattr(tree, 'tree', tree)
+
+
+def _saved_variables(
+    mngr: ocp.CheckpointManager, step: int
+) -> dict[str, tuple[int, ...]]:
+  """Variable name -> shape, from our metadata item (else Orbax's)."""
+  variables = _read_json(mngr, step).get('variables')
+  if variables is not None:
+    return {name: tuple(shape) for name, (shape, _) in variables.items()}
+  tree = _item_tree(mngr, step, 'params') or {}
+  return {name: tuple(m.shape) for name, m in flatten_names(tree).items()}
+
+
+def _check_variables(
+    saved: Mapping[str, tuple[int, ...]], params: Any, where: str
+) -> None:
+  """Raises CheckpointMismatchError unless names and shapes agree."""
+  wanted = {name: tuple(np.shape(x)) for name, x in flatten_names(params).items()}
+  missing = sorted(set(wanted) - set(saved))
+  unexpected = sorted(set(saved) - set(wanted))
+  shapes = sorted(
+      f'{name!r}: checkpoint {saved[name]} vs model {wanted[name]}'
+      for name in set(saved) & set(wanted)
+      if saved[name] != wanted[name]
+  )
+  if not (missing or unexpected or shapes):
+    return
+  lines = [f"The checkpoint {where!r} does not match the model's variables:"]
+  if missing:
+    lines.append(f'  missing from the checkpoint: {missing!r}')
+  if unexpected:
+    lines.append(f'  unexpected (in the checkpoint only): {unexpected!r}')
+  if shapes:
+    lines.append('  shape mismatch: ' + '; '.join(shapes))
+  lines.append(
+      'Fix: the model changed since this checkpoint was written. Train in a '
+      'new model_dir, or start a new model_dir with warm_start_from='
+      f'{where!r} to load only the variables that match.'
+  )
+  raise CheckpointMismatchError('\n'.join(lines))
+
+
+def _split_step_path(path: str | os.PathLike) -> tuple[str, int]:
+  """'model_dir/<step>' -> (model_dir, step); ValueError naming the path."""
+  text = _normalize(path)
+  parent, name = text.rsplit('/', 1) if '/' in text else ('.', text)
+  if not name.isdigit():
+    raise ValueError(
+        f'{os.fspath(path)!r} is not a checkpoint path: expected a step '
+        "directory 'model_dir/<step>', e.g. the result of "
+        'latest_checkpoint(model_dir).'
+    )
+  return _normalize(parent or '/'), int(name)
+
+
+def _normalize(directory: str | os.PathLike) -> str:
+  text = os.fspath(directory)
+  if '://' in text:
+    return text.rstrip('/')
+  return os.path.abspath(os.path.expanduser(text))
+
+
+def _join(directory: str, step: int) -> str:
+  return f'{directory.rstrip("/")}/{step}'
+
+
+def _key_name(key: Any) -> str:
+  for attr in ('key', 'name', 'idx'):
+    if hasattr(key, attr):
+      return str(getattr(key, attr))
+  return str(key)
+
+
+def _dtype(x: Any) -> np.dtype:
+  return np.dtype(x.dtype) if hasattr(x, 'dtype') else np.asarray(x).dtype
+
+
+def _version() -> str:
+  try:
+    return importlib.metadata.version('estlab')
+  except importlib.metadata.PackageNotFoundError:
+    return '0+unknown'
