@@ -25,7 +25,8 @@ _EXPORTS = {
     "WarmStartSettings": "estlab.warm_starting",
     "CheckpointMismatchError": "estlab.checkpoint",
 }
-_SUBMODULES = ("checkpoint", "hooks", "inputs", "metrics", "summary")
+_SUBMODULES = ("checkpoint", "distribute", "hooks", "inputs", "metrics",
+               "summary")
 
 __all__ = sorted(_EXPORTS) + list(_SUBMODULES) + ["__version__"]
 

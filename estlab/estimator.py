@@ -125,10 +125,18 @@ class Estimator:
     del mode
     return features, labels
 
-  def _placement(self, mode: str) -> Callable[[Any], Any]:
-    """Puts a host batch on the device(s); strategies shard it."""
-    del mode
-    return jax.device_put
+  def _strategy(self, mode: str) -> Any:
+    """The ``estlab.distribute`` strategy for ``mode``, or None (one device)."""
+    if mode == ModeKeys.TRAIN:
+      return self._config.train_distribute
+    return self._config.eval_distribute or self._config.train_distribute
+
+  def _put_batch(self, mode: str) -> Callable[[Any, int], Any]:
+    """Puts a host batch (``n`` stacked steps) on the device(s)."""
+    strategy = self._strategy(mode)
+    if strategy is None:
+      return lambda batch, n: jax.device_put(batch)
+    return lambda batch, n: strategy.put_batch(batch, stacked=n > 1)
 
   # -- plumbing ---------------------------------------------------------------
 
@@ -151,8 +159,10 @@ class Estimator:
 
   def _batches(self, input_fn: Callable, mode: str, *, limit: int | None,
                steps_per_loop: int = 1) -> Prefetcher:
-    source = call_input_fn(input_fn, mode=mode, params=self.params,
-                           config=self._config)
+    strategy = self._strategy(mode)
+    source = call_input_fn(
+        input_fn, mode=mode, params=self.params, config=self._config,
+        input_context=strategy.input_context() if strategy else None)
     takes_labels = "labels" in self._model_fn_args
 
     def host():
@@ -168,9 +178,9 @@ class Estimator:
                            else {"labels": labels})
         yield features, labels
 
-    put = self._placement(mode)
+    put = self._put_batch(mode)
     grouped = group_for_loops(host(), steps_per_loop, limit)
-    return Prefetcher(((n, put(batch)) for n, batch in grouped),
+    return Prefetcher(((n, put(batch, n)) for n, batch in grouped),
                       self._config.prefetch_batches)
 
   @staticmethod
@@ -189,12 +199,15 @@ class Estimator:
     if self._state is not None and latest == self._state_step:
       return self._state
     steps = self._compiled()
+    strategy = self._strategy(ModeKeys.TRAIN)
     if latest is None:
       state = steps.init(self._rng(), features, labels)
       if self._warm_start is not None:
         state = state.replace(params=warm_start(state.params, self._warm_start))
-      return state
+      return strategy.put_replicated(state) if strategy else state
     abstract = jax.eval_shape(steps.init, self._rng(), features, labels)
+    if strategy is not None:
+      abstract = strategy.abstract_replicated(abstract)
     logger.info("Restoring parameters from %s", self._ckpt().path(latest))
     return self._ckpt().restore(abstract, step=latest)
 
@@ -216,6 +229,9 @@ class Estimator:
       return {"params": state.params, **state.model_state}, self._state_step
     if self._restored is None or self._restored[0] != path:
       abstract = self._compiled().abstract_variables(mode, features, labels)
+      strategy = self._strategy(mode)
+      if strategy is not None:
+        abstract = strategy.abstract_replicated(abstract)
       variables = self._ckpt().restore_variables(abstract, path=path)
       step = int(self._ckpt().read_metadata(path=path)["step"])
       self._restored = (path, variables, step)
@@ -348,12 +364,17 @@ class Estimator:
                                      checkpoint_path)
       for hook in hooks or ():
         hook.begin()
-      pending = compiled.predict_step(variables, features, keys=keys)
-      for _, (features, _) in batches:
-        ready, pending = pending, compiled.predict_step(variables, features,
-                                                        keys=keys)
-        yield from self._emit(ready, yield_single_examples)
-      yield from self._emit(pending, yield_single_examples)
+      bar = tqdm.tqdm(desc="predict", unit="batch", leave=False,
+                      disable=not self._config.progress_bar)
+      with bar:
+        pending = compiled.predict_step(variables, features, keys=keys)
+        for _, (features, _) in batches:
+          ready, pending = pending, compiled.predict_step(variables, features,
+                                                          keys=keys)
+          bar.update()
+          yield from self._emit(ready, yield_single_examples)
+        bar.update()
+        yield from self._emit(pending, yield_single_examples)
     for hook in list(hooks or ()) + list(compiled.hooks[ModeKeys.PREDICT]):
       hook.end(None)
 
