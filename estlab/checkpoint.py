@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import json
+import logging
 import os
 import time
 from collections.abc import Mapping
@@ -66,6 +67,22 @@ __all__ = [
     'flatten_names',
     'latest_checkpoint',
 ]
+
+
+
+class _DropHarmlessOrbaxWarnings(logging.Filter):
+  """Orbax warns on every read-only manager and on saves of empty trees."""
+
+  _HARMLESS = ('CheckpointManagerOptions.read_only=True',
+               'Given directory is read only',
+               'Skipping merge of OCDBT checkpoints')
+
+  def filter(self, record: logging.LogRecord) -> bool:
+    message = record.getMessage()
+    return not any(text in message for text in self._HARMLESS)
+
+
+logging.getLogger('absl').addFilter(_DropHarmlessOrbaxWarnings())
 
 _ARRAY_ITEMS = ('params', 'opt_state', 'extra')
 _METADATA_ITEM = 'metadata'
