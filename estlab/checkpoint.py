@@ -24,7 +24,7 @@ Reading it with Orbax alone (the snippet the README shows)::
 
   import orbax.checkpoint as ocp
 
-  mngr = ocp.CheckpointManager(model_dir)
+  mngr = ocp.CheckpointManager(model_dir)  # an absolute path
   step = mngr.latest_step()
   restored = mngr.restore(step, args=ocp.args.Composite(
       params=ocp.args.StandardRestore(),
