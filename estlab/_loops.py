@@ -89,7 +89,7 @@ class TrainLoop:
       hook.begin()
       hook.after_create_session(None, None)
     bar = tqdm.tqdm(total=limit, desc="train", unit="step",
-                    disable=not config.progress_bar, leave=False)
+                    disable=not config.progress_bar)
     previous = None
     spec_hooks_added = False
     try:

@@ -318,3 +318,18 @@ def test_evaluate_without_checkpoint_is_clear(tmp_path):
   est = estlab.Estimator(seed_model_fn, tmp_path, config=quiet())
   with pytest.raises(ValueError, match="Could not find a trained model"):
     est.evaluate(toy_dataset, steps=1)
+
+
+def test_logs_loss_and_rate_and_shows_progress(tmp_path, caplog, capsys):
+  x, y = regression_data(64)
+  est = estlab.Estimator(linear_model_fn, tmp_path, params={"learning_rate": 0.1},
+                         config=quiet(log_step_count_steps=3, progress_bar=True))
+  with caplog.at_level("INFO", logger="estlab"):
+    est.train(lambda: itertools.repeat(({"x": x[:8]}, y[:8])), steps=6)
+  lines = [r.getMessage() for r in caplog.records if "global_step/sec" in r.getMessage()]
+  assert [l.split("step = ")[1].split(" ")[0] for l in lines] == ["3", "6"]
+  assert "train:" in capsys.readouterr().err
+  quiet_est = estlab.Estimator(linear_model_fn, tmp_path / "q", config=quiet(),
+                               params={"learning_rate": 0.1})
+  quiet_est.train(lambda: itertools.repeat(({"x": x[:8]}, y[:8])), steps=2)
+  assert "train:" not in capsys.readouterr().err
