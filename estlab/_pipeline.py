@@ -84,17 +84,17 @@ def split_batch(item: Any, index: int) -> tuple[dict, Any]:
     labels = {k: _to_array(v, k) for k, v in labels.items()}
   elif labels is not None:
     labels = _to_array(labels, "labels")
+  named = [(f"features[{k!r}]", v) for k, v in features.items()]
+  if isinstance(labels, Mapping):
+    named += [(f"labels[{k!r}]", v) for k, v in labels.items()]
+  elif labels is not None:
+    named.append(("labels", labels))
   sizes = {}
-  for key, value in list(features.items()) + (
-      [(f"labels[{k!r}]", v) for k, v in labels.items()]
-      if isinstance(labels, Mapping) else [("labels", labels)]):
-    if value is None:
-      continue
+  for name, value in named:
     if np.ndim(value) == 0:
-      raise ValueError(f"Batch {index}: {key!r} is a scalar {value!r}; every "
+      raise ValueError(f"Batch {index}: {name} is a scalar {value!r}; every "
                        "feature and label needs a leading batch dimension.")
-    sizes[key if isinstance(key, str) and key.startswith("labels")
-          else f"features[{key!r}]"] = np.shape(value)[0]
+    sizes[name] = np.shape(value)[0]
   if len(set(sizes.values())) > 1:
     raise ValueError(f"Batch {index}: arrays disagree on the batch size: "
                      f"{sizes}. All features and labels of a batch need the "
@@ -114,9 +114,7 @@ def check_no_strings(features: Mapping[str, Any]) -> None:
 
 
 def _signature(batch: Any) -> Any:
-  return jax.tree.map(lambda a: (np.shape(a), np.asarray(a).dtype
-                                 if not isinstance(a, jax.Array) else a.dtype),
-                      batch)
+  return jax.tree.map(lambda a: (np.shape(a), np.result_type(a)), batch)
 
 
 def group_for_loops(batches: Iterator, steps_per_loop: int,
@@ -138,15 +136,15 @@ def group_for_loops(batches: Iterator, steps_per_loop: int,
     pending.clear()
 
   for batch in batches:
+    if pending and _signature(pending[0]) != _signature(batch):
+      yield from flush()
     if steps_per_loop == 1 or (remaining is not None and
-                               remaining - len(pending) < steps_per_loop):
+                               remaining < steps_per_loop):
       yield from flush()
       yield 1, batch
       if remaining is not None:
         remaining -= 1
     else:
-      if pending and _signature(pending[0]) != _signature(batch):
-        yield from flush()
       pending.append(batch)
       if len(pending) == steps_per_loop:
         yield steps_per_loop, jax.tree.map(lambda *xs: np.stack(xs), *pending)
@@ -176,32 +174,32 @@ class Prefetcher:
 
   def __init__(self, source: Iterator, size: int):
     self._source = source
-    self._size = size
     self._stop = threading.Event()
-    self._queue: queue.Queue = queue.Queue(maxsize=max(size, 1))
+    self._slots = threading.Semaphore(max(size, 1))  # items allowed ahead
+    self._queue: queue.Queue = queue.Queue()
     self._thread = None
     if size > 0:
       self._thread = threading.Thread(target=self._run, daemon=True,
                                       name="estlab-prefetch")
       self._thread.start()
 
-  def _put(self, item) -> bool:
+  def _take_slot(self) -> bool:
     while not self._stop.is_set():
-      try:
-        self._queue.put(item, timeout=0.1)
+      if self._slots.acquire(timeout=0.1):
         return True
-      except queue.Full:
-        continue
     return False
 
   def _run(self) -> None:
     try:
-      for item in self._source:
-        if not self._put(item):
+      while self._take_slot():
+        try:
+          item = next(self._source)
+        except StopIteration:
+          self._queue.put(_END)
           return
-      self._put(_END)
+        self._queue.put(item)
     except BaseException as e:  # pylint: disable=broad-except
-      self._put(_Raised(e))
+      self._queue.put(_Raised(e))
 
   def __iter__(self):
     return self
@@ -210,11 +208,12 @@ class Prefetcher:
     if self._thread is None:
       return next(self._source)
     item = self._queue.get()
-    if item is _END:
-      self._queue.put(_END)
-      raise StopIteration
-    if isinstance(item, _Raised):
+    if item is _END or isinstance(item, _Raised):
+      self._queue.put(item)  # the end (or the error) stays for later calls
+      if item is _END:
+        raise StopIteration
       raise item.error
+    self._slots.release()
     return item
 
   def close(self) -> None:

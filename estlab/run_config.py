@@ -159,15 +159,14 @@ class RunConfig:
       raise ValueError(f"RunConfig.replace got unknown field(s) {unknown!r}; "
                        f"fields are {[f.name for f in dataclasses.fields(self)]}.")
     values = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
-    # An explicit cadence replaces the other one, as in tf.estimator.
-    if "save_checkpoints_steps" in kwargs and "save_checkpoints_secs" not in kwargs:
-      values["save_checkpoints_secs"] = _USE_DEFAULT
-    if "save_checkpoints_secs" in kwargs and "save_checkpoints_steps" not in kwargs:
-      values["save_checkpoints_steps"] = _USE_DEFAULT
     values.update(kwargs)
-    if (values["save_checkpoints_steps"] is _USE_DEFAULT and
-        values["save_checkpoints_secs"] is None):
-      values["save_checkpoints_secs"] = _USE_DEFAULT
+    # A new cadence replaces the other one, as in tf.estimator; None does not.
+    if ("save_checkpoints_secs" not in kwargs and
+        kwargs.get("save_checkpoints_steps") is not None):
+      values["save_checkpoints_secs"] = None
+    if ("save_checkpoints_steps" not in kwargs and
+        kwargs.get("save_checkpoints_secs") is not None):
+      values["save_checkpoints_steps"] = None
     return RunConfig(**values)
 
   # tf.estimator's read-only cluster properties, for code that reads them.

@@ -1,0 +1,154 @@
+"""Tests for estlab.hooks: periodic triggers, StopAtStepHook, lazy run values."""
+import pytest
+
+from estlab.hooks import (PeriodicTrigger, SessionRunContext, SessionRunHook,
+                          SessionRunValues, StopAtStepHook)
+
+
+def _fired_steps(trigger, steps, now=0.0):
+  return [s for s in steps if trigger(s, now)]
+
+
+# -- PeriodicTrigger -----------------------------------------------------------
+
+
+def test_every_steps_fires_on_each_multiple_when_steps_advance_by_one():
+  trigger = PeriodicTrigger(every_steps=10, start_time=0.0)
+  assert _fired_steps(trigger, range(1, 36)) == [10, 20, 30]
+
+
+def test_every_steps_fires_when_a_loop_crosses_a_multiple():
+  trigger = PeriodicTrigger(every_steps=10, start_time=0.0)
+  # steps_per_loop=4: the global step goes 4, 8, 12, ...
+  assert _fired_steps(trigger, range(4, 44, 4)) == [12, 20, 32, 40]
+
+
+def test_every_steps_fires_once_per_loop_longer_than_the_period():
+  trigger = PeriodicTrigger(every_steps=10, start_time=0.0)
+  assert _fired_steps(trigger, [25, 50, 75]) == [25, 50, 75]
+
+
+def test_every_steps_counts_from_the_start_step_of_a_resumed_run():
+  trigger = PeriodicTrigger(every_steps=10, start_step=95, start_time=0.0)
+  assert _fired_steps(trigger, range(96, 112)) == [100, 110]
+
+
+def test_every_secs_fires_when_the_passed_in_time_has_elapsed():
+  trigger = PeriodicTrigger(every_secs=60, start_time=0.0)
+  calls = [(1, 10.0), (2, 59.9), (3, 60.0), (4, 100.0), (5, 119.0), (6, 120.0)]
+  assert [s for s, now in calls if trigger(s, now)] == [3, 6]
+
+
+def test_every_secs_does_not_fire_twice_for_the_same_step():
+  trigger = PeriodicTrigger(every_secs=60, start_step=7, start_time=0.0)
+  assert not trigger(7, 100.0)  # no step since the start
+  assert trigger(8, 100.0)
+  assert not trigger(8, 500.0)
+
+
+def test_steps_and_secs_together_fire_on_either_and_both_restart():
+  trigger = PeriodicTrigger(every_steps=100, every_secs=60, start_time=0.0)
+  calls = [(30, 60.0),    # time
+           (100, 70.0),   # a multiple of 100
+           (150, 125.0),  # 55 s since the last firing: no
+           (160, 130.0),  # 60 s: time
+           (190, 140.0),
+           (200, 150.0)]  # a multiple of 100
+  assert [s for s, now in calls if trigger(s, now)] == [30, 100, 160, 200]
+
+
+@pytest.mark.parametrize("kwargs", [{}, {"every_steps": None, "every_secs": None},
+                                    {"every_steps": 0}])
+def test_trigger_without_a_cadence_is_disabled_and_never_fires(kwargs):
+  trigger = PeriodicTrigger(**kwargs, start_time=0.0)
+  assert not trigger.enabled
+  assert not any(trigger(s, float(s) * 1e6) for s in range(1, 1000, 7))
+
+
+def test_trigger_with_a_cadence_is_enabled():
+  assert PeriodicTrigger(every_steps=5).enabled
+  assert PeriodicTrigger(every_secs=5.0).enabled
+
+
+# -- StopAtStepHook ------------------------------------------------------------
+
+
+def _train(hook, start, steps_per_call=1, max_calls=100):
+  """Drives ``hook`` as the train loop does; returns the step it stopped at."""
+  hook.begin()
+  hook.after_create_session(None, None)
+  step = start
+  for _ in range(max_calls):
+    context = SessionRunContext(step, "train")
+    hook.before_run(context)
+    step += steps_per_call
+    context.global_step = step
+    hook.after_run(context, SessionRunValues(lambda: {}))
+    if context.stop_requested:
+      return step
+  raise AssertionError(f"{hook!r} never requested a stop")
+
+
+def test_stop_at_step_num_steps_counts_from_the_first_run():
+  assert _train(StopAtStepHook(num_steps=5), start=0) == 5
+  assert _train(StopAtStepHook(num_steps=5), start=120) == 125
+
+
+def test_stop_at_step_num_steps_with_loops_stops_once_reached():
+  assert _train(StopAtStepHook(num_steps=10), start=3, steps_per_call=4) == 15
+
+
+def test_stop_at_step_last_step_is_absolute():
+  assert _train(StopAtStepHook(last_step=12), start=0) == 12
+  assert _train(StopAtStepHook(last_step=12), start=10) == 12
+
+
+def test_stop_at_step_last_step_already_passed_stops_after_one_step():
+  assert _train(StopAtStepHook(last_step=12), start=20) == 21
+
+
+@pytest.mark.parametrize("kwargs", [{}, {"num_steps": 3, "last_step": 10}])
+def test_stop_at_step_needs_exactly_one_of_num_steps_and_last_step(kwargs):
+  with pytest.raises(ValueError, match="exactly one") as info:
+    StopAtStepHook(**kwargs)
+  assert "num_steps=" in str(info.value) and "last_step=" in str(info.value)
+
+
+def test_stop_at_step_is_a_session_run_hook():
+  assert isinstance(StopAtStepHook(num_steps=1), SessionRunHook)
+
+
+def test_request_stop_is_visible_on_the_context():
+  context = SessionRunContext(3, "eval")
+  assert not context.stop_requested
+  context.request_stop()
+  assert context.stop_requested
+  assert (context.global_step, context.mode) == (3, "eval")
+
+
+# -- SessionRunValues ----------------------------------------------------------
+
+
+def test_run_values_fetch_lazily_and_only_once():
+  calls = []
+
+  def fetch():
+    calls.append(1)
+    return {"loss": 0.5}
+
+  values = SessionRunValues(fetch)
+  assert calls == []  # nothing fetched until a hook reads results
+  assert values.results == {"loss": 0.5}
+  assert values.results["loss"] == 0.5
+  assert len(calls) == 1
+
+
+def test_base_hook_methods_are_no_ops():
+  hook = SessionRunHook()
+  context = SessionRunContext(0, "train")
+  hook.begin()
+  hook.after_create_session(None, None)
+  assert hook.before_run(context) is None
+  hook.after_run(context, SessionRunValues(lambda: {}))
+  hook.end(None)
+  assert not context.stop_requested

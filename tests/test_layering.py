@@ -1,0 +1,207 @@
+"""Layering: lower layers of estlab never import higher ones.
+
+The import graph is read with ``ast`` from estlab/**/*.py (imports inside
+functions and ``if TYPE_CHECKING`` blocks count too; relative imports are
+resolved). Each contract is a row of ``_FORBIDDEN``; a new package adds rows.
+"""
+import ast
+import dataclasses
+import fnmatch
+import json
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+_ROOT = pathlib.Path(__file__).resolve().parent.parent
+_PACKAGE = _ROOT / "estlab"
+
+
+@dataclasses.dataclass(frozen=True)
+class _Rule:
+  """Modules matching ``sources`` (minus ``exempt``) import none of ``forbidden``.
+
+  Patterns are fnmatch globs on .py paths relative to the repository root
+  (fnmatch's ``*`` also crosses ``/``, so ``estlab/inputs/*`` is the subtree).
+  ``forbidden`` are module names; a name forbids the module and its children.
+  ``allowed`` are module names carved out of ``forbidden``.
+  ``optional``: the sources may not exist yet (a package still to come).
+  """
+  name: str
+  sources: tuple
+  forbidden: tuple
+  exempt: tuple = ()
+  allowed: tuple = ()
+  optional: bool = False
+
+
+_FORBIDDEN = [
+    _Rule("core does not import the UI layers",
+          sources=("estlab/*",),
+          # __main__.py is ``python -m estlab``: the CLI's entry point.
+          exempt=("estlab/widgets/*", "estlab/cli.py", "estlab/__main__.py"),
+          forbidden=("estlab.widgets", "estlab.cli")),
+    _Rule("inputs know nothing of the rest of estlab",
+          sources=("estlab/inputs/*",),
+          forbidden=("estlab",), allowed=("estlab.inputs",)),
+    _Rule("metrics, summary, checkpoint, run_config, hooks are below estimator",
+          sources=("estlab/metrics.py", "estlab/summary.py",
+                   "estlab/checkpoint.py", "estlab/run_config.py",
+                   "estlab/hooks.py"),
+          forbidden=("estlab.estimator",)),
+    _Rule("heads do not import premade",
+          sources=("estlab/heads/*",),
+          forbidden=("estlab.premade",), optional=True),
+]
+
+# Statements that must not load heavy libraries (run in a fresh interpreter).
+_LIGHT_IMPORTS = [
+    ("import estlab", ("jax", "flax", "optax", "orbax")),
+]
+
+
+def _module_name(path: pathlib.Path) -> str:
+  parts = list(path.relative_to(_ROOT).with_suffix("").parts)
+  if parts[-1] == "__init__":
+    parts.pop()
+  return ".".join(parts)
+
+
+def _is_package(path: pathlib.Path) -> bool:
+  return path.name == "__init__.py"
+
+
+def _lazy_exports() -> dict:
+  """``estlab.__init__``'s name -> module table, so ``from estlab import X`` resolves."""
+  tree = ast.parse((_PACKAGE / "__init__.py").read_text())
+  for node in tree.body:
+    targets = getattr(node, "targets", None) or [getattr(node, "target", None)]
+    if any(isinstance(t, ast.Name) and t.id == "_EXPORTS" for t in targets):
+      return ast.literal_eval(node.value)
+  return {}
+
+
+def _known_modules() -> set:
+  return {_module_name(p) for p in _PACKAGE.rglob("*.py")}
+
+
+def _resolve_relative(path: pathlib.Path, level: int, module: str | None) -> str:
+  base = _module_name(path).split(".")
+  if not _is_package(path):
+    base = base[:-1]  # a module's relative imports start from its package
+  if level > 1:
+    base = base[:len(base) - (level - 1)]
+  return ".".join(base + ([module] if module else []))
+
+
+def _imports(path: pathlib.Path, known: set, exports: dict) -> set:
+  """``(module, line)`` for each import in ``path``, as absolute names."""
+  found = set()
+  tree = ast.parse(path.read_text(), filename=str(path))
+  for node in ast.walk(tree):
+    if isinstance(node, ast.Import):
+      found.update((alias.name, node.lineno) for alias in node.names)
+    elif isinstance(node, ast.ImportFrom):
+      base = (_resolve_relative(path, node.level, node.module) if node.level
+              else node.module)
+      for alias in node.names:
+        candidate = f"{base}.{alias.name}"
+        if candidate in known:  # ``from estlab import cli``: a submodule
+          found.add((candidate, node.lineno))
+        elif base == "estlab" and alias.name in exports:  # lazy public name
+          found.add((exports[alias.name], node.lineno))
+        else:
+          found.add((base, node.lineno))
+    elif _is_import_module_call(node):  # importlib.import_module("estlab.x")
+      found.add((node.args[0].value, node.lineno))
+  return found
+
+
+def _is_import_module_call(node: ast.AST) -> bool:
+  if not (isinstance(node, ast.Call) and node.args and
+          isinstance(node.args[0], ast.Constant) and
+          isinstance(node.args[0].value, str)):
+    return False
+  func = node.func
+  name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", None)
+  return name == "import_module" and not node.args[0].value.startswith(".")
+
+
+def _under(module: str, prefix: str) -> bool:
+  return module == prefix or module.startswith(prefix + ".")
+
+
+def _sources(rule: _Rule) -> list:
+  paths = []
+  for path in sorted(_PACKAGE.rglob("*.py")):
+    rel = path.relative_to(_ROOT).as_posix()
+    if (any(fnmatch.fnmatch(rel, p) for p in rule.sources) and
+        not any(fnmatch.fnmatch(rel, p) for p in rule.exempt)):
+      paths.append(path)
+  return paths
+
+
+def _violations(rule: _Rule) -> list:
+  known, exports = _known_modules(), _lazy_exports()
+  bad = []
+  for path in _sources(rule):
+    for module, line in sorted(_imports(path, known, exports),
+                               key=lambda item: (item[1], item[0])):
+      if (any(_under(module, f) for f in rule.forbidden) and
+          not any(_under(module, a) for a in rule.allowed)):
+        bad.append(f"{path.relative_to(_ROOT).as_posix()}:{line} imports {module}")
+  return bad
+
+
+@pytest.mark.parametrize("rule", _FORBIDDEN, ids=lambda r: r.name)
+def test_layers_import_only_downwards(rule):
+  if not rule.optional:
+    assert _sources(rule), f"rule {rule.name!r} matches no file: fix its globs"
+  assert _violations(rule) == [], rule.name
+
+
+@pytest.mark.parametrize("statement,heavy", _LIGHT_IMPORTS,
+                         ids=[s for s, _ in _LIGHT_IMPORTS])
+def test_import_does_not_load_heavy_libraries(statement, heavy):
+  script = (f"{statement}\nimport json, sys\n"
+            "print(json.dumps(sorted({m.split('.')[0] for m in sys.modules})))")
+  result = subprocess.run([sys.executable, "-c", script], cwd=_ROOT,
+                          capture_output=True, text=True, timeout=60, check=True)
+  loaded = set(json.loads(result.stdout.strip().splitlines()[-1]))
+  assert loaded.isdisjoint(heavy), (
+      f"{statement!r} loaded {sorted(loaded & set(heavy))}")
+
+
+# -- the checker itself ---------------------------------------------------------
+
+
+def _write(tmp_path, rel, text):
+  path = tmp_path / rel
+  path.parent.mkdir(parents=True, exist_ok=True)
+  path.write_text(text)
+  return path
+
+
+def test_checker_resolves_relative_and_lazy_imports(tmp_path, monkeypatch):
+  monkeypatch.setattr(sys.modules[__name__], "_ROOT", tmp_path)
+  monkeypatch.setattr(sys.modules[__name__], "_PACKAGE", tmp_path / "estlab")
+  _write(tmp_path, "estlab/__init__.py",
+         "_EXPORTS = {'Estimator': 'estlab.estimator'}\n")
+  _write(tmp_path, "estlab/estimator.py", "")
+  _write(tmp_path, "estlab/cli.py", "")
+  _write(tmp_path, "estlab/inputs/__init__.py", "from . import numpy_io\n")
+  numpy_io = _write(tmp_path, "estlab/inputs/numpy_io.py",
+                    "from .. import cli\n"
+                    "def f():\n  from ..estimator import Estimator\n"
+                    "from estlab import Estimator\n"
+                    "import importlib\nimportlib.import_module('estlab.cli')\n")
+  found = {m for m, _ in _imports(numpy_io, _known_modules(), _lazy_exports())}
+  assert {"estlab.cli", "estlab.estimator", "importlib"} <= found
+  inputs_rule, = [r for r in _FORBIDDEN if r.name.startswith("inputs")]
+  assert _violations(inputs_rule) == [
+      "estlab/inputs/numpy_io.py:1 imports estlab.cli",
+      "estlab/inputs/numpy_io.py:3 imports estlab.estimator",
+      "estlab/inputs/numpy_io.py:4 imports estlab.estimator",
+      "estlab/inputs/numpy_io.py:6 imports estlab.cli",
+  ]
