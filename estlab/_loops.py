@@ -14,8 +14,7 @@ import jax
 import numpy as np
 from tqdm import auto as tqdm
 
-from estlab.hooks import PeriodicTrigger, SessionRunContext, SessionRunHook
-from estlab.hooks import SessionRunValues
+from estlab.hooks import HookRunner, PeriodicTrigger, SessionRunHook
 
 __all__ = ["NanLossDuringTrainingError", "TrainLoop"]
 
@@ -84,27 +83,17 @@ class TrainLoop:
     ckpt_due = PeriodicTrigger(config.save_checkpoints_steps,
                                config.save_checkpoints_secs, start_step=start)
     rate_from = (start, now)
-    hooks = list(self._hooks)
-    for hook in hooks:
-      hook.begin()
-      hook.after_create_session(None, None)
+    runner = HookRunner(self._hooks, "train")
     bar = tqdm.tqdm(total=limit, desc="train", unit="step",
                     disable=not config.progress_bar)
     previous = None
-    spec_hooks_added = False
     try:
       for n, (features, labels) in batches:
-        context = SessionRunContext(step, "train")
-        for hook in hooks:
-          hook.before_run(context)
+        context = runner.before_run(step)
         fn = self._train_step if n == 1 else self._train_loop
         state, outputs = fn(state, features, labels)
-        if not spec_hooks_added:
-          spec_hooks_added = True
-          for hook in self._spec_hooks():
-            hook.begin()
-            hook.after_create_session(None, None)
-            hooks.append(hook)
+        if previous is None:
+          runner.add(self._spec_hooks())
         if previous is not None:
           self._check(*previous)
         previous = (outputs, n)
@@ -126,16 +115,13 @@ class TrainLoop:
             logger.info("loss = %.6g, step = %d (%.1f global_step/sec)",
                         scalars["loss"], step, rate)
             bar.set_postfix(loss=f"{scalars['loss']:.4g}", refresh=False)
-        if hooks:
-          values = SessionRunValues(lambda o=outputs, n=n: {
-              k: np.asarray(v) for k, v in jax.device_get(_last(o, n)).items()})
-          for hook in hooks:
-            hook.after_run(context, values)
+        stop = runner.after_run(context, lambda o=outputs, n=n: {
+            k: np.asarray(v) for k, v in jax.device_get(_last(o, n)).items()})
         if ckpt_due(step, now):
           self._check(outputs, n)
           self._save(state)
           saved = step
-        if context.stop_requested:
+        if stop:
           break
       if previous is not None:
         self._check(*previous)
@@ -151,6 +137,5 @@ class TrainLoop:
     if step != saved and step != start:
       self._save(state)
       saved = step
-    for hook in hooks:
-      hook.end(None)
+    runner.end()
     return state, saved

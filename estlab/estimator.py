@@ -37,7 +37,7 @@ from estlab._loops import NanLossDuringTrainingError, TrainLoop
 from estlab._pipeline import (Prefetcher, call_input_fn, check_no_strings,
                               group_for_loops, split_batch)
 from estlab._step import CompiledSteps
-from estlab.hooks import SessionRunHook
+from estlab.hooks import HookRunner, SessionRunHook
 from estlab.run_config import RunConfig
 from estlab.spec import ModeKeys, call_model_fn, model_fn_args
 from estlab.warm_starting import WarmStartSettings, warm_start
@@ -45,6 +45,13 @@ from estlab.warm_starting import WarmStartSettings, warm_start
 __all__ = ["Estimator", "NanLossDuringTrainingError"]
 
 logger = logging.getLogger("estlab")
+
+
+def _chain(features: Any, labels: Any, batches: Iterator) -> Iterator[tuple]:
+  """The first (already taken) batch, then the rest."""
+  yield features, labels
+  for _, batch in batches:
+    yield batch
 
 
 class Estimator:
@@ -316,30 +323,32 @@ class Estimator:
       raise ValueError(f"evaluate(steps={steps!r}): must be a positive int or "
                        "None (until the input ends).")
     compiled = self._compiled()
-    hooks = list(hooks or ())
     with self._batches(input_fn, ModeKeys.EVAL, limit=steps) as batches:
       _, (features, labels) = self._first(batches, input_fn)
       variables, global_step = self._variables(ModeKeys.EVAL, features, labels,
                                                checkpoint_path)
       acc = compiled.empty_eval_accumulator(variables, features, labels)
-      for hook in hooks:
-        hook.begin()
+      runner = HookRunner(hooks or (), ModeKeys.EVAL)
       bar = tqdm.tqdm(desc="evaluate", unit="batch", total=steps, leave=False,
                       disable=not self._config.progress_bar)
       with bar:
-        acc = compiled.eval_step(acc, variables, features, labels)
-        bar.update()
-        for _, (features, labels) in batches:
+        for index, (features, labels) in enumerate(_chain(features, labels, batches)):
+          context = runner.before_run(global_step)
           acc = compiled.eval_step(acc, variables, features, labels)
           bar.update()
+          if index == 0:
+            runner.add(compiled.hooks[ModeKeys.EVAL])
+          if runner.after_run(context, lambda a=acc: {
+              "batches": int(a["batches"]),
+              "loss": float(a["loss_sum"] / a["batches"])}):
+            break
     result = {k: np.asarray(v) for k, v in
               jax.device_get(compiled.eval_result(acc)).items()}
     result["global_step"] = np.int64(global_step)
     with summary.TensorBoardWriter(self.eval_dir(name)) as writer:
       writer.write_scalars(global_step, {k: float(v) for k, v in result.items()
                                          if k != "global_step" and np.ndim(v) == 0})
-    for hook in hooks + list(compiled.hooks[ModeKeys.EVAL]):
-      hook.end(None)
+    runner.end()
     logger.info("Saving dict for global step %d: %s", global_step,
                 ", ".join(f"{k} = {v:.6g}" for k, v in sorted(result.items())))
     return result
@@ -360,23 +369,26 @@ class Estimator:
     compiled = self._compiled()
     with self._batches(input_fn, ModeKeys.PREDICT, limit=None) as batches:
       _, (features, _) = self._first(batches, input_fn)
-      variables, _ = self._variables(ModeKeys.PREDICT, features, None,
-                                     checkpoint_path)
-      for hook in hooks or ():
-        hook.begin()
+      variables, global_step = self._variables(ModeKeys.PREDICT, features,
+                                               None, checkpoint_path)
+      runner = HookRunner(hooks or (), ModeKeys.PREDICT)
       bar = tqdm.tqdm(desc="predict", unit="batch", leave=False,
                       disable=not self._config.progress_bar)
       with bar:
-        pending = compiled.predict_step(variables, features, keys=keys)
-        for _, (features, _) in batches:
+        pending = None
+        for index, (features, _) in enumerate(_chain(features, None, batches)):
+          context = runner.before_run(global_step)
           ready, pending = pending, compiled.predict_step(variables, features,
                                                           keys=keys)
+          if index == 0:
+            runner.add(compiled.hooks[ModeKeys.PREDICT])
           bar.update()
-          yield from self._emit(ready, yield_single_examples)
-        bar.update()
+          if ready is not None:
+            yield from self._emit(ready, yield_single_examples)
+          if runner.after_run(context, lambda p=pending: jax.device_get(p)):
+            break
         yield from self._emit(pending, yield_single_examples)
-    for hook in list(hooks or ()) + list(compiled.hooks[ModeKeys.PREDICT]):
-      hook.end(None)
+    runner.end()
 
   @staticmethod
   def _emit(predictions: Any, single: bool) -> Iterator[Any]:

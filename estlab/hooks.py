@@ -13,10 +13,10 @@ Periodic work inside the engine (summaries, logs, checkpoints) uses
 from __future__ import annotations
 
 import time
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 __all__ = ["SessionRunHook", "SessionRunContext", "SessionRunValues",
-           "StopAtStepHook", "PeriodicTrigger"]
+           "StopAtStepHook", "PeriodicTrigger", "HookRunner"]
 
 
 class SessionRunContext:
@@ -91,6 +91,51 @@ class StopAtStepHook(SessionRunHook):
     del run_values
     if run_context.global_step >= self._last_step:
       run_context.request_stop()
+
+
+class HookRunner:
+  """Calls a loop's hooks in tf.estimator's order; hooks may join late.
+
+  Hooks a model_fn returns in its spec are known only once the step was
+  traced, so they join with ``add`` after the first step.
+  """
+
+  def __init__(self, hooks: Sequence[SessionRunHook], mode: str):
+    self._hooks: list[SessionRunHook] = []
+    self._mode = mode
+    self.add(hooks)
+
+  def add(self, hooks: Sequence[SessionRunHook]) -> None:
+    for hook in hooks:
+      if not isinstance(hook, SessionRunHook):
+        raise TypeError(f"hooks must be estlab.SessionRunHook instances, got "
+                        f"{hook!r}.")
+      if hook not in self._hooks:
+        hook.begin()
+        hook.after_create_session(None, None)
+        self._hooks.append(hook)
+
+  def __bool__(self) -> bool:
+    return bool(self._hooks)
+
+  def before_run(self, global_step: int) -> SessionRunContext:
+    context = SessionRunContext(global_step, self._mode)
+    for hook in self._hooks:
+      hook.before_run(context)
+    return context
+
+  def after_run(self, context: SessionRunContext,
+                fetch: Callable[[], Mapping[str, Any]]) -> bool:
+    """Runs after_run; returns whether a hook requested a stop."""
+    if self._hooks:
+      values = SessionRunValues(fetch)
+      for hook in self._hooks:
+        hook.after_run(context, values)
+    return context.stop_requested
+
+  def end(self) -> None:
+    for hook in self._hooks:
+      hook.end(None)
 
 
 class PeriodicTrigger:

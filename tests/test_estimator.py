@@ -333,3 +333,38 @@ def test_logs_loss_and_rate_and_shows_progress(tmp_path, caplog, capsys):
                                params={"learning_rate": 0.1})
   quiet_est.train(lambda: itertools.repeat(({"x": x[:8]}, y[:8])), steps=2)
   assert "train:" not in capsys.readouterr().err
+
+
+def test_evaluate_and_predict_run_hooks_and_spec_hooks(tmp_path):
+  x, y = regression_data(64)
+  calls = []
+
+  class Recorder(estlab.SessionRunHook):
+    def __init__(self, tag, stop_after=None):
+      self.tag, self.stop_after, self.runs = tag, stop_after, 0
+
+    def begin(self):
+      calls.append((self.tag, "begin"))
+
+    def after_run(self, run_context, run_values):
+      self.runs += 1
+      assert run_context.mode in ("eval", "infer")
+      if self.stop_after and self.runs >= self.stop_after:
+        run_context.request_stop()
+
+    def end(self, session=None):
+      calls.append((self.tag, "end", self.runs))
+  spec_hook = Recorder("spec")
+
+  def model_fn(features, labels, mode, params):
+    spec = linear_model_fn(features, labels, mode, params)
+    return spec._replace(evaluation_hooks=(spec_hook,))
+  est = estlab.Estimator(model_fn, tmp_path, config=quiet(), params={})
+  est.train(batches_input_fn(x, y, batch_size=8))
+  result = est.evaluate(batches_input_fn(x, y, batch_size=8),
+                        hooks=[Recorder("user", stop_after=3)])
+  assert ("user", "end", 3) in calls and ("spec", "end", 3) in calls
+  assert result["loss"] > 0
+  rows = list(est.predict(batches_input_fn(x, y, batch_size=8),
+                          hooks=[Recorder("pred", stop_after=2)]))
+  assert len(rows) == 16 and ("pred", "end", 2) in calls
