@@ -138,6 +138,14 @@ class Estimator:
       return self._config.train_distribute
     return self._config.eval_distribute or self._config.train_distribute
 
+  def _postprocess_predictions(self, predictions: Any) -> Any:
+    """Host-side work on a batch of predictions (e.g. class ids -> names)."""
+    return predictions
+
+  def _has_postprocess(self) -> bool:
+    return (type(self)._postprocess_predictions
+            is not Estimator._postprocess_predictions)
+
   def _put_batch(self, mode: str) -> Callable[[Any, int], Any]:
     """Puts a host batch (``n`` stacked steps) on the device(s)."""
     strategy = self._strategy(mode)
@@ -366,6 +374,8 @@ class Estimator:
     if isinstance(predict_keys, str):
       predict_keys = [predict_keys]
     keys = None if predict_keys is None else tuple(predict_keys)
+    # Keys made on the host (postprocess) are selected there, after it.
+    host_keys, keys = (keys, None) if self._has_postprocess() else (None, keys)
     compiled = self._compiled()
     with self._batches(input_fn, ModeKeys.PREDICT, limit=None) as batches:
       _, (features, _) = self._first(batches, input_fn)
@@ -384,15 +394,21 @@ class Estimator:
             runner.add(compiled.hooks[ModeKeys.PREDICT])
           bar.update()
           if ready is not None:
-            yield from self._emit(ready, yield_single_examples)
+            yield from self._emit(ready, yield_single_examples, host_keys)
           if runner.after_run(context, lambda p=pending: jax.device_get(p)):
             break
-        yield from self._emit(pending, yield_single_examples)
+        yield from self._emit(pending, yield_single_examples, host_keys)
     runner.end()
 
-  @staticmethod
-  def _emit(predictions: Any, single: bool) -> Iterator[Any]:
-    host = jax.device_get(predictions)
+  def _emit(self, predictions: Any, single: bool,
+            keys: tuple[str, ...] | None) -> Iterator[Any]:
+    host = self._postprocess_predictions(jax.device_get(predictions))
+    if keys is not None:
+      unknown = [k for k in keys if k not in host]
+      if unknown:
+        raise ValueError(f"predict_keys {unknown!r} are not among the "
+                         f"predictions {sorted(host)!r}.")
+      host = {k: host[k] for k in keys}
     if not single:
       yield host
       return
