@@ -1,0 +1,300 @@
+"""Host-side helpers: raw feature arrays as cells, missing values, stable hashes.
+
+A feature in a batch is a numpy array with one row per example: 1-D (one
+value per example), 2-D (several values, padded with ``''``, ``-1`` or NaN)
+or a 1-D object array whose cells are lists, tuples or arrays (any number of
+values per example; only these ragged cells are read with a loop per row).
+Missing values are ``''``, None, NaN and pandas' NA for text, ``-1`` for
+integers and NaN for floats: they are dropped, as TF drops them.
+
+Hashing is stable across processes, runs and machines: text is hashed with
+``pandas.util.hash_array`` (SipHash-2-4 under pandas' fixed 16-byte key,
+vectorised); Python's per-process salted ``hash()`` is never used. Integers
+that are hashed (hash buckets, OOV buckets, crosses of raw keys) are hashed as
+their decimal strings, as TF does. The ids therefore differ from TF's
+FarmHash ids, but never change between runs. Crosses mix the per-key hashes
+with TF's ``FingerprintCat64`` formula over uint64 arrays, seeded with
+``hash_key``; ids coming from categorical columns enter a cross through the
+SplitMix64 finaliser.
+
+Example:
+  >>> cells = read_cells(np.array([['a', ''], ['b', 'c']], object), 'k')
+  >>> as_text(cells, 'k', allow_ints=False)[1].tolist()
+  [[True, False], [True, True]]
+"""
+from __future__ import annotations
+
+import itertools
+from typing import Any, Mapping, NamedTuple
+
+import numpy as np
+import pandas as pd
+
+from estlab.feature_column._base import MissingFeatureError
+
+_SEQUENCES = (list, tuple, np.ndarray)
+_NUMBER_KINDS = ("integer", "floating", "mixed-integer-float", "decimal")
+
+
+def get_feature(features: Mapping, key: str, column: str) -> Any:
+  """``features[key]``, or MissingFeatureError naming the column and the keys."""
+  try:
+    return features[key]
+  except KeyError:
+    raise MissingFeatureError(
+        f"Column {column!r} reads feature {key!r}, which is not in the batch; "
+        f"its features are {sorted(map(str, features))!r}. Add {key!r} to the "
+        "input_fn's features, or drop the column.") from None
+
+
+def _infer(values: np.ndarray) -> str:
+  """pandas' inferred type of the values, skipping None, NaN and NA."""
+  return pd.api.types.infer_dtype(values.ravel(), skipna=True)
+
+
+def _infer_object(values: np.ndarray) -> str:
+  """``_infer``, or ``'string!'`` when all values are str (no None/NaN/NA)."""
+  strict = pd.api.types.infer_dtype(values.ravel(), skipna=False)
+  return "string!" if strict == "string" else _infer(values)
+
+
+def _as_array(value: Any) -> np.ndarray:
+  if isinstance(value, np.ndarray):
+    return value
+  try:
+    return np.asarray(value)
+  except ValueError:  # ragged lists
+    cells = list(value)
+    arr = np.empty(len(cells), dtype=object)
+    arr[:] = cells
+    return arr
+
+
+class Cells(NamedTuple):
+  """A feature as ``[B, K]`` cells.
+
+  Attributes:
+    values: ``[B, K]`` numbers, or objects (text).
+    filled: ``[B, K]`` bool; False only in the padding of ragged rows.
+    kind: for object values, pandas' ``infer_dtype`` of the filled cells
+      (skipping None and NaN), ``'string!'`` when all are str; None for
+      numeric arrays.
+  """
+
+  values: np.ndarray
+  filled: np.ndarray
+  kind: str | None
+
+
+def read_cells(value: Any, key: str) -> Cells:
+  """The cells of one feature: one row per example, padded to ``[B, K]``."""
+  arr = _as_array(value)
+  if arr.ndim == 0:
+    raise ValueError(f"Feature {key!r} is a scalar {arr!r}; features need one "
+                     "row per example, e.g. np.array([...]).")
+  if arr.dtype.kind == "S":
+    arr = np.char.decode(arr, "utf-8").astype(object)
+  elif arr.dtype.kind == "U":
+    arr = arr.astype(object)
+  kind = _infer_object(arr) if arr.dtype == object else None
+  if arr.ndim == 1 and kind is not None and kind not in (
+      "string!", "string", "empty", "bytes", "boolean", *_NUMBER_KINDS):
+    return _ragged(arr)
+  arr = arr.reshape(arr.shape[0], int(np.prod(arr.shape[1:])))
+  return Cells(arr, np.ones(arr.shape, dtype=bool), kind)
+
+
+def _ragged(arr: np.ndarray) -> Cells:
+  """Cells holding lists become rows padded to the longest one."""
+  cells = [c if isinstance(c, _SEQUENCES) else (c,) for c in arr]
+  lengths = np.fromiter(map(len, cells), dtype=np.int64, count=len(cells))
+  width = max(int(lengths.max(initial=0)), 1)
+  flat = np.empty(int(lengths.sum()), dtype=object)
+  flat[:] = list(itertools.chain.from_iterable(cells))
+  rows = np.repeat(np.arange(len(cells)), lengths)
+  cols = np.arange(flat.size) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+  values = np.full((len(cells), width), None, dtype=object)
+  filled = np.zeros((len(cells), width), dtype=bool)
+  values[rows, cols] = flat
+  filled[rows, cols] = True
+  return Cells(values, filled, _infer(flat))
+
+
+def _first(values: np.ndarray, mask: np.ndarray) -> Any:
+  return values[mask].ravel()[0]
+
+
+def _missing_text(values: np.ndarray, kind: str) -> np.ndarray:
+  if kind == "string!":  # all str: only '' is missing
+    return values == ""
+  na = pd.isna(values)
+  if na.any():
+    values = np.where(na, "", values)
+  return na | (values == "")
+
+
+def as_int(cells: Cells, column: str) -> tuple[np.ndarray, np.ndarray]:
+  """``(int64 values, present)``; -1 and NaN are missing.
+
+  Raises:
+    TypeError: text, booleans or non-integral floats, naming a sample value.
+  """
+  values, filled, kind = cells
+  if values.dtype.kind == "O":
+    na = pd.isna(values) | ~filled
+    if kind not in ("empty", *_NUMBER_KINDS):
+      bad = np.vectorize(lambda v: isinstance(v, bool) or not isinstance(
+          v, (int, float, np.number)), otypes=[bool])(values) & ~na
+      sample = _first(values, bad)
+      raise TypeError(
+          f"Column {column!r} expects integers, got {sample!r} "
+          f"({type(sample).__name__}). Use a string column for text "
+          "(categorical_column_with_vocabulary_list or _hash_bucket), or "
+          "convert the feature with .astype(int).")
+    values = np.where(na, np.nan, values).astype(np.float64)
+  if values.dtype.kind == "f":
+    nan = np.isnan(values) | ~filled
+    fractional = ~nan & (values != np.round(values))
+    if fractional.any():
+      raise TypeError(
+          f"Column {column!r} expects integers, got "
+          f"{_first(values, fractional)!r}. Round or bucketize the feature "
+          "(bucketized_column), or use a numeric_column for real values.")
+    values = np.where(nan, -1, values)
+  elif values.dtype.kind not in "iu":
+    raise TypeError(
+        f"Column {column!r} expects integers, got dtype {values.dtype} (e.g. "
+        f"{values.ravel()[:1].tolist()!r}). Convert it with .astype(int).")
+  ints = values.astype(np.int64)
+  return ints, filled & (ints != -1)
+
+
+def as_text(cells: Cells, column: str, *, allow_ints: bool
+            ) -> tuple[np.ndarray, np.ndarray]:
+  """``(object array of str, present)``; ``''``, None and NaN are missing.
+
+  With ``allow_ints``, integers become their decimal strings (-1 missing).
+
+  Raises:
+    TypeError: numbers given to a text-only column, or non-text values.
+  """
+  values, filled, kind = cells
+  if values.dtype.kind in "biuf" or kind in ("boolean", *_NUMBER_KINDS):
+    if not allow_ints or values.dtype.kind == "b" or kind == "boolean":
+      sample = values[filled].ravel()[:1].tolist()
+      raise TypeError(
+          f"Column {column!r} expects strings, got numbers such as {sample!r} "
+          f"(dtype {values.dtype}). Convert them with .astype(str), or use an "
+          "integer column (categorical_column_with_identity, or a vocabulary "
+          "of ints).")
+    ints, present = as_int(cells, column)
+    text = np.full(ints.shape, "", dtype=object)
+    text[present] = decimal_strings(ints[present])
+    return text, present
+  present = filled & ~_missing_text(values, kind)
+  if kind == "bytes":
+    values = values.copy()
+    values[present] = [v.decode("utf-8") for v in values[present]]
+  elif kind not in ("string!", "string", "empty"):
+    bad = np.vectorize(lambda v: not isinstance(v, str), otypes=[bool])(values)
+    sample = _first(values, bad & present)
+    raise TypeError(
+        f"Column {column!r} expects strings, got {sample!r} "
+        f"({type(sample).__name__}). Convert the feature with .astype(str), "
+        "or use a column for numbers.")
+  return values, present
+
+
+def as_float(cells: Cells, column: str) -> tuple[np.ndarray, np.ndarray]:
+  """``(float32 values, present)``; NaN is missing.
+
+  Raises:
+    TypeError: text given where numbers are expected, naming a sample.
+  """
+  values, filled, kind = cells
+  if values.dtype.kind == "O":
+    na = pd.isna(values) | ~filled
+    if kind not in ("empty", "boolean", *_NUMBER_KINDS):
+      bad = np.vectorize(lambda v: isinstance(v, (str, bytes)), otypes=[bool])(
+          values) & ~na
+      sample = _first(values, bad) if bad.any() else values[~na].ravel()[0]
+      raise TypeError(f"Column {column!r} expects numbers, got {sample!r}. "
+                      "Convert the feature with .astype(float).")
+    values = np.where(na, np.nan, values)
+  elif values.dtype.kind not in "biuf":
+    raise TypeError(f"Column {column!r} expects numbers, got dtype "
+                    f"{values.dtype}. Convert it with .astype(float).")
+  values = values.astype(np.float32)
+  return values, filled & ~np.isnan(values)
+
+
+def decimal_strings(ints: np.ndarray) -> np.ndarray:
+  """Integers as an object array of their decimal strings (one str per value)."""
+  codes, uniques = pd.factorize(ints)
+  return np.asarray(uniques).astype(str).astype(object)[codes]
+
+
+def stable_hash(text: np.ndarray) -> np.ndarray:
+  """uint64 SipHash of each string: the same in every process and machine."""
+  if text.size == 0:
+    return np.zeros(0, dtype=np.uint64)
+  # Same hashes either way; factorizing first only pays off on large arrays.
+  return pd.util.hash_array(np.asarray(text, dtype=object),
+                            categorize=text.size >= 32768)
+
+
+def lookup(index: pd.Index, values: np.ndarray) -> np.ndarray:
+  """``index.get_indexer(values)`` as int64 (-1: not found), vectorised.
+
+  Asks the index's hash engine directly when it has one (pandas 1.5 to 3):
+  ``get_indexer`` first wraps ``values`` in a new Index, which costs more
+  than the lookup on small batches. Falls back to the public method.
+  """
+  engine = getattr(index, "_engine", None)
+  if engine is not None and index.is_unique:
+    try:
+      return np.asarray(engine.get_indexer(values), dtype=np.int64)
+    except (TypeError, ValueError, AttributeError):
+      pass
+  return index.get_indexer(values).astype(np.int64)
+
+
+_U = np.uint64
+
+
+def mix64(ids: np.ndarray) -> np.ndarray:
+  """SplitMix64's finaliser: integers to well-spread uint64 (vectorised)."""
+  z = ids.astype(np.int64).view(np.uint64) + _U(0x9E3779B97F4A7C15)
+  z = (z ^ (z >> _U(30))) * _U(0xBF58476D1CE4E5B9)
+  z = (z ^ (z >> _U(27))) * _U(0x94D049BB133111EB)
+  return z ^ (z >> _U(31))
+
+
+def fingerprint_cat64(fp1: np.ndarray, fp2: np.ndarray) -> np.ndarray:
+  """TF's ``FingerprintCat64``: combines two uint64 fingerprints (arrays)."""
+  mul = _U(0xC6A4A7935BD1E995)
+  shift = _U(47)
+  mixed = fp2 * mul
+  result = (fp1 ^ mul) ^ ((mixed ^ (mixed >> shift)) * mul)
+  result = result * mul
+  result = (result ^ (result >> shift)) * mul
+  return result ^ (result >> shift)
+
+
+def compact(ids: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+  """Moves each row's values to the front: ``(int32 ids, float32 weights)``.
+
+  The width is the most values in a row, rounded up to a power of two (and
+  at most the input width), so a compiled step sees few distinct shapes.
+  Padding has id -1 and weight 0.
+  """
+  valid = ids >= 0
+  if ids.shape[1] > 1 and not valid.all():
+    most = int(valid.sum(axis=1).max(initial=0))
+    width = min(1 << max(most - 1, 0).bit_length(), ids.shape[1])
+    order = np.argsort(~valid, axis=1, kind="stable")[:, :width]
+    ids = np.take_along_axis(ids, order, axis=1)
+    weights = np.take_along_axis(weights, order, axis=1)
+    valid = np.take_along_axis(valid, order, axis=1)
+  return (np.where(valid, ids, -1).astype(np.int32),
+          np.where(valid, weights, 0).astype(np.float32))

@@ -1,0 +1,251 @@
+"""Device side of feature columns: Flax ``DenseFeatures`` and ``LinearModel``.
+
+Both are linen modules called inside a model_fn (under ``jit``) on the output
+of ``encode``: numbers only. Embedding tables and linear weights are Flax
+parameters named like TF's variables: ``DenseFeatures_0/x_embedding/
+embedding_weights``, ``LinearModel_0/x/weights``, ``LinearModel_0/
+bias_weights``; a shared embedding table is the parameter named by its
+collection, e.g. ``DenseFeatures_0/a_b_shared_embedding``. Lookups gather
+rows (``jnp.take``), never multiply by one-hot matrices, so tables can be
+large. Where TF builds variables in a graph, these are Flax parameters
+created on first call.
+
+Example:
+  >>> import jax, numpy as np
+  >>> from estlab import feature_column as fc
+  >>> cols = [fc.numeric_column('x'), fc.embedding_column(
+  ...     fc.categorical_column_with_identity('id', 10), 4)]
+  >>> batch = fc.encode(cols, {'x': np.ones(2), 'id': np.array([3, -1])})
+  >>> layer = fc.DenseFeatures(cols)
+  >>> params = layer.init(jax.random.PRNGKey(0), batch)
+  >>> layer.apply(params, batch).shape
+  (2, 5)
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Callable, Mapping, Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from estlab.feature_column import _base, dense
+from estlab.feature_column.numeric import BucketizedColumn, NumericColumn
+
+__all__ = ["DenseFeatures", "LinearModel", "combine", "multi_hot"]
+
+
+def _truncated_normal(stddev: float) -> Callable:
+  """TF's truncated_normal_initializer: normal cut at two stddevs."""
+  def init(key, shape, dtype=jnp.float32):
+    return stddev * jax.random.truncated_normal(key, -2.0, 2.0, shape, dtype)
+  return init
+
+
+def _clip_by_norm(rows: jax.Array, max_norm: float) -> jax.Array:
+  """TF's clip_by_norm over the last axis, with a safe gradient at zero."""
+  squared = jnp.sum(rows * rows, axis=-1, keepdims=True)
+  positive = squared > 0
+  norm = jnp.where(positive, jnp.sqrt(jnp.where(positive, squared, 1.0)), 0.0)
+  return rows * max_norm / jnp.maximum(norm, max_norm)
+
+
+def combine(table: jax.Array, ids: jax.Array, weights: jax.Array,
+            combiner: str, max_norm: float | None = None) -> jax.Array:
+  """TF's safe_embedding_lookup_sparse on padded ``[B, K]`` ids: ``[B, D]``.
+
+  Ids < 0 are dropped, and so are weights <= 0 unless ``combiner == 'sum'``;
+  a row with nothing left gives zeros.
+  """
+  valid = ids >= 0
+  if combiner != "sum":
+    valid = valid & (weights > 0)
+  w = jnp.where(valid, weights, 0.0)
+  rows = jnp.take(table, jnp.where(valid, ids, 0), axis=0, mode="clip")
+  if max_norm is not None:
+    rows = _clip_by_norm(rows, max_norm)
+  total = jnp.sum(w[..., None] * rows, axis=1)
+  if combiner == "sum":
+    return total
+  if combiner == "mean":
+    denominator = jnp.sum(w, axis=1, keepdims=True)
+  else:
+    denominator = jnp.sqrt(jnp.sum(w * w, axis=1, keepdims=True))
+  safe = jnp.where(denominator > 0, denominator, 1.0)
+  return jnp.where(denominator > 0, total / safe, 0.0)
+
+
+def multi_hot(ids: jax.Array, weights: jax.Array, num_buckets: int) -> jax.Array:
+  """``[B, num_buckets]``: each valid id adds its weight to its slot."""
+  valid = ids >= 0
+  rows = jnp.arange(ids.shape[0])[:, None]
+  return jnp.zeros((ids.shape[0], num_buckets), jnp.float32).at[
+      rows, jnp.where(valid, ids, 0)].add(jnp.where(valid, weights, 0.0))
+
+
+def _encoded(features: Mapping, column: _base.FeatureColumn, name: str) -> Any:
+  try:
+    return features[name]
+  except (KeyError, TypeError):
+    keys = sorted(features) if isinstance(features, Mapping) else features
+    raise _base.MissingFeatureError(
+        f"Column {column.name!r} reads {name!r}, which is not in the features "
+        f"({keys!r:.300}). Encode the batch on the host first: features = "
+        "estlab.feature_column.encode(feature_columns, features).") from None
+
+
+def _ids(features: Mapping, column: _base.CategoricalColumn
+         ) -> tuple[jax.Array, jax.Array]:
+  value = _encoded(features, column, column.name)
+  if not isinstance(value, Mapping) or "ids" not in value:
+    raise TypeError(
+        f"features[{column.name!r}] must be {{'ids': ..., 'weights': ...}} "
+        f"from estlab.feature_column.encode, got {type(value).__name__}. "
+        "Encode the batch on the host first.")
+  return jnp.asarray(value["ids"]), jnp.asarray(value["weights"], jnp.float32)
+
+
+class _Variables(nn.Module):
+  """One column's parameters under its name, like a TF variable scope."""
+
+  @nn.compact
+  def __call__(self, specs: Mapping[str, tuple]) -> dict:
+    return {name: self.param(name, init, shape, jnp.float32)
+            for name, (init, shape) in specs.items()}
+
+
+def _embedding_init(column: Any) -> Callable:
+  return column.initializer or _truncated_normal(1.0 / math.sqrt(column.dimension))
+
+
+def _table(module: nn.Module, column: Any, variables: dict, shared: dict
+           ) -> jax.Array:
+  """The embedding table of an (shared) embedding column."""
+  if isinstance(column, dense.SharedEmbeddingColumn):
+    collection = column.shared_embedding_collection_name
+    if collection not in shared:  # one parameter per collection and module
+      shared[collection] = module.param(
+          collection, _embedding_init(column),
+          (column.categorical_column.num_buckets, column.dimension), jnp.float32)
+    table = shared[collection]
+  else:
+    table = variables["embedding_weights"]
+  if not (column.trainable and module.trainable):
+    table = jax.lax.stop_gradient(table)
+  return table
+
+
+def _embedding_specs(column: _base.FeatureColumn) -> dict:
+  if isinstance(column, dense.EmbeddingColumn):
+    shape = (column.categorical_column.num_buckets, column.dimension)
+    return {"embedding_weights": (_embedding_init(column), shape)}
+  return {}
+
+
+def _dense_tensor(module: nn.Module, column: _base.DenseColumn,
+                  features: Mapping, variables: dict, shared: dict) -> jax.Array:
+  """The ``[B, prod(variable_shape)]`` float32 output of a dense column."""
+  if isinstance(column, NumericColumn):
+    x = jnp.asarray(_encoded(features, column, column.key), jnp.float32)
+    x = x.reshape((x.shape[0],) + tuple(column.shape))
+    if column.normalizer_fn is not None:
+      x = column.normalizer_fn(x)
+    return jnp.asarray(x, jnp.float32).reshape(x.shape[0], -1)
+  if isinstance(column, BucketizedColumn):
+    return multi_hot(*_ids(features, column), column.num_buckets)
+  if isinstance(column, dense.IndicatorColumn):
+    categorical = column.categorical_column
+    return multi_hot(*_ids(features, categorical), categorical.num_buckets)
+  if isinstance(column, (dense.EmbeddingColumn, dense.SharedEmbeddingColumn)):
+    table = _table(module, column, variables, shared)
+    ids, weights = _ids(features, column.categorical_column)
+    return combine(table, ids, weights, column.combiner, column.max_norm)
+  raise TypeError(f"Column {column.name!r} ({type(column).__name__}) has no "
+                  "dense form in estlab.")
+
+
+class DenseFeatures(nn.Module):
+  """TF's ``tf.keras.layers.DenseFeatures`` as a Flax module: ``[B, D]`` float32.
+
+  Columns are ordered by name (as TF orders them) and concatenated:
+  numeric ``normalizer_fn(x)`` flattened; bucketized one-hot; indicator
+  multi-hot counts (weights for weighted columns); embeddings combined per
+  row. Call it on ``encode(feature_columns, raw_features)``.
+
+  Attributes:
+    feature_columns: dense columns (numeric, bucketized, embedding, shared
+      embedding, indicator).
+    trainable: False stops gradients to every table of this layer.
+  """
+
+  feature_columns: Sequence[_base.FeatureColumn]
+  trainable: bool = True
+
+  @nn.compact
+  def __call__(self, features: Mapping[str, Any]) -> jax.Array:
+    columns = _base.normalize_feature_columns(self.feature_columns)
+    for column in columns:
+      if not isinstance(column, _base.DenseColumn):
+        raise ValueError(
+            f"DenseFeatures takes dense columns; {column.name!r} is "
+            f"{type(column).__name__}. Wrap it: indicator_column("
+            f"{column.name!r} column) or embedding_column({column.name!r} "
+            "column, dimension=...).")
+    shared: dict = {}
+    outputs = []
+    for column in columns:
+      specs = _embedding_specs(column)
+      variables = _Variables(name=column.name)(specs) if specs else {}
+      outputs.append(_dense_tensor(self, column, features, variables, shared))
+    return jnp.concatenate(outputs, axis=1)
+
+
+class LinearModel(nn.Module):
+  """TF's linear model (``LinearModel``) as a Flax module: ``[B, units]``.
+
+  Per column a zero-initialised weight ``<column name>/weights``: ``[dim,
+  units]`` for dense columns (applied to their dense output),
+  ``[num_buckets, units]`` for categorical ones (bucketized, crossed and
+  weighted included), whose rows are combined over each example's ids with
+  ``sparse_combiner`` (``'sum'``, ``'mean'`` or ``'sqrtn'``, weighted); plus
+  ``bias_weights`` ``[units]``.
+
+  Attributes:
+    feature_columns: any columns.
+    units: number of outputs.
+    sparse_combiner: how a categorical column's ids in one row combine.
+    trainable: False stops gradients to every weight of this model.
+  """
+
+  feature_columns: Sequence[_base.FeatureColumn]
+  units: int = 1
+  sparse_combiner: str = "sum"
+  trainable: bool = True
+
+  @nn.compact
+  def __call__(self, features: Mapping[str, Any]) -> jax.Array:
+    dense.check_combiner(self.sparse_combiner, "LinearModel sparse_combiner")
+    zeros = nn.initializers.zeros
+    shared: dict = {}
+    total = None
+    for column in _base.normalize_feature_columns(self.feature_columns):
+      if isinstance(column, _base.CategoricalColumn):
+        variables = _Variables(name=column.name)(
+            {"weights": (zeros, (column.num_buckets, self.units))})
+        weights = self._maybe_frozen(variables["weights"])
+        ids, id_weights = _ids(features, column)
+        out = combine(weights, ids, id_weights, self.sparse_combiner)
+      else:
+        width = math.prod(column.variable_shape)
+        variables = _Variables(name=column.name)(
+            {**_embedding_specs(column), "weights": (zeros, (width, self.units))})
+        x = _dense_tensor(self, column, features, variables, shared)
+        out = x @ self._maybe_frozen(variables["weights"])
+      total = out if total is None else total + out
+    bias = self._maybe_frozen(self.param("bias_weights", zeros, (self.units,),
+                                         jnp.float32))
+    return total + bias
+
+  def _maybe_frozen(self, value: jax.Array) -> jax.Array:
+    return value if self.trainable else jax.lax.stop_gradient(value)
