@@ -25,8 +25,18 @@ _EXPORTS = {
     "WarmStartSettings": "estlab.warm_starting",
     "CheckpointMismatchError": "estlab.checkpoint",
 }
-_SUBMODULES = ("checkpoint", "distribute", "hooks", "inputs", "metrics",
-               "summary")
+_PREMADE = ("BaselineClassifier", "BaselineRegressor", "BaselineEstimator",
+            "LinearClassifier", "LinearRegressor", "LinearEstimator",
+            "DNNClassifier", "DNNRegressor", "DNNEstimator",
+            "DNNLinearCombinedClassifier", "DNNLinearCombinedRegressor",
+            "DNNLinearCombinedEstimator")
+_HEADS = ("BinaryClassHead", "MultiClassHead", "MultiLabelHead",
+          "RegressionHead", "PoissonRegressionHead", "LogisticRegressionHead",
+          "MultiHead")
+_EXPORTS.update({name: "estlab.premade" for name in _PREMADE})
+_EXPORTS.update({name: "estlab.heads" for name in _HEADS})
+_SUBMODULES = ("checkpoint", "distribute", "feature_column", "heads", "hooks",
+               "inputs", "metrics", "premade", "summary")
 
 __all__ = sorted(_EXPORTS) + list(_SUBMODULES) + ["__version__"]
 

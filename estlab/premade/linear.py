@@ -1,0 +1,88 @@
+"""Linear estimators: TF's linear model over feature columns, trained with FTRL.
+
+As ``tf.estimator.LinearClassifier/Regressor/Estimator``: weights per column
+(gathered per id for categorical columns, combined with ``sparse_combiner``)
+plus a bias, zeros at the start; FTRL by default.
+"""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+from estlab import feature_column as fc
+from estlab.premade import optimizers
+from estlab.premade._base import (SUM_OVER_BATCH_SIZE, PremadeEstimator,
+                                  check_columns, classification_head,
+                                  regression_head)
+
+__all__ = ["LinearClassifier", "LinearRegressor", "LinearEstimator",
+           "linear_logit_fn", "linear_optimizer"]
+
+
+def linear_logit_fn(feature_columns: Sequence[Any], units: int,
+                    sparse_combiner: str, name: str = "linear"):
+  """``logit_fn(features, mode)``: TF's ``LinearModel`` under scope ``name``."""
+  def logit_fn(features, mode):
+    del mode
+    return fc.LinearModel(tuple(feature_columns), units=units,
+                          sparse_combiner=sparse_combiner, name=name)(features)
+  return logit_fn
+
+
+def linear_optimizer(optimizer: Any, feature_columns: Sequence[Any],
+                     learning_rate: float = optimizers.LINEAR_LEARNING_RATE) -> Any:
+  """TF 2's choice: a name gets ``learning_rate`` (0.2); None gets FTRL at
+  min(0.2, 1/sqrt(#columns)); an optax transformation is used as is."""
+  if optimizer is None:
+    return optimizers.default_linear_optimizer(len(feature_columns))
+  return optimizers.get_optimizer(optimizer, learning_rate)
+
+
+class LinearEstimator(PremadeEstimator):
+  """A linear model over any ``head``; as ``tf.estimator.LinearEstimator``."""
+
+  def __init__(self, head: Any, feature_columns: Sequence[Any],
+               model_dir: Any = None, optimizer: Any = "Ftrl",
+               config: Any = None, sparse_combiner: str = "sum",
+               warm_start_from: Any = None):
+    columns = check_columns(feature_columns)
+    if not columns:
+      raise ValueError(f"{type(self).__name__} needs feature_columns, got "
+                       f"{feature_columns!r}.")
+    super().__init__(
+        head=head, optimizer=linear_optimizer(optimizer, columns),
+        logit_fn=linear_logit_fn(columns, head.logits_dimension, sparse_combiner),
+        feature_columns=columns, model_dir=model_dir, config=config,
+        warm_start_from=warm_start_from)
+
+
+class LinearClassifier(LinearEstimator):
+  """Linear classifier; as ``tf.estimator.LinearClassifier``."""
+
+  def __init__(self, feature_columns: Sequence[Any], model_dir: Any = None,
+               n_classes: int = 2, weight_column: Any = None,
+               label_vocabulary: Any = None, optimizer: Any = "Ftrl",
+               config: Any = None, warm_start_from: Any = None,
+               loss_reduction: str = SUM_OVER_BATCH_SIZE,
+               sparse_combiner: str = "sum"):
+    head = classification_head(n_classes, weight_column, label_vocabulary,
+                               loss_reduction)
+    super().__init__(head, feature_columns, model_dir=model_dir,
+                     optimizer=optimizer, config=config,
+                     sparse_combiner=sparse_combiner,
+                     warm_start_from=warm_start_from)
+
+
+class LinearRegressor(LinearEstimator):
+  """Linear regressor; as ``tf.estimator.LinearRegressor``."""
+
+  def __init__(self, feature_columns: Sequence[Any], model_dir: Any = None,
+               label_dimension: int = 1, weight_column: Any = None,
+               optimizer: Any = "Ftrl", config: Any = None,
+               warm_start_from: Any = None,
+               loss_reduction: str = SUM_OVER_BATCH_SIZE,
+               sparse_combiner: str = "sum"):
+    head = regression_head(label_dimension, weight_column, loss_reduction)
+    super().__init__(head, feature_columns, model_dir=model_dir,
+                     optimizer=optimizer, config=config,
+                     sparse_combiner=sparse_combiner,
+                     warm_start_from=warm_start_from)
