@@ -68,6 +68,30 @@ CASES = {
     "DNNLinearCombinedRegressor": (estlab.DNNLinearCombinedRegressor,
                                    _combined, "regression", REGRESSION_EVAL,
                                    {"predictions"}, "dnn/logits/bias"),
+    # The *Estimator forms take any head.
+    "LinearEstimatorPoisson": (
+        estlab.LinearEstimator,
+        lambda: _linear(head=estlab.PoissonRegressionHead()), "counts",
+        REGRESSION_EVAL, {"predictions", "logits"}, "linear/age/weights"),
+    "DNNEstimatorMultiLabel": (
+        estlab.DNNEstimator,
+        lambda: _dnn(head=estlab.MultiLabelHead(3)), "multilabel",
+        {"auc", "auc_precision_recall", "average_loss", "loss", "global_step"},
+        {"logits", "probabilities", "classes"}, "dnn/logits/kernel"),
+    "BaselineEstimator": (
+        estlab.BaselineEstimator,
+        lambda: dict(head=estlab.RegressionHead(weight_column="age")),
+        "regression", REGRESSION_EVAL, {"predictions"}, "baseline/bias"),
+    "DNNLinearCombinedEstimator": (
+        estlab.DNNLinearCombinedEstimator,
+        lambda: _combined(head=estlab.MultiClassHead(3)), "multi", MULTI_EVAL,
+        MULTI_PREDICT, "linear/bias_weights"),
+    # Label vocabulary and weights, as TF.
+    "LinearClassifierVocabulary": (
+        estlab.LinearClassifier,
+        lambda: _linear(n_classes=3, label_vocabulary=["lo", "mid", "hi"],
+                        weight_column="age"),
+        "multi_names", MULTI_EVAL, MULTI_PREDICT, "linear/city/weights"),
 }
 
 
@@ -80,7 +104,15 @@ def data():
 def test_premade_contract(name, data, tmp_path):
   cls, kwargs, kind, eval_keys, predict_keys, variable = CASES[name]
   features, labels = data
-  y = labels[kind]
+  if kind == "counts":
+    y = np.round(np.exp(labels["regression"] / 4)).astype(np.float32)
+  elif kind == "multilabel":
+    y = np.stack([labels["binary"], labels["multi"] == 2,
+                  features["city"] == "paris"], 1).astype(np.int64)
+  elif kind == "multi_names":
+    y = np.asarray(["lo", "mid", "hi"], dtype=object)[labels["multi"]]
+  else:
+    y = labels[kind]
   make = lambda: cls(**kwargs(), model_dir=tmp_path, config=estlab.RunConfig(**CONFIG))
   est = make()
   train_fn = input_fn(features, y, epochs=None, shuffle=True)
@@ -101,6 +133,8 @@ def test_premade_contract(name, data, tmp_path):
   again.train(train_fn, steps=5)
   assert again.evaluate(input_fn(features, y))["global_step"] == 35
   # Bad labels: a clear error that shows the value.
-  bad = np.full_like(y, 7) if kind != "regression" else np.ones((len(y), 3), np.float32)
+  bad = {"regression": np.ones((len(y), 3), np.float32),
+         "counts": np.full(len(y), -7.0, np.float32),
+         "multi_names": np.full(len(y), "7", dtype=object)}.get(kind, np.full_like(y, 7))
   with pytest.raises(ValueError, match="7|shape"):
     again.train(input_fn(features, bad), steps=1)
