@@ -1,4 +1,8 @@
-"""The README's Python examples run as written (docs match the code)."""
+"""The README's Python examples run as written (docs match the code).
+
+```python blocks run here, in order; ```py blocks are excerpts run by the test
+they name.
+"""
 import os
 import pathlib
 import re
