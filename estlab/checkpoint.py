@@ -60,6 +60,9 @@ import orbax.checkpoint as ocp
 from etils import epath
 
 from estlab._state import TrainState
+from estlab._trees import (CheckpointMismatchError, abstract_like,
+                           check_variables, dtype_of, flatten_names,
+                           reassemble_like)
 
 __all__ = [
     'CheckpointMismatchError',
@@ -87,30 +90,6 @@ logging.getLogger('absl').addFilter(_DropHarmlessOrbaxWarnings())
 _ARRAY_ITEMS = ('params', 'opt_state', 'extra')
 _METADATA_ITEM = 'metadata'
 _RESERVED_METADATA = ('step', 'estlab_version', 'time', 'variables')
-
-
-class CheckpointMismatchError(ValueError):
-  """A checkpoint's variables do not match the model restoring it."""
-
-
-def flatten_names(tree: Any) -> dict[str, Any]:
-  """Flattens a pytree into ``{'/'-joined path: leaf}``, in leaf order.
-
-  Dict keys, NamedTuple fields and sequence indices all become path parts, so
-  a Flax params dict gives tf.estimator-like variable names.
-
-  Args:
-    tree: a pytree, typically Flax params.
-
-  Returns:
-    A dict from names such as ``'Net_0/Dense_0/kernel'`` to leaves.
-
-  Example:
-    >>> flatten_names({'Dense_0': {'bias': 1, 'kernel': 2}})
-    {'Dense_0/bias': 1, 'Dense_0/kernel': 2}
-  """
-  flat, _ = jax.tree_util.tree_flatten_with_path(tree)
-  return {'/'.join(_key_name(k) for k in path): leaf for path, leaf in flat}
 
 
 def latest_checkpoint(model_dir: str | os.PathLike) -> str | None:
@@ -246,7 +225,7 @@ class Checkpointer:
         estlab_version=_version(),
         time=time.time(),
         variables={
-            name: [list(np.shape(leaf)), _dtype(leaf).name]
+            name: [list(np.shape(leaf)), dtype_of(leaf).name]
             for name, leaf in flatten_names(state.params).items()
         },
     )
@@ -301,8 +280,8 @@ class Checkpointer:
     """
     mngr, step = self._locate(step, path)
     got = _restore_checked(mngr, step, target.params, {
-        'opt_state': _abstract(target.opt_state),
-        'extra': _abstract(_extra(target)),
+        'opt_state': abstract_like(target.opt_state),
+        'extra': abstract_like(_extra(target)),
     })
     extra = got['extra']
     return target.replace(
@@ -347,8 +326,8 @@ class Checkpointer:
         name: jax.ShapeDtypeStruct(saved[name].shape, saved[name].dtype)
         for name in ('step', 'rng', 'bad_step') if name in saved
     }
-    extra = _abstract(extra)
-    extra['model_state'] = _abstract(collections)
+    extra = abstract_like(extra)
+    extra['model_state'] = abstract_like(collections)
     got = _restore_checked(mngr, step, target['params'], {'extra': extra})
     return {'params': got['params'], **got['extra']['model_state']}
 
@@ -511,35 +490,14 @@ def _extra(state: TrainState) -> dict[str, Any]:
   }
 
 
-def _abstract(tree: Any) -> Any:
-  """ShapeDtypeStructs with the leaves' shardings, else the default device."""
-  device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
-
-  def leaf(x):
-    sharding = getattr(x, 'sharding', None)
-    if not isinstance(sharding, jax.sharding.Sharding):
-      sharding = device
-    return jax.ShapeDtypeStruct(np.shape(x), _dtype(x), sharding=sharding)
-
-  return jax.tree.map(leaf, tree)
-
-
-def _like(target: Any, restored: Any) -> Any:
-  """Re-assembles ``restored`` into ``target``'s exact treedef, by path."""
-  by_name = flatten_names(restored)
-  names = flatten_names(target)
-  return jax.tree.unflatten(
-      jax.tree.structure(target), [by_name[name] for name in names])
-
-
 def _restore_checked(
     mngr: ocp.CheckpointManager, step: int, params: Any,
     abstract: dict[str, Any],
 ) -> dict[str, Any]:
   """Checks variables, then restores ``params`` and the ``abstract`` items."""
   where = _join(str(mngr.directory), step)
-  _check_variables(_saved_variables(mngr, step), params, where)
-  abstract = {'params': _abstract(params), **abstract}
+  check_variables(_saved_variables(mngr, step), params, where)
+  abstract = {'params': abstract_like(params), **abstract}
   try:
     restored = mngr.restore(step, args=ocp.args.Composite(**{
         name: ocp.args.StandardRestore(tree)
@@ -554,7 +512,8 @@ def _restore_checked(
         'from this checkpoint with warm_start_from to load the matching '
         'variables only.'
     ) from e
-  return {name: _like(tree, restored[name]) for name, tree in abstract.items()}
+  return {name: reassemble_like(tree, restored[name])
+          for name, tree in abstract.items()}
 
 
 def _read_json(mngr: ocp.CheckpointManager, step: int) -> dict:
@@ -583,35 +542,6 @@ def _saved_variables(
   return {name: tuple(m.shape) for name, m in flatten_names(tree).items()}
 
 
-def _check_variables(
-    saved: Mapping[str, tuple[int, ...]], params: Any, where: str
-) -> None:
-  """Raises CheckpointMismatchError unless names and shapes agree."""
-  wanted = {name: tuple(np.shape(x)) for name, x in flatten_names(params).items()}
-  missing = sorted(set(wanted) - set(saved))
-  unexpected = sorted(set(saved) - set(wanted))
-  shapes = sorted(
-      f'{name!r}: checkpoint {saved[name]} vs model {wanted[name]}'
-      for name in set(saved) & set(wanted)
-      if saved[name] != wanted[name]
-  )
-  if not (missing or unexpected or shapes):
-    return
-  lines = [f"The checkpoint {where!r} does not match the model's variables:"]
-  if missing:
-    lines.append(f'  missing from the checkpoint: {missing!r}')
-  if unexpected:
-    lines.append(f'  unexpected (in the checkpoint only): {unexpected!r}')
-  if shapes:
-    lines.append('  shape mismatch: ' + '; '.join(shapes))
-  lines.append(
-      'Fix: the model changed since this checkpoint was written. Train in a '
-      'new model_dir, or start a new model_dir with warm_start_from='
-      f'{where!r} to load only the variables that match.'
-  )
-  raise CheckpointMismatchError('\n'.join(lines))
-
-
 def _split_step_path(path: str | os.PathLike) -> tuple[str, int]:
   """'model_dir/<step>' -> (model_dir, step); ValueError naming the path."""
   text = _normalize(path)
@@ -634,17 +564,6 @@ def _normalize(directory: str | os.PathLike) -> str:
 
 def _join(directory: str, step: int) -> str:
   return f'{directory.rstrip("/")}/{step}'
-
-
-def _key_name(key: Any) -> str:
-  for attr in ('key', 'name', 'idx'):
-    if hasattr(key, attr):
-      return str(getattr(key, attr))
-  return str(key)
-
-
-def _dtype(x: Any) -> np.dtype:
-  return np.dtype(x.dtype) if hasattr(x, 'dtype') else np.asarray(x).dtype
 
 
 def _version() -> str:
