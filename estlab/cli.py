@@ -1,4 +1,4 @@
-"""The ``estlab`` command: ``estlab demo`` (and more subcommands as they land)."""
+"""The ``estlab`` command: ``estlab demo`` and ``estlab serve``."""
 from __future__ import annotations
 
 import argparse
@@ -13,6 +13,17 @@ def _demo(args: argparse.Namespace) -> int:
   return 0 if metrics["accuracy"] > 0 else 1
 
 
+def _serve(args: argparse.Namespace) -> int:
+  from estlab.export import _server  # pylint: disable=g-import-not-at-top
+  try:
+    _server.serve(args.export_dir, model_name=args.model_name, host=args.host,
+                  port=args.port, max_body_bytes=args.max_body_bytes)
+  except (OSError, ValueError) as e:  # no export there, port taken, ...
+    print(f"estlab serve: error: {e}", file=sys.stderr)
+    return 2
+  return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
   parser = argparse.ArgumentParser(
       prog="estlab", description="tf.estimator's API on JAX, for notebooks.")
@@ -25,6 +36,23 @@ def build_parser() -> argparse.ArgumentParser:
   demo.add_argument("--no-progress", action="store_true",
                     help="no progress bar")
   demo.set_defaults(func=_demo)
+  serve = sub.add_parser(
+      "serve", help="serve an export over TensorFlow Serving's REST API")
+  serve.add_argument("export_dir", metavar="EXPORT_DIR_OR_BASE",
+                     help="an export_saved_model directory <base>/<timestamp>, "
+                     "or <base> (the newest version is served)")
+  serve.add_argument("--model-name", default="default",
+                     help="NAME in /v1/models/NAME (default: %(default)s, as "
+                     "in TF Serving)")
+  serve.add_argument("--host", default="127.0.0.1",
+                     help="interface to listen on (default: %(default)s; "
+                     "0.0.0.0 for all)")
+  serve.add_argument("--port", type=int, default=8501,
+                     help="TCP port (default: %(default)s; 0 picks a free one)")
+  serve.add_argument("--max-body-bytes", type=int, default=10 * 1024 * 1024,
+                     help="larger request bodies get 413 (default: "
+                     "%(default)s)")
+  serve.set_defaults(func=_serve)
   return parser
 
 

@@ -419,6 +419,37 @@ class Estimator:
     else:
       yield from host
 
+  # -- export -----------------------------------------------------------------
+
+  def export_saved_model(self, export_dir_base: str | os.PathLike,
+                         serving_input_receiver_fn: Callable,
+                         assets_extra: Mapping | None = None,
+                         as_text: bool = False,
+                         checkpoint_path: str | None = None,
+                         experimental_mode: str = ModeKeys.PREDICT) -> str:
+    """Writes a servable ``export_dir_base/<timestamp>/``; returns its path.
+
+    A ``jax.export`` module (cpu, cuda, tpu; any batch size), Orbax variables
+    and a JSON description of the inputs and signatures; run it with
+    ``estlab.export.load(path)``, no model code needed. See ``estlab.export``
+    for the layout. Only ``ModeKeys.PREDICT`` is exported.
+    """
+    from estlab.export import _exporter  # pylint: disable=g-import-not-at-top
+    return _exporter.export_saved_model(
+        self, export_dir_base, serving_input_receiver_fn,
+        assets_extra=assets_extra, as_text=as_text,
+        checkpoint_path=checkpoint_path, experimental_mode=experimental_mode)
+
+  def experimental_export_all_saved_models(
+      self, export_dir_base: str | os.PathLike,
+      input_receiver_fn_map: Mapping, assets_extra: Mapping | None = None,
+      as_text: bool = False, checkpoint_path: str | None = None) -> str:
+    """``export_saved_model`` for ``{mode: receiver_fn}``; PREDICT only."""
+    from estlab.export import _exporter  # pylint: disable=g-import-not-at-top
+    return _exporter.experimental_export_all_saved_models(
+        self, export_dir_base, input_receiver_fn_map, assets_extra=assets_extra,
+        as_text=as_text, checkpoint_path=checkpoint_path)
+
   # -- variables and checkpoints ----------------------------------------------
 
   def latest_checkpoint(self) -> str | None:

@@ -325,7 +325,8 @@ class Head(abc.ABC):
                        "model_fn's `mode` through.")
     predictions = self.predictions(logits)
     if mode == ModeKeys.PREDICT:
-      return EstimatorSpec(mode, predictions=predictions)
+      return EstimatorSpec(mode, predictions=predictions,
+                           export_outputs=self._export_outputs(predictions))
     loss = self.loss(labels, logits, features, mode, regularization_losses)
     if mode == ModeKeys.EVAL:
       return EstimatorSpec(mode, predictions=predictions, loss=loss,
@@ -342,6 +343,15 @@ class Head(abc.ABC):
         mode, predictions=predictions, loss=loss, train_op=train_op,
         summaries=self._summaries(features, logits, labels, loss,
                                   regularization_losses) or None)
+
+  def _export_outputs(self, predictions: dict) -> dict:
+    """The serving signatures (``estlab.export`` outputs) of PREDICT mode.
+
+    ``serving_default`` and ``predict`` serve the predictions; heads with a
+    classification or regression signature override this, as TF's heads.
+    """
+    from estlab.export import _outputs  # pylint: disable=g-import-not-at-top
+    return _outputs.head_export_outputs(predictions)
 
   def _regularization_metric(self, metrics: dict,
                              regularization_losses: Sequence | None) -> None:

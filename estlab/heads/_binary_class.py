@@ -123,6 +123,18 @@ class BinaryClassHead(Head):
     of the vocabulary names, or ``'0'`` / ``'1'`` without a vocabulary."""
     return _labels.add_classes(predictions, _labels.class_names(2, self._vocab))
 
+  def _export_outputs(self, predictions):
+    """TF's: ``classification`` (also the default), ``regression`` (the
+    ``logistic``) and ``predict``."""
+    from estlab.export import _outputs  # pylint: disable=g-import-not-at-top
+    classify = _outputs.ClassificationOutput(
+        scores=predictions["probabilities"],
+        classes=predictions["all_class_ids"],
+        class_names=_labels.class_names(2, self._vocab))
+    return _outputs.head_export_outputs(
+        predictions, "classification", classify,
+        regression=_outputs.RegressionOutput(predictions["logistic"]))
+
   def _processed_labels(self, labels, logits):
     del logits
     labels = labels.astype(jnp.float32)

@@ -92,6 +92,15 @@ class MultiClassHead(Head):
     return _labels.add_classes(
         predictions, _labels.class_names(self._n_classes, self._vocab))
 
+  def _export_outputs(self, predictions):
+    """TF's: ``classification`` (also the default) and ``predict``."""
+    from estlab.export import _outputs  # pylint: disable=g-import-not-at-top
+    classify = _outputs.ClassificationOutput(
+        scores=predictions["probabilities"],
+        classes=predictions["all_class_ids"],
+        class_names=_labels.class_names(self._n_classes, self._vocab))
+    return _outputs.head_export_outputs(predictions, "classification", classify)
+
   def _processed_labels(self, labels, logits):
     del logits
     if not jnp.issubdtype(labels.dtype, jnp.integer):

@@ -148,6 +148,19 @@ class MultiHead(Head):
                   h.predictions(logits[h.name], own).items()})
     return out
 
+  def _export_outputs(self, predictions):
+    """TF's: the merged predictions as ``serving_default`` and ``predict``,
+    plus each head's outputs keyed ``<head name>/<signature>`` (its default
+    keyed by the head's name)."""
+    outputs = super()._export_outputs(predictions)
+    for h in self._heads:
+      prefix = f"{h.name}/"
+      own = {k[len(prefix):]: v for k, v in predictions.items()
+             if k.startswith(prefix)}
+      for key, output in h._export_outputs(own).items():  # pylint: disable=protected-access
+        outputs[h.name if key == "serving_default" else f"{h.name}/{key}"] = output
+    return outputs
+
   def _batch_metrics(self, features, logits, labels, regularization_losses):
     logits = self._split_logits(logits)
     labels = self._by_head(labels, "labels")

@@ -151,6 +151,17 @@ class MultiLabelHead(Head):
       out["classes"] = np.broadcast_to(names, np.shape(source)).copy()
     return out
 
+  def _export_outputs(self, predictions):
+    """TF's: ``classification`` (every class with its probability, also the
+    default) and ``predict``."""
+    from estlab.export import _outputs  # pylint: disable=g-import-not-at-top
+    scores = predictions["probabilities"]
+    classify = _outputs.ClassificationOutput(
+        scores=scores, classes=jnp.broadcast_to(
+            jnp.arange(self._n_classes, dtype=jnp.int32), scores.shape),
+        class_names=_labels.class_names(self._n_classes, self._vocab))
+    return _outputs.head_export_outputs(predictions, "classification", classify)
+
   def _processed_labels(self, labels, logits):
     del logits
     invalid = jnp.any((labels < 0) | (labels > 1), axis=-1, keepdims=True)

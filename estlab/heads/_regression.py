@@ -84,6 +84,14 @@ class RegressionHead(Head):
     self._check_values(values)
     return values.astype(np.float32)
 
+  def _export_outputs(self, predictions):
+    """TF's: ``regression`` (also the default; one target only) and ``predict``."""
+    from estlab.export import _outputs  # pylint: disable=g-import-not-at-top
+    if self._label_dimension != 1:  # TF Serving's regress takes one value
+      return _outputs.head_export_outputs(predictions)
+    regress = _outputs.RegressionOutput(predictions["predictions"])
+    return _outputs.head_export_outputs(predictions, "regression", regress)
+
   def _processed_labels(self, labels, logits):
     del logits
     return labels.astype(jnp.float32), None

@@ -1,0 +1,105 @@
+"""Export and serving: tf.estimator's ``export_saved_model``, on ``jax.export``.
+
+``Estimator.export_saved_model(export_dir_base, serving_input_receiver_fn)``
+writes a servable directory; ``estlab.export.load(path)`` runs it in any
+process, without the code that defined the model (no pickle anywhere).
+Where TF wrote a SavedModel graph, estlab writes a ``jax.export`` module
+(StableHLO, lowered for cpu, cuda and tpu, with a symbolic batch dimension)
+and the JSON of the host steps (parsing, feature column encoding, class
+names), which the loader runs with numpy and ``estlab.feature_column``.
+
+Layout of ``<export_dir_base>/<unix timestamp>/`` (written as
+``temp-<timestamp>-<pid>`` and renamed when complete, so a crash never leaves
+an export that looks whole; ``load`` ignores ``temp-*``)::
+
+  model.jaxexport     jax.export.Exported.serialize() of serve(variables,
+                      features) -> {signature: {output: array}}; inputs:
+                      the variables (as below) and the model_fn's features,
+                      batch dimension ``b`` symbolic (unless a
+                      default_batch_size was given), the id width of each
+                      host-encoded categorical column symbolic (``k0``, ...)
+  model.mlir          its StableHLO text (as_text=True only)
+  variables/          Orbax StandardSave of {'params': ..., <collections>};
+                      restored without a target it is the module's first input
+  assets.extra/       copies of assets_extra ({relative path: source file})
+  estlab_export.json  written last: {format, format_version, estlab_version,
+                      jax_version, created, model, global_step, platforms,
+                      receiver: {kind: 'parsing' | 'raw', default_batch_size,
+                                 inputs: {name: {kind: 'fixed' | 'varlen' |
+                                 'array', dtype, shape, default_value}}},
+                      transform: {kind: 'feature_columns', feature_columns:
+                                  [column.spec(), ...]} | {kind: 'batch_size',
+                                  key} | {kind: 'none'},
+                      model_inputs: {name: {dtype, shape}},
+                      signatures: {name: {method_name, inputs, outputs:
+                                   {key: {dtype, shape}}, device_outputs,
+                                   host_outputs: {key: op}}}}
+
+Signatures are TF's: ``serving_default``, ``predict`` (always), and
+``classification`` / ``regression`` where the head has them (a binary
+classifier has both, ``regression`` serving its ``logistic``); a model_fn
+sets its own through ``EstimatorSpec(export_outputs=...)``. Only PREDICT is
+exported. A numeric column's ``normalizer_fn`` runs inside the module; a
+bucketized column of a normalized source runs Python on the host and cannot
+be exported (a clear error names it).
+
+Example:
+  >>> import estlab, numpy as np
+  >>> col = estlab.feature_column.numeric_column('x')
+  >>> est = estlab.LinearClassifier([col], config=estlab.RunConfig(progress_bar=False))
+  >>> est = est.train(estlab.inputs.numpy_input_fn(
+  ...     {'x': np.array([1., 2., 3., 4.])}, np.array([1, 1, 0, 0]),
+  ...     batch_size=4, num_epochs=None, shuffle=False), steps=50)   # doctest: +SKIP
+  >>> path = est.export_saved_model('/tmp/export', estlab.export.
+  ...     build_parsing_serving_input_receiver_fn(
+  ...         estlab.feature_column.make_parse_example_spec([col])))   # doctest: +SKIP
+  >>> estlab.export.load(path).signatures['predict']({'x': [1.5, 3.5]})  # doctest: +SKIP
+"""
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+from estlab.export._format import (NotAnExportError, ServingInputError,
+                                   ServingInputTypeError)
+from estlab.export._outputs import (ClassificationOutput, ExportOutput,
+                                    PredictOutput, RegressionOutput)
+from estlab.export._receivers import (ArraySpec, ServingInputReceiver,
+                                      build_parsing_serving_input_receiver_fn,
+                                      build_raw_serving_input_receiver_fn)
+from estlab.feature_column import (FixedLenFeature, VarLenFeature,
+                                   make_parse_example_spec)
+
+# Loaded on first use: the loader imports JAX and Orbax, the exporter more.
+_LAZY = {"load": "estlab.export._loader", "Imported": "estlab.export._loader",
+         "Signature": "estlab.export._loader",
+         "export_saved_model": "estlab.export._exporter",
+         "experimental_export_all_saved_models": "estlab.export._exporter"}
+
+__all__ = [
+    "load", "Imported", "Signature", "ServingInputReceiver", "ArraySpec",
+    "build_parsing_serving_input_receiver_fn",
+    "build_raw_serving_input_receiver_fn", "make_parse_example_spec",
+    "FixedLenFeature", "VarLenFeature", "ExportOutput", "PredictOutput",
+    "ClassificationOutput", "RegressionOutput", "ServingInputError",
+    "ServingInputTypeError", "NotAnExportError", "export_saved_model",
+    "experimental_export_all_saved_models",
+]
+
+
+def __getattr__(name: str):
+  if name in _LAZY:
+    value = getattr(importlib.import_module(_LAZY[name]), name)
+    globals()[name] = value
+    return value
+  raise AttributeError(f"module 'estlab.export' has no attribute {name!r}")
+
+
+def __dir__():
+  return __all__
+
+
+if TYPE_CHECKING:
+  from estlab.export._exporter import (experimental_export_all_saved_models,
+                                       export_saved_model)
+  from estlab.export._loader import Imported, Signature, load

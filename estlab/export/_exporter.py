@@ -1,0 +1,278 @@
+"""``Estimator.export_saved_model``: a checkpoint to a servable directory.
+
+The PREDICT-mode model_fn becomes ``serve(variables, features) ->
+{signature: {output: array}}``, jitted and exported with ``jax.export`` for
+cpu, cuda and tpu, with a symbolic batch dimension; the variables are saved
+beside it with Orbax, and the receiver, the host transform (feature column
+specs) and the signatures are described in JSON. The directory is written
+under a ``temp-`` name and renamed when whole. The layout is in the package
+docstring (``estlab.export``).
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import time
+from typing import Any, Callable, Mapping
+
+import jax
+import numpy as np
+
+from estlab import feature_column as fc
+from estlab.export import _format, _parsing, _receivers, _signatures
+from estlab.spec import ModeKeys
+
+__all__ = ["export_saved_model", "experimental_export_all_saved_models",
+           "PLATFORMS"]
+
+logger = logging.getLogger("estlab")
+
+PLATFORMS = ("cpu", "cuda", "tpu")
+_now = time.time  # the export's timestamp (tests pass time in)
+
+
+def _check_mode(mode: Any) -> None:
+  if mode != ModeKeys.PREDICT:
+    raise ValueError(
+        f"Cannot export mode {mode!r}: estlab exports PREDICT only "
+        f"(ModeKeys.PREDICT == {ModeKeys.PREDICT!r}); the supported modes are "
+        f"[{ModeKeys.PREDICT!r}]. Train and evaluate with the Estimator "
+        "itself; export with experimental_mode=ModeKeys.PREDICT.")
+
+
+def _plain(tree: Any) -> Any:
+  """Mappings (Flax FrozenDicts included) as plain dicts, leaves as numpy."""
+  if isinstance(tree, Mapping):
+    return {str(k): _plain(v) for k, v in tree.items()}
+  return np.asarray(tree)
+
+
+def _host_columns(estimator: Any, receiver: Any, inputs: dict
+                  ) -> tuple[dict, list | None]:
+  """``(transform description, columns)``: the estimator's host step as JSON.
+
+  Raises:
+    ValueError: the host step runs Python that no JSON describes.
+  """
+  if receiver.kind == "raw":
+    return {"kind": "none"}, None
+  from estlab.estimator import Estimator  # pylint: disable=g-import-not-at-top
+  from estlab.premade import _base as premade  # pylint: disable=g-import-not-at-top
+  if isinstance(estimator, premade.PremadeEstimator):
+    columns = list(estimator.feature_columns)
+    if not columns:
+      return {"kind": "batch_size", "key": premade.BATCH_KEY}, None
+    _check_host_callables(columns)
+    return {"kind": "feature_columns",
+            "feature_columns": [c.spec() for c in columns]}, columns
+  if type(estimator)._host_transform is not Estimator._host_transform:  # pylint: disable=protected-access
+    raise ValueError(
+        f"{type(estimator).__name__} overrides _host_transform, Python code "
+        "that cannot be exported. Export it with build_raw_serving_input_"
+        "receiver_fn (the model_fn's features, already transformed).")
+  strings = sorted(k for k, d in inputs.items()
+                   if d["kind"] == "varlen" or d["dtype"] == "string")
+  if strings:
+    raise ValueError(
+        f"Features {strings!r} are strings or variable-length, but this "
+        "model_fn reads its features as they are and strings cannot enter JAX."
+        " Give numeric FixedLenFeatures, or use a premade estimator whose "
+        "feature columns encode them.")
+  return {"kind": "none"}, None
+
+
+def _check_host_callables(columns: list) -> None:
+  """Columns whose host step runs Python (not in their spec) cannot be saved."""
+  todo = list(columns)
+  while todo:
+    column = todo.pop()
+    if isinstance(column, fc.BucketizedColumn) and (
+        column.source_column.normalizer_fn is not None):
+      raise ValueError(
+          f"Column {column.name!r} bucketizes {column.source_column.key!r} after"
+          " its normalizer_fn, which runs on the host and cannot be exported. "
+          "Bucketize the raw values (boundaries in raw units) and keep the "
+          "normalizer_fn on a separate numeric_column.")
+    todo.extend(p for p in column.parents if isinstance(p, fc.FeatureColumn))
+
+
+def _abstract_features(model_inputs: dict, batch: int | None, encoded: bool
+                       ) -> tuple[dict, dict]:
+  """``(ShapeDtypeStructs, JSON)``: the batch ``b`` symbolic (unless fixed),
+  and, for features encoded on the host, each column's id width ``k<i>``."""
+  flat = _receivers.flatten_features(model_inputs)
+  groups = sorted({k.rsplit("/", 1)[0] for k in flat
+                   if encoded and k.endswith(("/ids", "/weights"))})
+  names = (["b"] if batch is None else []) + [f"k{i}" for i in range(len(groups))]
+  dims = dict(zip(names, jax.export.symbolic_shape(", ".join(names)))) if names else {}
+  specs, described = {}, {}
+  for key, value in flat.items():
+    shape = [dims["b"] if batch is None else batch, *value.shape[1:]]
+    group = key.rsplit("/", 1)[0]
+    if group in groups and len(shape) == 2:
+      shape[1] = dims[f"k{groups.index(group)}"]
+    specs[key] = jax.ShapeDtypeStruct(tuple(shape), value.dtype)
+    described[key] = {"dtype": np.dtype(value.dtype).name,
+                      "shape": [d if isinstance(d, int) else str(d) for d in shape]}
+  return _parsing.unflatten(specs), described
+
+
+def _copy_assets(assets_extra: Mapping | None, target: str) -> None:
+  """Copies ``{relative destination: source file}`` into ``assets.extra/``."""
+  for dest, source in (assets_extra or {}).items():
+    dest = os.path.normpath(os.fspath(dest))
+    if os.path.isabs(dest) or dest.startswith(".."):
+      raise ValueError(f"assets_extra key {dest!r} must be a relative path "
+                       "inside assets.extra/, e.g. 'vocab/words.txt'.")
+    path = os.path.join(target, _format.ASSETS_EXTRA, dest)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    shutil.copyfile(os.fspath(source), path)
+
+
+def _save_variables(variables: dict, path: str) -> None:
+  if not jax.tree_util.tree_leaves(variables):
+    return  # nothing to save; the loader rebuilds the empty tree
+  import orbax.checkpoint as ocp  # pylint: disable=g-import-not-at-top
+  checkpointer = ocp.StandardCheckpointer()
+  try:
+    checkpointer.save(path, variables)
+    checkpointer.wait_until_finished()
+  finally:
+    checkpointer.close()
+
+
+def _publish(temp: str, base: str, stamp: int) -> str:
+  """Renames ``temp`` to ``base/<stamp>`` (the next free second if taken)."""
+  while True:
+    final = os.path.join(base, str(stamp))
+    if not os.path.exists(final):
+      try:
+        os.rename(temp, final)
+        return final
+      except OSError:
+        if not os.path.exists(final):
+          raise
+    stamp += 1
+
+
+def _receiver(serving_input_receiver_fn: Callable) -> Any:
+  receiver = serving_input_receiver_fn()
+  if not isinstance(receiver, _receivers.ServingInputReceiver):
+    raise TypeError(
+        f"serving_input_receiver_fn returned {receiver!r:.100}; it must return "
+        "an estlab.export.ServingInputReceiver, e.g. from estlab.export."
+        "build_parsing_serving_input_receiver_fn(feature_spec).")
+  return receiver
+
+
+def _build(estimator: Any, receiver: Any, checkpoint_path: str | None
+           ) -> tuple[Any, dict, dict]:
+  """``(Exported, variables as numpy, description)`` of a checkpoint."""
+  inputs = _receivers.describe_features(receiver)
+  transform, columns = _host_columns(estimator, receiver, inputs)
+  features, batch = _parsing.parse(inputs, _parsing.sample_request(inputs))
+  try:
+    model_inputs = _parsing.transform(transform, columns, features, batch)
+  except _format.ServingInputError as e:
+    raise ValueError(f"The receiver's features do not fit the estimator's "
+                     f"feature columns: {e}") from None
+  variables, step = estimator._variables(ModeKeys.PREDICT, model_inputs, None,  # pylint: disable=protected-access
+                                         checkpoint_path)
+  variables = _plain(jax.device_get(variables))
+  abstract, model_described = _abstract_features(
+      model_inputs, receiver.default_batch_size,
+      encoded=transform["kind"] == "feature_columns")
+  signatures: dict = {}
+  serve = _signatures.serve_fn(
+      estimator._compiled()._module[ModeKeys.PREDICT], signatures)  # pylint: disable=protected-access
+  var_specs = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype),
+                           variables)
+  try:
+    exported = jax.export.export(jax.jit(serve), platforms=PLATFORMS)(
+        var_specs, abstract)
+  except (KeyError, fc.MissingFeatureError) as e:
+    raise ValueError(
+        f"The model_fn could not read the receiver's features {sorted(inputs)!r}"
+        f" ({type(e).__name__}: {e}). A raw receiver gives the model_fn its "
+        "features as they are (encoded, for a premade estimator); use build_"
+        "parsing_serving_input_receiver_fn for raw feature values.") from e
+  description = {
+      "format": _format.FORMAT, "format_version": _format.FORMAT_VERSION,
+      "estlab_version": _version(), "jax_version": jax.__version__,
+      "created": _now(), "model": type(estimator).__name__,
+      "global_step": int(step), "platforms": list(exported.platforms),
+      "receiver": {"kind": receiver.kind,
+                   "default_batch_size": receiver.default_batch_size,
+                   "inputs": inputs},
+      "transform": transform, "model_inputs": model_described,
+      "signatures": _signatures.describe(signatures, exported, inputs,
+                                         _signatures.host_ops(estimator)),
+  }
+  return exported, variables, description
+
+
+def _write(export_dir_base: Any, exported: Any, variables: dict,
+           description: dict, assets_extra: Mapping | None, as_text: bool
+           ) -> str:
+  """Writes ``temp-<stamp>-<pid>/``, then renames it ``<stamp>/``."""
+  base = os.path.abspath(os.fspath(export_dir_base))
+  os.makedirs(base, exist_ok=True)
+  stamp = int(_now())
+  temp = os.path.join(base, f"{_format.TEMP_PREFIX}{stamp}-{os.getpid()}")
+  try:
+    os.makedirs(temp)
+    with open(os.path.join(temp, _format.MODULE), "wb") as f:
+      f.write(exported.serialize())
+    if as_text:
+      with open(os.path.join(temp, _format.TEXT_MODULE), "w",
+                encoding="utf-8") as f:
+        f.write(exported.mlir_module())
+    _save_variables(variables, os.path.join(temp, _format.VARIABLES))
+    _copy_assets(assets_extra, temp)
+    with open(os.path.join(temp, _format.DESCRIPTION), "w",
+              encoding="utf-8") as f:
+      json.dump(description, f, indent=1)
+    return _publish(temp, base, stamp)
+  except BaseException:
+    shutil.rmtree(temp, ignore_errors=True)
+    raise
+
+
+def export_saved_model(estimator: Any, export_dir_base: Any,
+                       serving_input_receiver_fn: Callable,
+                       assets_extra: Mapping | None = None, as_text: bool = False,
+                       checkpoint_path: str | None = None,
+                       experimental_mode: str = ModeKeys.PREDICT) -> str:
+  """See ``Estimator.export_saved_model``; returns the export directory."""
+  _check_mode(experimental_mode)
+  receiver = _receiver(serving_input_receiver_fn)
+  exported, variables, description = _build(estimator, receiver,
+                                            checkpoint_path)
+  path = _write(export_dir_base, exported, variables, description,
+                assets_extra, as_text)
+  logger.info("Exported %s (global step %d) to %s", type(estimator).__name__,
+              description["global_step"], path)
+  return path
+
+
+def experimental_export_all_saved_models(
+    estimator: Any, export_dir_base: Any, input_receiver_fn_map: Mapping,
+    assets_extra: Mapping | None = None, as_text: bool = False,
+    checkpoint_path: str | None = None) -> str:
+  """See ``Estimator.experimental_export_all_saved_models`` (PREDICT only)."""
+  if not isinstance(input_receiver_fn_map, Mapping) or not input_receiver_fn_map:
+    raise ValueError(f"input_receiver_fn_map={input_receiver_fn_map!r:.100} must "
+                     "be a non-empty dict {ModeKeys.PREDICT: receiver_fn}.")
+  for mode in input_receiver_fn_map:
+    _check_mode(mode)
+  return export_saved_model(
+      estimator, export_dir_base, input_receiver_fn_map[ModeKeys.PREDICT],
+      assets_extra=assets_extra, as_text=as_text,
+      checkpoint_path=checkpoint_path)
+
+
+def _version() -> str:
+  from estlab import __version__  # pylint: disable=g-import-not-at-top
+  return __version__

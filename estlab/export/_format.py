@@ -1,0 +1,107 @@
+"""The on-disk format of an export: file names, version, errors, directories.
+
+Shared by the exporter and the loader; imports neither JAX nor the estimator,
+so the loader's side stays light. The layout itself is documented in the
+package docstring (``estlab.export``).
+
+Example:
+  >>> is_version_name('1764115200'), is_version_name('temp-1764115200')
+  (True, False)
+"""
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+__all__ = ["FORMAT", "FORMAT_VERSION", "DESCRIPTION", "MODULE", "VARIABLES",
+           "ASSETS_EXTRA", "TEXT_MODULE", "TEMP_PREFIX", "ServingInputError",
+           "ServingInputTypeError", "NotAnExportError", "is_version_name",
+           "resolve_export_dir", "read_description"]
+
+FORMAT = "estlab.export"
+FORMAT_VERSION = 1
+DESCRIPTION = "estlab_export.json"   # written last: its presence marks a whole export
+MODULE = "model.jaxexport"           # jax.export.Exported.serialize()
+TEXT_MODULE = "model.mlir"           # StableHLO text, with as_text=True only
+VARIABLES = "variables"              # Orbax StandardSave of the variables
+ASSETS_EXTRA = "assets.extra"        # copies of export_saved_model(assets_extra=...)
+TEMP_PREFIX = "temp-"                # an export being written; never loaded
+
+
+class ServingInputError(ValueError):
+  """A request a signature cannot take: unknown, missing or malformed features.
+
+  A server answers it with HTTP 400; the message names the feature and the fix.
+  """
+
+
+class ServingInputTypeError(ServingInputError, TypeError):
+  """A feature value of the wrong type (text for a number, a float for an id)."""
+
+
+class NotAnExportError(FileNotFoundError, ValueError):
+  """The path holds no estlab export (a FileNotFoundError and a ValueError)."""
+
+
+def is_version_name(name: str) -> bool:
+  """Whether a directory name is an export version (a unix timestamp)."""
+  return name.isdigit()
+
+
+def _is_export(path: str) -> bool:
+  return os.path.isfile(os.path.join(path, DESCRIPTION))
+
+
+def resolve_export_dir(path: str | os.PathLike) -> str:
+  """An export directory, or the newest export under a base directory.
+
+  Args:
+    path: ``<export_dir_base>/<timestamp>`` as ``export_saved_model`` returned
+      it, or ``<export_dir_base>`` (its newest complete export is used;
+      unfinished ``temp-*`` directories are skipped).
+
+  Raises:
+    NotAnExportError: neither holds an export.
+  """
+  path = os.path.abspath(os.fspath(path))
+  if _is_export(path):
+    return path
+  if not os.path.isdir(path):
+    raise NotAnExportError(
+        f"Export path {path!r} does not exist; pass the directory that "
+        "export_saved_model returned, or its parent (export_dir_base).")
+  versions = [name for name in os.listdir(path) if is_version_name(name) and
+              _is_export(os.path.join(path, name))]
+  if not versions:
+    raise NotAnExportError(
+        f"{path!r} is not an estlab export: it has no {DESCRIPTION!r} and no "
+        f"<timestamp>/ subdirectory holding one (it has "
+        f"{sorted(os.listdir(path))[:10]!r}). Pass the directory that "
+        "export_saved_model returned, or its export_dir_base.")
+  return os.path.join(path, max(versions, key=int))
+
+
+def read_description(export_dir: str) -> dict[str, Any]:
+  """The export's ``estlab_export.json``, checked for format and version.
+
+  Raises:
+    NotAnExportError: the file is not an estlab export description, or was
+      written by a newer estlab (a newer format version).
+  """
+  file = os.path.join(export_dir, DESCRIPTION)
+  try:
+    with open(file, encoding="utf-8") as f:
+      description = json.load(f)
+  except (OSError, ValueError) as e:
+    raise NotAnExportError(f"Cannot read {file!r} ({e}); is {export_dir!r} an "
+                           "estlab export?") from e
+  if not isinstance(description, dict) or description.get("format") != FORMAT:
+    raise NotAnExportError(f"{file!r} is not an estlab export description "
+                           f"(format {FORMAT!r} expected).")
+  version = description.get("format_version")
+  if not isinstance(version, int) or version > FORMAT_VERSION:
+    raise NotAnExportError(
+        f"{export_dir!r} has export format version {version!r}; this estlab "
+        f"reads versions up to {FORMAT_VERSION}. Upgrade estlab to load it.")
+  return description

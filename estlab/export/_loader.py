@@ -1,0 +1,247 @@
+"""``estlab.export.load``: run an export without the code that defined the model.
+
+Reads ``estlab_export.json``, deserializes the ``jax.export`` module (no
+pickle: a flatbuffer), restores the variables with Orbax onto the device once,
+and rebuilds the feature columns from their JSON specs. Each signature is a
+callable ``sig({feature: values}) -> {output: numpy array}``: the request is
+parsed and encoded on the host, padded to a power-of-two batch by repeating
+its last example (so a few compiled versions serve every batch size;
+predictions are per example, as tf.estimator requires), run through one
+``jax.jit`` of ``exported.call`` per signature, and its string outputs (class
+names) are added on the host. Calls are thread-safe. Imports neither the
+estimator nor the premade models.
+
+Example:
+  >>> imported = load(export_dir)                      # doctest: +SKIP
+  >>> imported.signatures['predict']({'x': [1.5, 3.5]})['class_ids']  # doctest: +SKIP
+  array([[1], [0]], dtype=int32)
+"""
+from __future__ import annotations
+
+import os
+import types
+from typing import Any, Mapping
+
+import jax
+import numpy as np
+
+from estlab import feature_column as fc
+from estlab.export import _format, _parsing
+
+__all__ = ["load", "Imported", "Signature"]
+
+
+def _bucket(batch: int) -> int:
+  """The next power of two: padded batches compile a few shapes, not one each."""
+  return 1 << max(batch - 1, 0).bit_length()
+
+
+def _paths(tree: Any) -> list[str]:
+  leaves = jax.tree_util.tree_flatten_with_path(tree.unflatten(
+      range(tree.num_leaves)))[0]
+  return ["/".join(str(getattr(k, "key", k)) for k in path) for path, _ in leaves]
+
+
+class _Servable:
+  """What every signature shares: module, variables on device, input layout."""
+
+  def __init__(self, export_dir: str, description: dict):
+    with open(os.path.join(export_dir, _format.MODULE), "rb") as f:
+      self.exported = jax.export.deserialize(bytearray(f.read()))
+    platform = jax.export.default_export_platform()
+    if platform not in self.exported.platforms:
+      raise ValueError(
+          f"{export_dir!r} was exported for {list(self.exported.platforms)!r}, "
+          f"not for this {platform!r} backend; export again with it.")
+    args_tree, _ = self.exported.in_tree.children()  # (args, kwargs)
+    var_tree, self.feature_tree = args_tree.children()
+    n = var_tree.num_leaves
+    self.variables = jax.device_put(_restore(
+        os.path.join(export_dir, _format.VARIABLES), var_tree,
+        self.exported.in_avals[:n]))
+    self.feature_paths = _paths(self.feature_tree)
+    self.feature_avals = self.exported.in_avals[n:]
+    self.receiver = description["receiver"]
+    self.transform = description["transform"]
+    self.columns = None
+    if self.transform["kind"] == "feature_columns":
+      self.columns = [fc.from_spec(s) for s in
+                      self.transform["feature_columns"]]
+    self.pad = self.receiver.get("default_batch_size") is None
+    self.out_avals = self.exported.out_tree.unflatten(self.exported.out_avals)
+    # Builds the vocabulary indexes now, not racing in the first requests.
+    self.features(_parsing.sample_request(self.receiver["inputs"]))
+
+  def features(self, request: Any) -> tuple[dict, int]:
+    """The module's feature pytree for a request, and the request's batch."""
+    features, batch = _parsing.parse(self.receiver["inputs"], request)
+    encoded = _parsing.transform(self.transform, self.columns, features, batch)
+    flat = _flatten(encoded)
+    rows = _bucket(batch) if self.pad else batch
+    leaves = []
+    for path, aval in zip(self.feature_paths, self.feature_avals):
+      if path not in flat:
+        raise RuntimeError(f"The host step gave features {sorted(flat)!r}, not "
+                           f"{path!r} as the exported module takes.")
+      value = np.asarray(flat[path], dtype=aval.dtype)
+      static = [(i, d) for i, d in enumerate(aval.shape) if isinstance(d, int)]
+      if value.ndim != len(aval.shape) or any(
+          value.shape[i] != d for i, d in static if i or not self.pad):
+        raise _format.ServingInputError(
+            f"Feature {path!r} has shape {list(value.shape)!r}; the export "
+            f"takes {[str(d) for d in aval.shape]!r}.")
+      if rows > batch:
+        value = np.pad(value, [(0, rows - batch)] + [(0, 0)] * (value.ndim - 1),
+                       mode="edge")
+      leaves.append(value)
+    return self.feature_tree.unflatten(leaves), batch
+
+
+def _flatten(tree: Mapping, prefix: str = "") -> dict:
+  flat = {}
+  for key, value in tree.items():
+    if isinstance(value, Mapping):
+      flat.update(_flatten(value, f"{prefix}{key}/"))
+    else:
+      flat[f"{prefix}{key}"] = value
+  return flat
+
+
+def _restore(path: str, tree: Any, avals: tuple) -> Any:
+  """The variables from Orbax, checked against the module's inputs."""
+  if not tree.num_leaves:
+    return tree.unflatten([])
+  import orbax.checkpoint as ocp  # pylint: disable=g-import-not-at-top
+  checkpointer = ocp.StandardCheckpointer()
+  try:
+    restored = checkpointer.restore(path)
+  finally:
+    checkpointer.close()
+  restored = jax.tree.map(np.asarray, _as_dicts(restored))
+  leaves, structure = jax.tree.flatten(restored)
+  if structure != tree or any(np.shape(v) != tuple(a.shape) or
+                              np.dtype(v.dtype) != np.dtype(a.dtype)
+                              for v, a in zip(leaves, avals)):
+    raise _format.NotAnExportError(
+        f"The variables in {path!r} do not match the exported module's inputs;"
+        " the export is damaged or mixed from two exports. Export again.")
+  return restored
+
+
+def _as_dicts(tree: Any) -> Any:
+  if isinstance(tree, Mapping):
+    return {k: _as_dicts(v) for k, v in tree.items()}
+  return tree
+
+
+class Signature:
+  """One serving signature: ``sig({feature: values}) -> {output: array}``.
+
+  Attributes:
+    name: the signature key, e.g. ``'serving_default'``.
+    method_name: TF Serving's method, ``'tensorflow/serving/predict'``,
+      ``.../classify`` or ``.../regress``.
+    inputs: ``{feature: {'kind', 'dtype', 'shape', ...}}``; ``shape`` starts
+      with the batch (None: any), None for any number of values.
+    outputs: ``{output: {'dtype', 'shape'}}``, in the order they are returned.
+  """
+
+  def __init__(self, name: str, description: dict, servable: _Servable):
+    self.name = name
+    self.method_name = description["method_name"]
+    self.inputs = types.MappingProxyType(servable.receiver["inputs"])
+    self.outputs = types.MappingProxyType(description["outputs"])
+    self._host = description["host_outputs"]
+    self._servable = servable
+    avals = servable.out_avals[name]
+    self._batched = {k for k, a in avals.items()
+                     if a.shape and str(a.shape[0]) == "b"}
+    exported = servable.exported
+    self._fn = jax.jit(lambda variables, features: exported.call(
+        variables, features)[name])
+
+  def __call__(self, inputs: Mapping[str, Any]) -> dict[str, np.ndarray]:
+    """Runs the signature on a batch.
+
+    Args:
+      inputs: ``{feature: values}``, one value per example (a list per
+        example for several values); numbers, strings, lists or arrays.
+
+    Returns:
+      ``{output: numpy array}``, batch first; strings as object arrays.
+
+    Raises:
+      ServingInputError: unknown or missing features, wrong shapes or a batch
+        that does not fit (ServingInputTypeError for wrong types).
+    """
+    servable = self._servable
+    features, batch = servable.features(inputs)
+    device = jax.device_get(self._fn(servable.variables, features))
+    out = {k: np.asarray(v)[:batch] if k in self._batched else np.asarray(v)
+           for k, v in device.items()}
+    for key, op in self._host.items():
+      names = np.asarray(op.get("names", ()), dtype=object)
+      if op["op"] == "lookup":
+        out[key] = names[out[op["source"]]]
+      elif op["op"] == "decimal":
+        out[key] = out[op["source"]].astype(str).astype(object)
+      else:  # tile
+        like = next(out[k] for k in op["like"] if k in out)
+        out[key] = np.broadcast_to(names, like.shape).copy()
+    return {k: out[k] for k in self.outputs}
+
+  def cache_size(self) -> int:
+    """How many compiled versions exist: one per padded input shape."""
+    return self._fn._cache_size()  # pylint: disable=protected-access
+
+  def __repr__(self) -> str:
+    return (f"Signature({self.name!r}, method_name={self.method_name!r}, "
+            f"inputs={list(self.inputs)!r}, outputs={list(self.outputs)!r})")
+
+
+class Imported:
+  """A loaded export, as ``tf.saved_model.load``'s object.
+
+  Attributes:
+    path: the export directory (``<export_dir_base>/<timestamp>``).
+    signatures: ``{name: Signature}`` (read-only).
+    description: the parsed ``estlab_export.json``.
+    global_step: the checkpoint's step.
+  """
+
+  def __init__(self, path: str, description: dict, servable: _Servable):
+    self.path = path
+    self.description = description
+    self.global_step = description.get("global_step")
+    self.signatures = types.MappingProxyType({
+        name: Signature(name, sig, servable)
+        for name, sig in description["signatures"].items()})
+
+  def __repr__(self) -> str:
+    return f"Imported({self.path!r}, signatures={sorted(self.signatures)!r})"
+
+
+def load(path: str | os.PathLike) -> Imported:
+  """Loads an export; its signatures run without the model's code.
+
+  Example:
+    >>> imported = estlab.export.load(export_dir_base)    # doctest: +SKIP
+    >>> imported.signatures['predict']({'x': [1.5, 3.5]})  # doctest: +SKIP
+
+  Args:
+    path: the directory ``export_saved_model`` returned, or its
+      ``export_dir_base`` (the newest complete export there is loaded).
+
+  Raises:
+    NotAnExportError: (a FileNotFoundError and a ValueError) no export there,
+      or one written by a newer estlab, or a damaged one.
+  """
+  export_dir = _format.resolve_export_dir(path)
+  description = _format.read_description(export_dir)
+  try:
+    servable = _Servable(export_dir, description)
+  except (OSError, KeyError) as e:
+    raise _format.NotAnExportError(
+        f"{export_dir!r} is an incomplete or damaged estlab export "
+        f"({type(e).__name__}: {e}); export again.") from e
+  return Imported(export_dir, description, servable)

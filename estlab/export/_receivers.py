@@ -1,0 +1,258 @@
+"""Serving input receivers: what a request to an export holds, as TF's.
+
+``export_saved_model(export_dir_base, serving_input_receiver_fn)`` calls the
+receiver fn once; the ``ServingInputReceiver`` it returns describes the inputs
+of every signature. Two kinds, as TF's two builders:
+
+* parsing (``build_parsing_serving_input_receiver_fn``): raw feature values
+  per example, strings included, parsed with a ``FixedLenFeature`` /
+  ``VarLenFeature`` spec (the JSON counterpart of ``tf.Example`` parsing),
+  then encoded on the host by the estimator's feature columns;
+* raw (``build_raw_serving_input_receiver_fn``): numeric arrays the model_fn
+  reads as they are (for a premade estimator: already encoded, as
+  ``estlab.feature_column.encode`` returns them).
+
+Example:
+  >>> from estlab import feature_column as fc
+  >>> spec = fc.make_parse_example_spec([fc.numeric_column('x')])
+  >>> receiver = build_parsing_serving_input_receiver_fn(spec)()
+  >>> receiver.kind, sorted(receiver.features)
+  ('parsing', ['x'])
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any, Callable, Mapping
+
+import numpy as np
+
+from estlab.feature_column._base import (FixedLenFeature, VarLenFeature,
+                                         canonical_dtype)
+
+__all__ = ["ArraySpec", "ServingInputReceiver",
+           "build_parsing_serving_input_receiver_fn",
+           "build_raw_serving_input_receiver_fn", "flatten_features",
+           "describe_features"]
+
+_PARSE_SPECS = (FixedLenFeature, VarLenFeature)
+
+
+@dataclasses.dataclass(frozen=True)
+class ArraySpec:
+  """A raw input: ``shape`` (first dimension the batch, None for any) and dtype."""
+
+  shape: tuple
+  dtype: str
+
+
+def flatten_features(features: Mapping, prefix: str = "") -> dict[str, Any]:
+  """Nested dicts as one dict keyed ``'outer/inner'`` (encoded columns nest)."""
+  flat = {}
+  for key, value in features.items():
+    if not isinstance(key, str) or not key or "/" in key:
+      raise ValueError(f"Feature names must be non-empty strings without '/'; "
+                       f"got {key!r}.")
+    if isinstance(value, Mapping):
+      flat.update(flatten_features(value, f"{prefix}{key}/"))
+    else:
+      flat[f"{prefix}{key}"] = value
+  return flat
+
+
+def _array_spec(name: str, value: Any, batch: int | None) -> ArraySpec:
+  if isinstance(value, ArraySpec):
+    shape, dtype = value.shape, value.dtype
+  elif hasattr(value, "shape") and hasattr(value, "dtype"):
+    shape, dtype = tuple(value.shape), value.dtype
+  else:
+    value = np.asarray(value)
+    shape, dtype = value.shape, value.dtype
+  if not shape:
+    raise ValueError(f"Raw feature {name!r} is a scalar; give an array whose "
+                     "first dimension is the batch, e.g. np.zeros((1, 3)).")
+  dtype = canonical_dtype(dtype, name)
+  if dtype == "string":
+    raise TypeError(
+        f"Raw feature {name!r} holds strings; strings cannot enter the exported"
+        " module. Use build_parsing_serving_input_receiver_fn (the estimator's "
+        "feature columns encode them on the host), or encode them first.")
+  return ArraySpec((batch,) + tuple(int(d) for d in shape[1:]), dtype)
+
+
+class ServingInputReceiver:
+  """The inputs of an export, as ``tf.estimator.export.ServingInputReceiver``.
+
+  Args:
+    features: ``{name: FixedLenFeature | VarLenFeature}`` (a parsing
+      receiver: values parsed per example, then encoded by the estimator's
+      feature columns) or ``{name: array | jax.ShapeDtypeStruct | ArraySpec}``
+      (a raw receiver: arrays the model_fn reads; the first dimension is the
+      batch). Nested dicts of arrays are allowed and named ``'outer/inner'``.
+    receiver_tensors: what a request holds; must be None or name the same
+      features (estlab serves the features themselves; there are no
+      serialized ``tf.Example`` placeholders).
+    receiver_tensors_alternatives: not supported; must be None.
+    default_batch_size: a fixed batch size; None takes any.
+
+  Raises:
+    ValueError: no features, a mix of parse specs and arrays, or
+      receiver_tensors naming other features.
+    TypeError: a raw feature holds strings.
+  """
+
+  def __init__(self, features: Mapping, receiver_tensors: Any = None,
+               receiver_tensors_alternatives: Any = None, *,
+               default_batch_size: int | None = None):
+    if not isinstance(features, Mapping) or not features:
+      raise ValueError(f"ServingInputReceiver(features={features!r:.100}) needs "
+                       "a non-empty dict of feature name -> spec.")
+    if receiver_tensors_alternatives is not None:
+      raise ValueError("receiver_tensors_alternatives are not supported; export "
+                       "one receiver (signatures share its inputs).")
+    if default_batch_size is not None and (
+        not isinstance(default_batch_size, int) or default_batch_size < 1):
+      raise ValueError(f"default_batch_size={default_batch_size!r} must be None "
+                       "(any batch size) or an int >= 1.")
+    parsing = [isinstance(v, _PARSE_SPECS) for v in features.values()]
+    if any(parsing):
+      if not all(parsing):
+        mixed = sorted(k for k, p in zip(features, parsing) if not p)
+        raise ValueError(
+            f"features mix parse specs and arrays ({mixed!r} are not "
+            "FixedLenFeature/VarLenFeature); use one kind of receiver.")
+      self.kind = "parsing"
+      self.features = {str(k): v for k, v in features.items()}
+    else:
+      self.kind = "raw"
+      self.features = {k: _array_spec(k, v, default_batch_size)
+                       for k, v in flatten_features(features).items()}
+    if receiver_tensors is not None and (
+        not isinstance(receiver_tensors, Mapping) or
+        set(flatten_features(receiver_tensors)) != set(self.features)):
+      raise ValueError(
+          f"receiver_tensors={receiver_tensors!r:.100} must be None or name the "
+          f"features {sorted(self.features)!r}: a request holds the features.")
+    self.receiver_tensors = self.features
+    self.receiver_tensors_alternatives = None
+    self.default_batch_size = default_batch_size
+
+  def __repr__(self) -> str:
+    return (f"ServingInputReceiver(kind={self.kind!r}, features="
+            f"{sorted(self.features)!r})")
+
+
+def describe_features(receiver: ServingInputReceiver) -> dict[str, dict]:
+  """The receiver's inputs as JSON: ``{name: {kind, dtype, shape, ...}}``.
+
+  ``shape`` is per request: the batch first (None: any), then the values of
+  one example (None: any number, for ``VarLenFeature``).
+  """
+  batch = receiver.default_batch_size
+  out = {}
+  for name, spec in sorted(receiver.features.items()):
+    if isinstance(spec, FixedLenFeature):
+      shape = tuple(spec.shape) if isinstance(spec.shape, (tuple, list)) else (
+          spec.shape,)
+      out[name] = {"kind": "fixed", "dtype": canonical_dtype(spec.dtype, name),
+                   "shape": [batch, *shape],
+                   "default_value": _json(spec.default_value)}
+      if any(not isinstance(d, int) or d < 1 for d in shape):
+        raise ValueError(f"FixedLenFeature {name!r} has shape {spec.shape!r}; "
+                         "dimensions must be ints >= 1 (use VarLenFeature for "
+                         "any number of values).")
+      if spec.default_value is not None and np.size(spec.default_value) not in (
+          1, math.prod(shape)):
+        raise ValueError(f"FixedLenFeature {name!r}: default_value "
+                         f"{spec.default_value!r} does not fit shape {shape!r}.")
+    elif isinstance(spec, VarLenFeature):
+      out[name] = {"kind": "varlen", "dtype": canonical_dtype(spec.dtype, name),
+                   "shape": [batch, None]}
+    else:
+      out[name] = {"kind": "array", "dtype": spec.dtype, "shape": list(spec.shape)}
+  return out
+
+
+def _json(value: Any) -> Any:
+  if isinstance(value, (tuple, list)):
+    return [_json(v) for v in value]
+  if isinstance(value, np.ndarray):
+    return value.tolist()
+  if isinstance(value, np.generic):
+    return value.item()
+  return value
+
+
+def build_parsing_serving_input_receiver_fn(
+    feature_spec: Mapping[str, Any], default_batch_size: int | None = None
+    ) -> Callable[[], ServingInputReceiver]:
+  """A receiver fn parsing raw feature values with ``feature_spec``, as TF's.
+
+  A request holds, per feature, one value per example (a list of values per
+  example for a ``VarLenFeature``, or for a ``FixedLenFeature`` of more than
+  one value). The export parses them with the saved spec and encodes them
+  with the estimator's feature columns on the host: vocabularies, hashing and
+  buckets included, strings too.
+
+  Example:
+    >>> from estlab import feature_column as fc
+    >>> fn = build_parsing_serving_input_receiver_fn(
+    ...     fc.make_parse_example_spec([fc.numeric_column('x')]))
+    >>> fn().features['x']
+    FixedLenFeature(shape=(1,), dtype='float32', default_value=None)
+
+  Args:
+    feature_spec: ``{name: FixedLenFeature | VarLenFeature}``, as
+      ``estlab.feature_column.make_parse_example_spec`` returns.
+    default_batch_size: a fixed batch size; None (the default) takes any.
+
+  Raises:
+    ValueError: the spec is empty or holds something else.
+  """
+  if not isinstance(feature_spec, Mapping) or not feature_spec:
+    raise ValueError(f"feature_spec={feature_spec!r:.100} must be a non-empty "
+                     "dict; build it with estlab.feature_column."
+                     "make_parse_example_spec(feature_columns).")
+  for name, spec in feature_spec.items():
+    if not isinstance(spec, _PARSE_SPECS):
+      raise ValueError(
+          f"feature_spec[{name!r}] = {spec!r:.100} is not an estlab "
+          "FixedLenFeature or VarLenFeature; build the spec with "
+          "estlab.feature_column.make_parse_example_spec(feature_columns).")
+  spec = dict(feature_spec)
+
+  def serving_input_receiver_fn() -> ServingInputReceiver:
+    return ServingInputReceiver(spec, default_batch_size=default_batch_size)
+  return serving_input_receiver_fn
+
+
+def build_raw_serving_input_receiver_fn(
+    features: Mapping[str, Any], default_batch_size: int | None = None
+    ) -> Callable[[], ServingInputReceiver]:
+  """A receiver fn taking arrays the model_fn reads as they are, as TF's.
+
+  Each feature keeps its dtype and the shape after its first dimension; the
+  first dimension becomes the batch (any size, or ``default_batch_size``).
+  For a premade estimator the arrays are the encoded features
+  (``estlab.feature_column.encode``); to send raw values, strings included,
+  use ``build_parsing_serving_input_receiver_fn``.
+
+  Example:
+    >>> import numpy as np
+    >>> fn = build_raw_serving_input_receiver_fn({'x': np.zeros((1, 3), np.float32)})
+    >>> fn().features['x']
+    ArraySpec(shape=(None, 3), dtype='float32')
+
+  Args:
+    features: ``{name: array | jax.ShapeDtypeStruct | ArraySpec}``; nested
+      dicts are allowed.
+    default_batch_size: a fixed batch size; None (the default) takes any.
+
+  Raises:
+    TypeError: a feature holds strings.
+  """
+  receiver = ServingInputReceiver(features, default_batch_size=default_batch_size)
+
+  def serving_input_receiver_fn() -> ServingInputReceiver:
+    return receiver
+  return serving_input_receiver_fn

@@ -1,0 +1,594 @@
+"""TensorFlow Serving's REST API over an estlab export: ``estlab serve``.
+
+Built on the standard library's ``http.server.ThreadingHTTPServer`` (a
+well-kept HTTP/1.1 server, one daemon thread per connection): no new
+dependency, and no HTTP parsing written here (the one socket call is the
+lingering close after a refused body). This module routes TF Serving's URLs
+and converts JSON to and from the loader's columnar signatures
+(``estlab.export.load``). It is one module past 500 lines on purpose: the whole
+REST contract, URLs to JSON shapes to status codes, reads in one place. The
+answers follow TF Serving's ``g3doc/api_rest.md`` (``/versions/V`` optional)::
+
+  GET  /v1/models/NAME[/versions/V]           {"model_version_status": [...]}
+  GET  /v1/models/NAME[/versions/V]/metadata  {"model_spec", "metadata"}
+  POST /v1/models/NAME[/versions/V]:predict   {"instances"} -> {"predictions"}
+                                              {"inputs"} -> {"outputs"}
+  POST ...:classify   {"examples", "context"} -> {"results": [[[label, score]]]}
+  POST ...:regress    {"examples", "context"} -> {"results": [value, ...]}
+
+(The doc's prose says ``"result"``; TF Serving answers ``"results"``, as its
+own example and tests show, and so does this server.)
+
+Errors are ``{"error": "..."}``: 400 for a bad body or bad features, 404 for
+an unknown model, version, signature or URL, 405 for a wrong method, 411 for a
+body without ``Content-Length``, 413 for a body over ``max_body_bytes``, and
+500 only for a bug (the server keeps running).
+
+Example::
+
+  server = make_server('/tmp/export', 'penguins', port=0)
+  threading.Thread(target=server.serve_forever, daemon=True).start()
+  print(server.url)   # http://127.0.0.1:PORT/v1/models/penguins
+"""
+from __future__ import annotations
+
+import base64
+import contextlib
+import http
+import http.server
+import json
+import logging
+import os
+import re
+import signal
+import socket
+import threading
+import time
+import traceback
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from estlab.export import ServingInputError, load
+
+_log = logging.getLogger("estlab.serve")
+
+DEFAULT_MAX_BODY_BYTES = 10 * 1024 * 1024
+_CLASSIFY = "tensorflow/serving/classify"
+_REGRESS = "tensorflow/serving/regress"
+_DEFAULT_SIGNATURE = "serving_default"
+# /v1/models/NAME[/versions/V][/metadata | :verb]
+_ROUTE = re.compile(r"^/v1/models/(?P<name>[^/:]+)"
+                    r"(?:/versions/(?P<version>[^/:]+))?"
+                    r"(?:(?P<metadata>/metadata)|:(?P<verb>[A-Za-z]+))?/?$")
+_TF_DTYPES = {"float32": "DT_FLOAT", "float64": "DT_DOUBLE",
+              "float16": "DT_HALF", "bfloat16": "DT_BFLOAT16", "bool": "DT_BOOL",
+              "object": "DT_STRING", "string": "DT_STRING", "str": "DT_STRING"}
+
+
+class _HTTPError(Exception):
+  """An answer other than 200: ``status`` and a message for ``{"error": ...}``."""
+
+  def __init__(self, status: int, message: str, headers: dict | None = None):
+    super().__init__(message)
+    self.status = status
+    self.message = message
+    self.headers = headers or {}
+
+
+class ModelServer(http.server.ThreadingHTTPServer):
+  """Serves one loaded export under ``/v1/models/<model_name>``.
+
+  Attributes:
+    model_name: the name in the URLs.
+    version: the served version (the export directory's timestamp).
+    export_dir: the served export directory.
+    imported: what ``estlab.export.load`` returned.
+    max_body_bytes: larger request bodies are refused with 413.
+    url: ``http://host:port/v1/models/<model_name>`` (the bound port).
+  """
+  daemon_threads = True
+  allow_reuse_address = True
+  request_queue_size = 128  # bursts of clients wait in the backlog
+
+  def __init__(self, address, imported, *, model_name: str, version: str,
+               export_dir: str, max_body_bytes: int):
+    self.imported = imported
+    self.model_name = model_name
+    self.version = version
+    self.export_dir = export_dir
+    self.max_body_bytes = max_body_bytes
+    self._busy = 0  # requests being answered
+    self._idle = threading.Condition()
+    super().__init__(address, _Handler)
+
+  @contextlib.contextmanager
+  def answering(self):
+    """Counts a request in flight, for ``wait_idle``."""
+    with self._idle:
+      self._busy += 1
+    try:
+      yield
+    finally:
+      with self._idle:
+        self._busy -= 1
+        self._idle.notify_all()
+
+  def wait_idle(self, timeout: float) -> bool:
+    """Waits until no request is being answered; False if ``timeout`` passed."""
+    with self._idle:
+      return self._idle.wait_for(lambda: not self._busy, timeout)
+
+  @property
+  def url(self) -> str:
+    host, port = self.server_address[:2]
+    return f"http://{host}:{port}/v1/models/{self.model_name}"
+
+  def handle_error(self, request, client_address):
+    # A client that hangs up mid-answer is not the server's problem.
+    _log.debug("Connection from %s failed:\n%s", client_address,
+               traceback.format_exc())
+
+
+def make_server(export_path: str | os.PathLike, model_name: str = "default",
+                host: str = "127.0.0.1", port: int = 8501,
+                max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> ModelServer:
+  """Loads an export and binds a TF Serving REST server to it (not started).
+
+  Args:
+    export_path: ``<base>/<timestamp>/`` or ``<base>`` (newest version).
+    model_name: the ``NAME`` in ``/v1/models/NAME``.
+    host: interface to bind; ``'0.0.0.0'`` for every interface.
+    port: TCP port; 0 picks a free one (read it back from ``server.url``).
+    max_body_bytes: request bodies larger than this are refused with 413.
+
+  Raises:
+    estlab.export.NotAnExportError: (a FileNotFoundError and a ValueError)
+      no export at ``export_path``.
+    OSError: the port is taken.
+
+  Returns:
+    A ``ModelServer``; call ``serve_forever()`` (and ``shutdown()`` from
+    another thread), or use ``serve`` for a blocking server with signals.
+
+  Example::
+
+    server = make_server(export_dir, 'penguins', port=0)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+  """
+  if not re.fullmatch(r"[^/:\s]+", model_name or ""):
+    raise ValueError(f"model_name={model_name!r} cannot appear in a URL path; "
+                     "use letters, digits, '_', '-' or '.', e.g. 'penguins'.")
+  if max_body_bytes <= 0:
+    raise ValueError(f"max_body_bytes={max_body_bytes!r} must be positive, "
+                     f"e.g. {DEFAULT_MAX_BODY_BYTES} (10 MiB).")
+  imported = load(export_path)  # the newest complete export under a base
+  return ModelServer((host, port), imported, model_name=model_name,
+                     version=os.path.basename(imported.path),
+                     export_dir=imported.path, max_body_bytes=max_body_bytes)
+
+
+def serve(export_path: str | os.PathLike, model_name: str = "default",
+          host: str = "127.0.0.1", port: int = 8501,
+          max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> None:
+  """Serves until SIGINT or SIGTERM, then closes the socket and returns.
+
+  Prints ``Serving NAME (version V) from DIR at URL`` once it listens.
+  Arguments are ``make_server``'s.
+  """
+  server = make_server(export_path, model_name, host, port, max_body_bytes)
+  stopping = threading.Event()
+
+  def _stop(signum, frame):
+    del frame
+    if not stopping.is_set():
+      stopping.set()
+      _log.info("Got %s, shutting down.", signal.Signals(signum).name)
+      # shutdown() waits for serve_forever, which runs in this thread.
+      threading.Thread(target=server.shutdown, daemon=True).start()
+
+  previous = {s: signal.signal(s, _stop) for s in (signal.SIGINT, signal.SIGTERM)}
+  print(f"Serving {server.model_name} (version {server.version}) from "
+        f"{server.export_dir} at {server.url}", flush=True)
+  try:
+    server.serve_forever()
+    # Answers being computed finish (connection threads are daemons).
+    if not server.wait_idle(timeout=30.0):
+      _log.warning("Requests still running after 30 s; stopping anyway.")
+  finally:
+    server.server_close()
+    for s, handler in previous.items():
+      signal.signal(s, handler)
+
+
+# ------------------------------------------------------------------ handler
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+  """Routes one request; every answer, errors included, is JSON."""
+  server: ModelServer
+  protocol_version = "HTTP/1.1"
+  default_request_version = "HTTP/1.0"  # garbled request: still a status line
+  server_version = "estlab-serve"
+  timeout = 60  # seconds a silent client may hold its thread
+
+  _body_left = False  # an unread request body: drained after answering
+
+  def do_GET(self):  # pylint: disable=invalid-name
+    self._dispatch()
+
+  do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_GET
+
+  def send_error(self, code, message=None, explain=None):
+    """The base class's errors (bad request line, ...) as JSON too."""
+    del explain
+    try:
+      phrase = http.HTTPStatus(code).phrase
+    except ValueError:
+      phrase = "Error"
+    self.close_connection = True
+    self._send_json(code, {"error": message or phrase})
+
+  def log_message(self, format, *args):  # pylint: disable=redefined-builtin
+    _log.debug("%s %s", self.address_string(), format % args)
+
+  def _dispatch(self) -> None:
+    self._body_left = bool(self.headers.get("Content-Length", "0") != "0" or
+                           self.headers.get("Transfer-Encoding"))
+    headers = {}
+    with self.server.answering():
+      try:
+        status, answer = self._route(self.command)
+      except _HTTPError as e:
+        status, answer, headers = e.status, {"error": e.message}, e.headers
+      except Exception as e:  # pylint: disable=broad-except
+        _log.exception("Internal error answering %s %s", self.command, self.path)
+        status, answer = 500, {
+            "error": f"Internal error: {type(e).__name__}: {e}"}
+      if self._body_left:
+        self.close_connection = True
+      self._send_json(status, answer, headers)
+
+  def finish(self):
+    """A lingering close when the body was left unread (as Apache and nginx do).
+
+    Closing a socket with unread input sends a TCP reset, which can destroy
+    the answer before the client reads it; so stop writing, then read and
+    drop what the client still sends, for at most a few seconds.
+    """
+    super().finish()
+    if not self._body_left:
+      return
+    try:
+      self.connection.shutdown(socket.SHUT_WR)
+      self.connection.settimeout(1.0)
+      deadline = time.monotonic() + 5.0
+      while time.monotonic() < deadline and self.connection.recv(1 << 16):
+        pass
+    except OSError:
+      pass
+
+  def _route(self, method: str) -> tuple[int, Any]:
+    path = self.path.split("?", 1)[0]
+    match = _ROUTE.match(path)
+    if not match:
+      raise _HTTPError(404, f"Unknown URL {path!r}; the model is at "
+                       f"/v1/models/{self.server.model_name}[:predict|:classify"
+                       "|:regress|/metadata].")
+    expected = "POST" if match["verb"] else "GET"
+    if method != expected:
+      raise _HTTPError(405, f"{method} is not allowed on {path!r}; use "
+                       f"{expected}.", headers={"Allow": expected})
+    self._check_model(match["name"], match["version"])
+    if match["verb"]:
+      verb = match["verb"]
+      if verb not in ("predict", "classify", "regress"):
+        raise _HTTPError(404, f"Unknown verb {verb!r} in {path!r}; use :predict, "
+                         ":classify or :regress.")
+      body = self._read_json()
+      return 200, getattr(self, f"_{verb}")(body)
+    if match["metadata"]:
+      return 200, self._metadata()
+    return 200, self._status()
+
+  # ------------------------------------------------------------- requests
+
+  def _check_model(self, name: str, version: str | None) -> None:
+    server = self.server
+    if name != server.model_name:
+      label = f"Specific({name}, {version})" if version else f"Latest({name})"
+      raise _HTTPError(404, f"Servable not found for request: {label}; this "
+                       f"server serves model {server.model_name!r}.")
+    if version is not None and version != server.version:
+      raise _HTTPError(404, f"Servable not found for request: Specific({name}, "
+                       f"{version}); the served version is {server.version}.")
+
+  def _read_json(self) -> Any:
+    limit = self.server.max_body_bytes
+    length = self.headers.get("Content-Length")
+    if length is None:
+      raise _HTTPError(411, "The request has no Content-Length header; send the "
+                       "JSON body with its length (chunked bodies are not read).")
+    if not length.strip().isdigit():
+      raise _HTTPError(400, f"Content-Length={length!r} is not a byte count.")
+    if int(length) > limit:
+      raise _HTTPError(413, f"The request body has {int(length)} bytes, over the "
+                       f"limit of {limit}; send fewer examples per request or "
+                       "restart the server with a larger --max-body-bytes.")
+    raw = self.rfile.read(int(length))
+    self._body_left = False
+    try:
+      body = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+      raise _HTTPError(400, f"The request body is not valid JSON: {e}.") from e
+    except RecursionError as e:
+      raise _HTTPError(400, "The request body's JSON nests too deeply.") from e
+    if not isinstance(body, dict):
+      raise _HTTPError(400, "The request body must be a JSON object such as "
+                       '{"instances": [...]}, not ' f"{_preview(body)}.")
+    return body
+
+  def _signature(self, body: dict, verb: str):
+    name = body.get("signature_name", _DEFAULT_SIGNATURE)
+    signatures = self.server.imported.signatures
+    if not isinstance(name, str):
+      raise _HTTPError(400, f"signature_name={_preview(name)} must be a string, "
+                       f"one of {sorted(signatures)!r}.")
+    if name not in signatures:
+      raise _HTTPError(404, f"Serving signature name: {name!r} not found in "
+                       f"signature def; the model has {sorted(signatures)!r}.")
+    sig = signatures[name]
+    wanted = {"classify": _CLASSIFY, "regress": _REGRESS}.get(verb)
+    if wanted and sig.method_name != wanted:
+      fits = sorted(k for k, s in signatures.items() if s.method_name == wanted)
+      fix = (f'send "signature_name": {json.dumps(fits[0])}' if fits else
+             f"this model has no {verb} signature; use :predict")
+      raise _HTTPError(400, f"Expected {verb} signature method_name to be "
+                       f"{wanted}. Was: {sig.method_name} (signature {name!r}); "
+                       f"{fix}.")
+    return name, sig
+
+  def _predict(self, body: dict) -> dict:
+    name, sig = self._signature(body, "predict")
+    unknown = sorted(set(body) - {"signature_name", "instances", "inputs"})
+    if unknown:
+      raise _HTTPError(400, f"Unknown predict request fields {unknown!r}; use "
+                       '"signature_name" and one of "instances" or "inputs".')
+    if ("instances" in body) == ("inputs" in body):
+      raise _HTTPError(400, 'A predict request needs exactly one of "instances" '
+                       '(row format) or "inputs" (columnar format); got '
+                       f"{sorted(body)!r}.")
+    input_names = list(sig.inputs)
+    if "instances" in body:
+      columns, count = _rows_to_columns(body["instances"], input_names)
+      outputs = _run(sig, name, columns)
+      rows = _outputs_to_rows(outputs, count)
+      if len(outputs) == 1:
+        (key,) = outputs
+        rows = [row[key] for row in rows]
+      return {"predictions": rows}
+    inputs = body["inputs"]
+    if not isinstance(inputs, dict) or set(inputs) == {"b64"}:
+      if len(input_names) != 1:
+        raise _HTTPError(400, '"inputs" must be an object of input name -> '
+                         f"values for signature {name!r} (inputs "
+                         f"{input_names!r}), not {_preview(inputs)}.")
+      inputs = {input_names[0]: inputs}
+    outputs = _run(sig, name, {k: _decode_b64(v) for k, v in inputs.items()})
+    answer = {k: _to_json(k, v) for k, v in outputs.items()}
+    if len(answer) == 1:
+      (answer,) = answer.values()
+    return {"outputs": answer}
+
+  def _examples(self, body: dict, verb: str):
+    name, sig = self._signature(body, verb)
+    unknown = sorted(set(body) - {"signature_name", "context", "examples"})
+    if unknown:
+      raise _HTTPError(400, f"Unknown {verb} request fields {unknown!r}; use "
+                       '"signature_name", "context" and "examples".')
+    examples = body.get("examples")
+    if not isinstance(examples, list) or not examples:
+      raise _HTTPError(400, f'A {verb} request needs "examples": a non-empty '
+                       'list of objects such as [{"x": 1.0}], not '
+                       f"{_preview(examples)}.")
+    context = body.get("context", {})
+    if not isinstance(context, dict):
+      raise _HTTPError(400, f'"context" must be an object of feature -> value, '
+                       f"not {_preview(context)}.")
+    rows = []
+    for i, example in enumerate(examples):
+      if not isinstance(example, dict):
+        raise _HTTPError(400, f"examples[{i}] must be an object of feature -> "
+                         f'value such as {{"x": 1.0}}, not {_preview(example)}.')
+      clash = sorted(set(example) & set(context))
+      if clash:
+        raise _HTTPError(400, f"examples[{i}] repeats context features {clash!r};"
+                         " a feature goes in the context or in the examples.")
+      rows.append({**context, **example})
+    columns, count = _rows_to_columns(rows, list(sig.inputs), field="examples")
+    return _run(sig, name, columns), count
+
+  def _classify(self, body: dict) -> dict:
+    outputs, count = self._examples(body, "classify")
+    scores = outputs.get("scores")
+    classes = outputs.get("classes")
+    if scores is None and classes is None:
+      raise RuntimeError(f"A classify signature returned {sorted(outputs)!r}, "
+                         "neither 'scores' nor 'classes'.")
+    if scores is not None:
+      scores = _to_json("scores", np.reshape(scores, (count, -1)))
+    if classes is not None:
+      classes = _to_json("classes", np.reshape(classes, (count, -1)))
+    shape = scores or classes
+    return {"results": [
+        [["" if classes is None else str(classes[i][j]),
+          None if scores is None else scores[i][j]]
+         for j in range(len(shape[i]))] for i in range(count)]}
+
+  def _regress(self, body: dict) -> dict:
+    outputs, count = self._examples(body, "regress")
+    values = outputs.get("outputs")
+    if values is None:
+      if len(outputs) != 1:
+        raise RuntimeError(f"A regress signature returned {sorted(outputs)!r}, "
+                           "not 'outputs'.")
+      (values,) = outputs.values()
+    return {"results": _to_json("outputs", np.reshape(values, (count,)))}
+
+  def _status(self) -> dict:
+    return {"model_version_status": [{
+        "version": self.server.version, "state": "AVAILABLE",
+        "status": {"error_code": "OK", "error_message": ""}}]}
+
+  def _metadata(self) -> dict:
+    defs = {}
+    for name, sig in self.server.imported.signatures.items():
+      outputs = sig.outputs
+      if not isinstance(outputs, Mapping):
+        outputs = {key: None for key in outputs}
+      defs[name] = {
+          "inputs": {k: _tensor_info(k, v) for k, v in sig.inputs.items()},
+          "outputs": {k: _tensor_info(k, v) for k, v in outputs.items()},
+          "method_name": sig.method_name}
+    return {"model_spec": {"name": self.server.model_name,
+                           "signature_name": "",
+                           "version": self.server.version},
+            "metadata": {"signature_def": {"signature_def": defs}}}
+
+  # -------------------------------------------------------------- answers
+
+  def _send_json(self, status: int, answer: Any, headers=None) -> None:
+    data = json.dumps(answer).encode()
+    try:
+      self.send_response(status)
+      for key, value in (headers or {}).items():
+        self.send_header(key, value)
+      self.send_header("Content-Type", "application/json")
+      self.send_header("Content-Length", str(len(data)))
+      if self.close_connection:
+        self.send_header("Connection", "close")
+      self.end_headers()
+      if self.command != "HEAD":
+        self.wfile.write(data)
+    except (BrokenPipeError, ConnectionResetError):
+      self.close_connection = True
+
+
+# -------------------------------------------------------- JSON <-> columns
+
+
+def _run(sig, name: str, columns: dict) -> dict:
+  """Calls a signature; its ServingInputError (bad features) is a 400."""
+  try:
+    outputs = sig(columns)
+  except ServingInputError as e:
+    raise _HTTPError(400, f"Signature {name!r}: {e}") from None
+  return dict(outputs)
+
+
+def _rows_to_columns(rows: Any, input_names: list[str],
+                     field: str = "instances") -> tuple[dict, int]:
+  """Row format (a list of objects, or of values for one input) -> columns."""
+  if not isinstance(rows, list) or not rows:
+    raise _HTTPError(400, f'"{field}" must be a non-empty list (one entry per '
+                     f"example), not {_preview(rows)}.")
+  objects = [isinstance(r, dict) and "b64" not in r for r in rows]
+  if not any(objects):
+    if len(input_names) != 1:
+      raise _HTTPError(400, f'"{field}" holds bare values, but the signature has'
+                       f" {len(input_names)} inputs {input_names!r}; send one "
+                       'object per example, e.g. [{"name": value, ...}].')
+    return {input_names[0]: [_decode_b64(r) for r in rows]}, len(rows)
+  keys = None
+  for i, row in enumerate(rows):
+    if not objects[i]:
+      raise _HTTPError(400, f"{field}[{i}] is {_preview(row)}, but other entries "
+                       "are objects; send every example as an object of "
+                       "feature -> value.")
+    if keys is None:
+      keys = list(row)
+    elif set(row) != set(keys):
+      missing = sorted(set(keys) - set(row))
+      extra = sorted(set(row) - set(keys))
+      raise _HTTPError(400, f"{field}[{i}] has keys {sorted(row)!r} but "
+                       f"{field}[0] has {sorted(keys)!r} (missing {missing!r}, "
+                       f"extra {extra!r}); every example needs the same "
+                       "features.")
+  columns = {k: [_decode_b64(row[k]) for row in rows] for k in keys}
+  return columns, len(rows)
+
+
+def _outputs_to_rows(outputs: dict, count: int) -> list[dict]:
+  """Columnar outputs (batch first) -> one dict per example."""
+  columns = {}
+  for key, value in outputs.items():
+    value = _to_json(key, value)
+    if not isinstance(value, list) or len(value) != count:
+      raise RuntimeError(f"Output {key!r} has no batch dimension of {count} "
+                         f"(got {_preview(value)}); answer in columnar format "
+                         'with "inputs".')
+    columns[key] = value
+  return [{k: v[i] for k, v in columns.items()} for i in range(count)]
+
+
+def _decode_b64(value: Any) -> Any:
+  """TF Serving's ``{"b64": "..."}`` binary values -> bytes, recursively."""
+  if isinstance(value, dict) and set(value) == {"b64"}:
+    try:
+      return base64.b64decode(value["b64"], validate=True)
+    except (TypeError, ValueError):
+      raise _HTTPError(400, f"{_preview(value)} is not valid base64.") from None
+  if isinstance(value, list):
+    return [_decode_b64(v) for v in value]
+  return value
+
+
+def _to_json(key: str, value: Any) -> Any:
+  """A numpy output -> nested lists; bytes as str (``{"b64"}`` if binary)."""
+  value = np.asarray(value)
+  if value.dtype in (np.float16, np.float32):  # 0.1, not 0.10000000149011612
+    return value.astype(str).astype(np.float64).tolist()  # shortest repr
+  if value.dtype.kind in "OSU":
+    binary = key.endswith("_bytes")
+    return np.vectorize(lambda v: _text(v, binary), otypes=[object])(
+        value).tolist() if value.ndim else _text(value.item(), binary)
+  return value.tolist()
+
+
+def _text(value: Any, binary: bool) -> Any:
+  if isinstance(value, bytes):
+    if not binary:
+      try:
+        return value.decode("utf-8")
+      except UnicodeDecodeError:
+        pass
+    return {"b64": base64.b64encode(value).decode("ascii")}
+  return value if isinstance(value, str) else str(value)
+
+
+def _tensor_info(name: str, spec: Mapping | None) -> dict:
+  """The loader's ``{dtype, shape}`` -> TF's TensorInfo JSON (-1: any size)."""
+  info = {"name": name}
+  if spec is None:
+    return info
+  if spec.get("dtype") is not None:
+    try:
+      dtype = np.dtype(spec["dtype"])
+      dname = "object" if dtype.kind in "OSU" else dtype.name
+    except TypeError:  # e.g. 'string'
+      dname = str(spec["dtype"])
+    info["dtype"] = _TF_DTYPES.get(dname, f"DT_{dname.upper()}")  # DT_INT64...
+  shape = spec.get("shape")
+  if shape is None:
+    info["tensor_shape"] = {"unknown_rank": True}
+  else:
+    info["tensor_shape"] = {"dim": [
+        {"size": str(d if isinstance(d, int) else -1), "name": ""}
+        for d in shape], "unknown_rank": False}
+  return info
+
+
+def _preview(value: Any, limit: int = 80) -> str:
+  text = json.dumps(value) if not isinstance(value, bytes) else repr(value)
+  return text if len(text) <= limit else text[:limit - 3] + "..."
