@@ -32,7 +32,6 @@ Example::
 """
 from __future__ import annotations
 
-import base64
 import contextlib
 import http
 import http.server
@@ -50,7 +49,8 @@ from typing import Any
 
 import numpy as np
 
-from estlab.export import ServingInputError, load
+from estlab.export import _rest_json as _rest
+from estlab.export import load
 
 _log = logging.getLogger("estlab.serve")
 
@@ -62,21 +62,6 @@ _DEFAULT_SIGNATURE = "serving_default"
 _ROUTE = re.compile(r"^/v1/models/(?P<name>[^/:]+)"
                     r"(?:/versions/(?P<version>[^/:]+))?"
                     r"(?:(?P<metadata>/metadata)|:(?P<verb>[A-Za-z]+))?/?$")
-_TF_DTYPES = {"float32": "DT_FLOAT", "float64": "DT_DOUBLE",
-              "float16": "DT_HALF", "bfloat16": "DT_BFLOAT16", "bool": "DT_BOOL",
-              "object": "DT_STRING", "string": "DT_STRING", "str": "DT_STRING"}
-
-
-class _HTTPError(Exception):
-  """An answer other than 200: ``status`` and a message for ``{"error": ...}``."""
-
-  def __init__(self, status: int, message: str, headers: dict | None = None):
-    super().__init__(message)
-    self.status = status
-    self.message = message
-    self.headers = headers or {}
-
-
 class ModelServer(http.server.ThreadingHTTPServer):
   """Serves one loaded export under ``/v1/models/<model_name>``.
 
@@ -240,7 +225,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     with self.server.answering():
       try:
         status, answer = self._route(self.command)
-      except _HTTPError as e:
+      except _rest.HTTPError as e:
         status, answer, headers = e.status, {"error": e.message}, e.headers
       except Exception as e:  # pylint: disable=broad-except
         _log.exception("Internal error answering %s %s", self.command, self.path)
@@ -273,18 +258,18 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     path = self.path.split("?", 1)[0]
     match = _ROUTE.match(path)
     if not match:
-      raise _HTTPError(404, f"Unknown URL {path!r}; the model is at "
+      raise _rest.HTTPError(404, f"Unknown URL {path!r}; the model is at "
                        f"/v1/models/{self.server.model_name}[:predict|:classify"
                        "|:regress|/metadata].")
     expected = "POST" if match["verb"] else "GET"
     if method != expected:
-      raise _HTTPError(405, f"{method} is not allowed on {path!r}; use "
+      raise _rest.HTTPError(405, f"{method} is not allowed on {path!r}; use "
                        f"{expected}.", headers={"Allow": expected})
     self._check_model(match["name"], match["version"])
     if match["verb"]:
       verb = match["verb"]
       if verb not in ("predict", "classify", "regress"):
-        raise _HTTPError(404, f"Unknown verb {verb!r} in {path!r}; use :predict, "
+        raise _rest.HTTPError(404, f"Unknown verb {verb!r} in {path!r}; use :predict, "
                          ":classify or :regress.")
       body = self._read_json()
       return 200, getattr(self, f"_{verb}")(body)
@@ -298,22 +283,22 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     server = self.server
     if name != server.model_name:
       label = f"Specific({name}, {version})" if version else f"Latest({name})"
-      raise _HTTPError(404, f"Servable not found for request: {label}; this "
+      raise _rest.HTTPError(404, f"Servable not found for request: {label}; this "
                        f"server serves model {server.model_name!r}.")
     if version is not None and version != server.version:
-      raise _HTTPError(404, f"Servable not found for request: Specific({name}, "
+      raise _rest.HTTPError(404, f"Servable not found for request: Specific({name}, "
                        f"{version}); the served version is {server.version}.")
 
   def _read_json(self) -> Any:
     limit = self.server.max_body_bytes
     length = self.headers.get("Content-Length")
     if length is None:
-      raise _HTTPError(411, "The request has no Content-Length header; send the "
+      raise _rest.HTTPError(411, "The request has no Content-Length header; send the "
                        "JSON body with its length (chunked bodies are not read).")
     if not length.strip().isdigit():
-      raise _HTTPError(400, f"Content-Length={length!r} is not a byte count.")
+      raise _rest.HTTPError(400, f"Content-Length={length!r} is not a byte count.")
     if int(length) > limit:
-      raise _HTTPError(413, f"The request body has {int(length)} bytes, over the "
+      raise _rest.HTTPError(413, f"The request body has {int(length)} bytes, over the "
                        f"limit of {limit}; send fewer examples per request or "
                        "restart the server with a larger --max-body-bytes.")
     raw = self.rfile.read(int(length))
@@ -321,22 +306,22 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     try:
       body = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
-      raise _HTTPError(400, f"The request body is not valid JSON: {e}.") from e
+      raise _rest.HTTPError(400, f"The request body is not valid JSON: {e}.") from e
     except RecursionError as e:
-      raise _HTTPError(400, "The request body's JSON nests too deeply.") from e
+      raise _rest.HTTPError(400, "The request body's JSON nests too deeply.") from e
     if not isinstance(body, dict):
-      raise _HTTPError(400, "The request body must be a JSON object such as "
-                       '{"instances": [...]}, not ' f"{_preview(body)}.")
+      raise _rest.HTTPError(400, "The request body must be a JSON object such as "
+                       '{"instances": [...]}, not ' f"{_rest.preview(body)}.")
     return body
 
   def _signature(self, body: dict, verb: str):
     name = body.get("signature_name", _DEFAULT_SIGNATURE)
     signatures = self.server.imported.signatures
     if not isinstance(name, str):
-      raise _HTTPError(400, f"signature_name={_preview(name)} must be a string, "
+      raise _rest.HTTPError(400, f"signature_name={_rest.preview(name)} must be a string, "
                        f"one of {sorted(signatures)!r}.")
     if name not in signatures:
-      raise _HTTPError(404, f"Serving signature name: {name!r} not found in "
+      raise _rest.HTTPError(404, f"Serving signature name: {name!r} not found in "
                        f"signature def; the model has {sorted(signatures)!r}.")
     sig = signatures[name]
     wanted = {"classify": _CLASSIFY, "regress": _REGRESS}.get(verb)
@@ -344,7 +329,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
       fits = sorted(k for k, s in signatures.items() if s.method_name == wanted)
       fix = (f'send "signature_name": {json.dumps(fits[0])}' if fits else
              f"this model has no {verb} signature; use :predict")
-      raise _HTTPError(400, f"Expected {verb} signature method_name to be "
+      raise _rest.HTTPError(400, f"Expected {verb} signature method_name to be "
                        f"{wanted}. Was: {sig.method_name} (signature {name!r}); "
                        f"{fix}.")
     return name, sig
@@ -353,17 +338,17 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     name, sig = self._signature(body, "predict")
     unknown = sorted(set(body) - {"signature_name", "instances", "inputs"})
     if unknown:
-      raise _HTTPError(400, f"Unknown predict request fields {unknown!r}; use "
+      raise _rest.HTTPError(400, f"Unknown predict request fields {unknown!r}; use "
                        '"signature_name" and one of "instances" or "inputs".')
     if ("instances" in body) == ("inputs" in body):
-      raise _HTTPError(400, 'A predict request needs exactly one of "instances" '
+      raise _rest.HTTPError(400, 'A predict request needs exactly one of "instances" '
                        '(row format) or "inputs" (columnar format); got '
                        f"{sorted(body)!r}.")
     input_names = list(sig.inputs)
     if "instances" in body:
-      columns, count = _rows_to_columns(body["instances"], input_names)
-      outputs = _run(sig, name, columns)
-      rows = _outputs_to_rows(outputs, count)
+      columns, count = _rest.rows_to_columns(body["instances"], input_names)
+      outputs = _rest.run(sig, name, columns)
+      rows = _rest.outputs_to_rows(outputs, count)
       if len(outputs) == 1:
         (key,) = outputs
         rows = [row[key] for row in rows]
@@ -371,12 +356,12 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     inputs = body["inputs"]
     if not isinstance(inputs, dict) or set(inputs) == {"b64"}:
       if len(input_names) != 1:
-        raise _HTTPError(400, '"inputs" must be an object of input name -> '
+        raise _rest.HTTPError(400, '"inputs" must be an object of input name -> '
                          f"values for signature {name!r} (inputs "
-                         f"{input_names!r}), not {_preview(inputs)}.")
+                         f"{input_names!r}), not {_rest.preview(inputs)}.")
       inputs = {input_names[0]: inputs}
-    outputs = _run(sig, name, {k: _decode_b64(v) for k, v in inputs.items()})
-    answer = {k: _to_json(k, v) for k, v in outputs.items()}
+    outputs = _rest.run(sig, name, {k: _rest.decode_b64(v) for k, v in inputs.items()})
+    answer = {k: _rest.to_json(k, v) for k, v in outputs.items()}
     if len(answer) == 1:
       (answer,) = answer.values()
     return {"outputs": answer}
@@ -385,29 +370,29 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     name, sig = self._signature(body, verb)
     unknown = sorted(set(body) - {"signature_name", "context", "examples"})
     if unknown:
-      raise _HTTPError(400, f"Unknown {verb} request fields {unknown!r}; use "
+      raise _rest.HTTPError(400, f"Unknown {verb} request fields {unknown!r}; use "
                        '"signature_name", "context" and "examples".')
     examples = body.get("examples")
     if not isinstance(examples, list) or not examples:
-      raise _HTTPError(400, f'A {verb} request needs "examples": a non-empty '
+      raise _rest.HTTPError(400, f'A {verb} request needs "examples": a non-empty '
                        'list of objects such as [{"x": 1.0}], not '
-                       f"{_preview(examples)}.")
+                       f"{_rest.preview(examples)}.")
     context = body.get("context", {})
     if not isinstance(context, dict):
-      raise _HTTPError(400, f'"context" must be an object of feature -> value, '
-                       f"not {_preview(context)}.")
+      raise _rest.HTTPError(400, f'"context" must be an object of feature -> value, '
+                       f"not {_rest.preview(context)}.")
     rows = []
     for i, example in enumerate(examples):
       if not isinstance(example, dict):
-        raise _HTTPError(400, f"examples[{i}] must be an object of feature -> "
-                         f'value such as {{"x": 1.0}}, not {_preview(example)}.')
+        raise _rest.HTTPError(400, f"examples[{i}] must be an object of feature -> "
+                         f'value such as {{"x": 1.0}}, not {_rest.preview(example)}.')
       clash = sorted(set(example) & set(context))
       if clash:
-        raise _HTTPError(400, f"examples[{i}] repeats context features {clash!r};"
+        raise _rest.HTTPError(400, f"examples[{i}] repeats context features {clash!r};"
                          " a feature goes in the context or in the examples.")
       rows.append({**context, **example})
-    columns, count = _rows_to_columns(rows, list(sig.inputs), field="examples")
-    return _run(sig, name, columns), count
+    columns, count = _rest.rows_to_columns(rows, list(sig.inputs), field="examples")
+    return _rest.run(sig, name, columns), count
 
   def _classify(self, body: dict) -> dict:
     outputs, count = self._examples(body, "classify")
@@ -417,9 +402,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
       raise RuntimeError(f"A classify signature returned {sorted(outputs)!r}, "
                          "neither 'scores' nor 'classes'.")
     if scores is not None:
-      scores = _to_json("scores", np.reshape(scores, (count, -1)))
+      scores = _rest.to_json("scores", np.reshape(scores, (count, -1)))
     if classes is not None:
-      classes = _to_json("classes", np.reshape(classes, (count, -1)))
+      classes = _rest.to_json("classes", np.reshape(classes, (count, -1)))
     shape = scores or classes
     return {"results": [
         [["" if classes is None else str(classes[i][j]),
@@ -434,7 +419,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         raise RuntimeError(f"A regress signature returned {sorted(outputs)!r}, "
                            "not 'outputs'.")
       (values,) = outputs.values()
-    return {"results": _to_json("outputs", np.reshape(values, (count,)))}
+    return {"results": _rest.to_json("outputs", np.reshape(values, (count,)))}
 
   def _status(self) -> dict:
     return {"model_version_status": [{
@@ -448,8 +433,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
       if not isinstance(outputs, Mapping):
         outputs = {key: None for key in outputs}
       defs[name] = {
-          "inputs": {k: _tensor_info(k, v) for k, v in sig.inputs.items()},
-          "outputs": {k: _tensor_info(k, v) for k, v in outputs.items()},
+          "inputs": {k: _rest.tensor_info(k, v) for k, v in sig.inputs.items()},
+          "outputs": {k: _rest.tensor_info(k, v) for k, v in outputs.items()},
           "method_name": sig.method_name}
     return {"model_spec": {"name": self.server.model_name,
                            "signature_name": "",
@@ -476,119 +461,3 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
 
 # -------------------------------------------------------- JSON <-> columns
-
-
-def _run(sig, name: str, columns: dict) -> dict:
-  """Calls a signature; its ServingInputError (bad features) is a 400."""
-  try:
-    outputs = sig(columns)
-  except ServingInputError as e:
-    raise _HTTPError(400, f"Signature {name!r}: {e}") from None
-  return dict(outputs)
-
-
-def _rows_to_columns(rows: Any, input_names: list[str],
-                     field: str = "instances") -> tuple[dict, int]:
-  """Row format (a list of objects, or of values for one input) -> columns."""
-  if not isinstance(rows, list) or not rows:
-    raise _HTTPError(400, f'"{field}" must be a non-empty list (one entry per '
-                     f"example), not {_preview(rows)}.")
-  objects = [isinstance(r, dict) and "b64" not in r for r in rows]
-  if not any(objects):
-    if len(input_names) != 1:
-      raise _HTTPError(400, f'"{field}" holds bare values, but the signature has'
-                       f" {len(input_names)} inputs {input_names!r}; send one "
-                       'object per example, e.g. [{"name": value, ...}].')
-    return {input_names[0]: [_decode_b64(r) for r in rows]}, len(rows)
-  keys = None
-  for i, row in enumerate(rows):
-    if not objects[i]:
-      raise _HTTPError(400, f"{field}[{i}] is {_preview(row)}, but other entries "
-                       "are objects; send every example as an object of "
-                       "feature -> value.")
-    if keys is None:
-      keys = list(row)
-    elif set(row) != set(keys):
-      missing = sorted(set(keys) - set(row))
-      extra = sorted(set(row) - set(keys))
-      raise _HTTPError(400, f"{field}[{i}] has keys {sorted(row)!r} but "
-                       f"{field}[0] has {sorted(keys)!r} (missing {missing!r}, "
-                       f"extra {extra!r}); every example needs the same "
-                       "features.")
-  columns = {k: [_decode_b64(row[k]) for row in rows] for k in keys}
-  return columns, len(rows)
-
-
-def _outputs_to_rows(outputs: dict, count: int) -> list[dict]:
-  """Columnar outputs (batch first) -> one dict per example."""
-  columns = {}
-  for key, value in outputs.items():
-    value = _to_json(key, value)
-    if not isinstance(value, list) or len(value) != count:
-      raise RuntimeError(f"Output {key!r} has no batch dimension of {count} "
-                         f"(got {_preview(value)}); answer in columnar format "
-                         'with "inputs".')
-    columns[key] = value
-  return [{k: v[i] for k, v in columns.items()} for i in range(count)]
-
-
-def _decode_b64(value: Any) -> Any:
-  """TF Serving's ``{"b64": "..."}`` binary values -> bytes, recursively."""
-  if isinstance(value, dict) and set(value) == {"b64"}:
-    try:
-      return base64.b64decode(value["b64"], validate=True)
-    except (TypeError, ValueError):
-      raise _HTTPError(400, f"{_preview(value)} is not valid base64.") from None
-  if isinstance(value, list):
-    return [_decode_b64(v) for v in value]
-  return value
-
-
-def _to_json(key: str, value: Any) -> Any:
-  """A numpy output -> nested lists; bytes as str (``{"b64"}`` if binary)."""
-  value = np.asarray(value)
-  if value.dtype in (np.float16, np.float32):  # 0.1, not 0.10000000149011612
-    return value.astype(str).astype(np.float64).tolist()  # shortest repr
-  if value.dtype.kind in "OSU":
-    binary = key.endswith("_bytes")
-    return np.vectorize(lambda v: _text(v, binary), otypes=[object])(
-        value).tolist() if value.ndim else _text(value.item(), binary)
-  return value.tolist()
-
-
-def _text(value: Any, binary: bool) -> Any:
-  if isinstance(value, bytes):
-    if not binary:
-      try:
-        return value.decode("utf-8")
-      except UnicodeDecodeError:
-        pass
-    return {"b64": base64.b64encode(value).decode("ascii")}
-  return value if isinstance(value, str) else str(value)
-
-
-def _tensor_info(name: str, spec: Mapping | None) -> dict:
-  """The loader's ``{dtype, shape}`` -> TF's TensorInfo JSON (-1: any size)."""
-  info = {"name": name}
-  if spec is None:
-    return info
-  if spec.get("dtype") is not None:
-    try:
-      dtype = np.dtype(spec["dtype"])
-      dname = "object" if dtype.kind in "OSU" else dtype.name
-    except TypeError:  # e.g. 'string'
-      dname = str(spec["dtype"])
-    info["dtype"] = _TF_DTYPES.get(dname, f"DT_{dname.upper()}")  # DT_INT64...
-  shape = spec.get("shape")
-  if shape is None:
-    info["tensor_shape"] = {"unknown_rank": True}
-  else:
-    info["tensor_shape"] = {"dim": [
-        {"size": str(d if isinstance(d, int) else -1), "name": ""}
-        for d in shape], "unknown_rank": False}
-  return info
-
-
-def _preview(value: Any, limit: int = 80) -> str:
-  text = json.dumps(value) if not isinstance(value, bytes) else repr(value)
-  return text if len(text) <= limit else text[:limit - 3] + "..."
