@@ -432,7 +432,8 @@ class Estimator:
     A ``jax.export`` module (cpu, cuda, tpu; any batch size), Orbax variables
     and a JSON description of the inputs and signatures; run it with
     ``estlab.export.load(path)``, no model code needed. See ``estlab.export``
-    for the layout. Only ``ModeKeys.PREDICT`` is exported.
+    for the layout. ``ModeKeys.PREDICT`` (the default) or ``ModeKeys.EVAL``
+    (an ``eval`` signature; pass a ``SupervisedInputReceiver`` fn).
     """
     from estlab.export import _exporter  # pylint: disable=g-import-not-at-top
     return _exporter.export_saved_model(
@@ -444,7 +445,8 @@ class Estimator:
       self, export_dir_base: str | os.PathLike,
       input_receiver_fn_map: Mapping, assets_extra: Mapping | None = None,
       as_text: bool = False, checkpoint_path: str | None = None) -> str:
-    """``export_saved_model`` for ``{mode: receiver_fn}``; PREDICT only."""
+    """``export_saved_model`` for ``{mode: receiver_fn}`` (PREDICT, EVAL) into
+    one directory holding the signatures of every mode."""
     from estlab.export import _exporter  # pylint: disable=g-import-not-at-top
     return _exporter.experimental_export_all_saved_models(
         self, export_dir_base, input_receiver_fn_map, assets_extra=assets_extra,

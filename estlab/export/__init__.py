@@ -12,17 +12,23 @@ Layout of ``<export_dir_base>/<unix timestamp>/`` (written as
 ``temp-<timestamp>-<pid>`` and renamed when complete, so a crash never leaves
 an export that looks whole; ``load`` ignores ``temp-*``)::
 
-  model.jaxexport     jax.export.Exported.serialize() of serve(variables,
+  model.jaxexport     (PREDICT) jax.export.Exported.serialize() of serve(variables,
                       features) -> {signature: {output: array}}; inputs:
                       the variables (as below) and the model_fn's features,
                       batch dimension ``b`` symbolic (unless a
                       default_batch_size was given), the id width of each
                       host-encoded categorical column symbolic (``k0``, ...)
   model.mlir          its StableHLO text (as_text=True only)
+  eval.jaxexport      (EVAL) evaluate(variables, features, labels) ->
+                      {'eval': {'loss': f32[], <metric>: f32[]}}: the EVAL
+                      model_fn on one batch, each eval_metric_ops metric
+                      computed on it; batch ``b`` shared with the labels
+  eval.mlir           its StableHLO text (as_text=True only)
   variables/          Orbax StandardSave of {'params': ..., <collections>};
                       restored without a target it is the module's first input
   assets.extra/       copies of assets_extra ({relative path: source file})
-  estlab_export.json  written last: {format, format_version, estlab_version,
+  estlab_export.json  written last: {format, format_version (1; 2 when it
+                      holds EVAL), estlab_version,
                       jax_version, created, model, global_step, platforms,
                       receiver: {kind: 'parsing' | 'raw', default_batch_size,
                                  inputs: {name: {kind: 'fixed' | 'varlen' |
@@ -31,15 +37,33 @@ an export that looks whole; ``load`` ignores ``temp-*``)::
                                   [column.spec(), ...]} | {kind: 'batch_size',
                                   key} | {kind: 'none'},
                       model_inputs: {name: {dtype, shape}},
-                      signatures: {name: {method_name, inputs, outputs:
-                                   {key: {dtype, shape}}, device_outputs,
-                                   host_outputs: {key: op}}}}
+                      (receiver, transform and model_inputs: PREDICT's, absent
+                      in an EVAL-only export)
+                      eval: {module: 'eval.jaxexport', receiver, transform,
+                             model_inputs, labels: {'labels' | 'labels/<k>':
+                             {kind: 'array', dtype, shape} | {kind: 'head',
+                             dtype, shape, vocabulary, range, integer}}},
+                      signatures: {name: {method_name, [mode: 'eval'],
+                                   inputs, outputs: {key: {dtype, shape}},
+                                   device_outputs, host_outputs: {key: op}}}}
 
 Signatures are TF's: ``serving_default``, ``predict`` (always), and
 ``classification`` / ``regression`` where the head has them (a binary
 classifier has both, ``regression`` serving its ``logistic``); a model_fn
-sets its own through ``EstimatorSpec(export_outputs=...)``. Only PREDICT is
-exported. A numeric column's ``normalizer_fn`` runs inside the module; a
+sets its own through ``EstimatorSpec(export_outputs=...)``.
+
+PREDICT and EVAL are exported (TRAIN is a ValueError): ``experimental_export_
+all_saved_models({ModeKeys.PREDICT: serving_fn, ModeKeys.EVAL: eval_fn})``
+writes one directory holding both modules. EVAL takes a
+``SupervisedInputReceiver`` (``build_raw_supervised_input_receiver_fn
+(features, labels)``; features raw or parse specs) and serves TF's ``eval``
+signature (method ``tensorflow/supervised/eval``): ``sig({...features...,
+'labels': [...]})`` returns ``loss`` and every ``eval_metric_ops`` metric of
+that batch (not padded), as ``Estimator.evaluate`` on it. Labels reach a
+model_fn as they are; a premade's head encodes them on load from the JSON
+(shape, dtype, ``label_vocabulary``) for Regression, BinaryClass and
+MultiClass heads without ``weight_column``; other heads are a ValueError.
+A numeric column's ``normalizer_fn`` runs inside the module; a
 bucketized column of a normalized source runs Python on the host and cannot
 be exported (a clear error names it).
 
@@ -65,8 +89,10 @@ from estlab.export._format import (NotAnExportError, ServingInputError,
 from estlab.export._outputs import (ClassificationOutput, ExportOutput,
                                     PredictOutput, RegressionOutput)
 from estlab.export._receivers import (ArraySpec, ServingInputReceiver,
+                                      SupervisedInputReceiver,
                                       build_parsing_serving_input_receiver_fn,
-                                      build_raw_serving_input_receiver_fn)
+                                      build_raw_serving_input_receiver_fn,
+                                      build_raw_supervised_input_receiver_fn)
 from estlab.feature_column import (FixedLenFeature, VarLenFeature,
                                    make_parse_example_spec)
 
@@ -78,8 +104,9 @@ _LAZY = {"load": "estlab.export._loader", "Imported": "estlab.export._loader",
 
 __all__ = [
     "load", "Imported", "Signature", "ServingInputReceiver", "ArraySpec",
-    "build_parsing_serving_input_receiver_fn",
-    "build_raw_serving_input_receiver_fn", "make_parse_example_spec",
+    "SupervisedInputReceiver", "build_parsing_serving_input_receiver_fn",
+    "build_raw_serving_input_receiver_fn",
+    "build_raw_supervised_input_receiver_fn", "make_parse_example_spec",
     "FixedLenFeature", "VarLenFeature", "ExportOutput", "PredictOutput",
     "ClassificationOutput", "RegressionOutput", "ServingInputError",
     "ServingInputTypeError", "NotAnExportError", "export_saved_model",

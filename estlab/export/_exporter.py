@@ -1,7 +1,9 @@
 """``Estimator.export_saved_model``: a checkpoint to a servable directory.
 
 The PREDICT-mode model_fn becomes ``serve(variables, features) ->
-{signature: {output: array}}``, jitted and exported with ``jax.export`` for
+{signature: {output: array}}`` (and the EVAL-mode one, when asked,
+``evaluate(variables, features, labels)``: ``estlab.export._eval``), jitted
+and exported with ``jax.export`` for
 cpu, cuda and tpu, with a symbolic batch dimension; the variables are saved
 beside it with Orbax, and the receiver, the host transform (feature column
 specs) and the signatures are described in JSON. The directory is written
@@ -21,7 +23,7 @@ import jax
 import numpy as np
 
 from estlab import feature_column as fc
-from estlab.export import _format, _parsing, _receivers, _signatures
+from estlab.export import _eval, _format, _parsing, _receivers, _signatures
 from estlab.spec import ModeKeys
 
 __all__ = ["export_saved_model", "experimental_export_all_saved_models",
@@ -33,13 +35,15 @@ PLATFORMS = ("cpu", "cuda", "tpu")
 _now = time.time  # the export's timestamp (tests pass time in)
 
 
+_MODES = (ModeKeys.PREDICT, ModeKeys.EVAL)  # exportable, in the order written
+
+
 def _check_mode(mode: Any) -> None:
-  if mode != ModeKeys.PREDICT:
+  if mode not in _MODES:
     raise ValueError(
-        f"Cannot export mode {mode!r}: estlab exports PREDICT only "
-        f"(ModeKeys.PREDICT == {ModeKeys.PREDICT!r}); the supported modes are "
-        f"[{ModeKeys.PREDICT!r}]. Train and evaluate with the Estimator "
-        "itself; export with experimental_mode=ModeKeys.PREDICT.")
+        f"Cannot export mode {mode!r}: estlab exports PREDICT and EVAL only; "
+        f"the supported modes are {list(_MODES)!r} (ModeKeys.PREDICT, "
+        "ModeKeys.EVAL). Train with the Estimator itself.")
 
 
 def _plain(tree: Any) -> Any:
@@ -98,10 +102,12 @@ def _check_host_callables(columns: list) -> None:
     todo.extend(p for p in column.parents if isinstance(p, fc.FeatureColumn))
 
 
-def _abstract_features(model_inputs: dict, batch: int | None, encoded: bool
-                       ) -> tuple[dict, dict]:
-  """``(ShapeDtypeStructs, JSON)``: the batch ``b`` symbolic (unless fixed),
-  and, for features encoded on the host, each column's id width ``k<i>``."""
+def _abstract_features(model_inputs: dict, batch: int | None, encoded: bool,
+                       labels: dict | None = None) -> tuple[dict, dict, Any]:
+  """``(ShapeDtypeStructs, JSON, labels' ShapeDtypeStructs)``: the batch ``b``
+  symbolic (unless fixed), and, for features encoded on the host, each
+  column's id width ``k<i>``. ``labels`` (flat, ``'labels'`` or
+  ``'labels/<k>'``) share the batch symbol."""
   flat = _receivers.flatten_features(model_inputs)
   groups = sorted({k.rsplit("/", 1)[0] for k in flat
                    if encoded and k.endswith(("/ids", "/weights"))})
@@ -116,7 +122,11 @@ def _abstract_features(model_inputs: dict, batch: int | None, encoded: bool
     specs[key] = jax.ShapeDtypeStruct(tuple(shape), value.dtype)
     described[key] = {"dtype": np.dtype(value.dtype).name,
                       "shape": [d if isinstance(d, int) else str(d) for d in shape]}
-  return _parsing.unflatten(specs), described
+  label_specs = _parsing.unflatten({
+      key: jax.ShapeDtypeStruct(
+          (dims["b"] if batch is None else batch, *value.shape[1:]), value.dtype)
+      for key, value in (labels or {}).items()}).get(_receivers.LABELS)
+  return _parsing.unflatten(specs), described, label_specs
 
 
 def _copy_assets(assets_extra: Mapping | None, target: str) -> None:
@@ -167,9 +177,8 @@ def _receiver(serving_input_receiver_fn: Callable) -> Any:
   return receiver
 
 
-def _build(estimator: Any, receiver: Any, checkpoint_path: str | None
-           ) -> tuple[Any, dict, dict]:
-  """``(Exported, variables as numpy, description)`` of a checkpoint."""
+def _prepare(estimator: Any, receiver: Any) -> tuple[dict, dict, Any, dict]:
+  """``(inputs JSON, transform JSON, columns, sample model features)``."""
   inputs = _receivers.describe_features(receiver)
   transform, columns = _host_columns(estimator, receiver, inputs)
   features, batch = _parsing.parse(inputs, _parsing.sample_request(inputs))
@@ -178,42 +187,83 @@ def _build(estimator: Any, receiver: Any, checkpoint_path: str | None
   except _format.ServingInputError as e:
     raise ValueError(f"The receiver's features do not fit the estimator's "
                      f"feature columns: {e}") from None
-  variables, step = estimator._variables(ModeKeys.PREDICT, model_inputs, None,  # pylint: disable=protected-access
-                                         checkpoint_path)
-  variables = _plain(jax.device_get(variables))
-  abstract, model_described = _abstract_features(
-      model_inputs, receiver.default_batch_size,
-      encoded=transform["kind"] == "feature_columns")
-  signatures: dict = {}
-  serve = _signatures.serve_fn(
-      estimator._compiled()._module[ModeKeys.PREDICT], signatures)  # pylint: disable=protected-access
-  var_specs = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype),
-                           variables)
+  return inputs, transform, columns, model_inputs
+
+
+def _export(fn: Callable, args: tuple, inputs: dict) -> Any:
   try:
-    exported = jax.export.export(jax.jit(serve), platforms=PLATFORMS)(
-        var_specs, abstract)
+    return jax.export.export(jax.jit(fn), platforms=PLATFORMS)(*args)
   except (KeyError, fc.MissingFeatureError) as e:
     raise ValueError(
         f"The model_fn could not read the receiver's features {sorted(inputs)!r}"
         f" ({type(e).__name__}: {e}). A raw receiver gives the model_fn its "
         "features as they are (encoded, for a premade estimator); use build_"
         "parsing_serving_input_receiver_fn for raw feature values.") from e
-  description = {
-      "format": _format.FORMAT, "format_version": _format.FORMAT_VERSION,
-      "estlab_version": _version(), "jax_version": jax.__version__,
-      "created": _now(), "model": type(estimator).__name__,
-      "global_step": int(step), "platforms": list(exported.platforms),
-      "receiver": {"kind": receiver.kind,
-                   "default_batch_size": receiver.default_batch_size,
-                   "inputs": inputs},
-      "transform": transform, "model_inputs": model_described,
-      "signatures": _signatures.describe(signatures, exported, inputs,
-                                         _signatures.host_ops(estimator)),
-  }
-  return exported, variables, description
 
 
-def _write(export_dir_base: Any, exported: Any, variables: dict,
+def _section(receiver: Any, inputs: dict, transform: dict, model_inputs: dict
+             ) -> dict:
+  return {"receiver": {"kind": receiver.kind,
+                       "default_batch_size": receiver.default_batch_size,
+                       "inputs": inputs},
+          "transform": transform, "model_inputs": model_inputs}
+
+
+def _specs(variables: dict) -> Any:
+  return jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype),
+                      variables)
+
+
+def _build(estimator: Any, receiver: Any, checkpoint_path: str | None
+           ) -> tuple[Any, dict, int, dict, dict]:
+  """``(Exported, variables as numpy, step, section, signatures)`` of PREDICT."""
+  inputs, transform, _, model_inputs = _prepare(estimator, receiver)
+  variables, step = estimator._variables(ModeKeys.PREDICT, model_inputs, None,  # pylint: disable=protected-access
+                                         checkpoint_path)
+  variables = _plain(jax.device_get(variables))
+  abstract, model_described, _ = _abstract_features(
+      model_inputs, receiver.default_batch_size,
+      encoded=transform["kind"] == "feature_columns")
+  signatures: dict = {}
+  serve = _signatures.serve_fn(
+      estimator._compiled()._module[ModeKeys.PREDICT], signatures)  # pylint: disable=protected-access
+  exported = _export(serve, (_specs(variables), abstract), inputs)
+  described = _signatures.describe(signatures, exported, inputs,
+                                   _signatures.host_ops(estimator))
+  return (exported, variables, int(step),
+          _section(receiver, inputs, transform, model_described), described)
+
+
+def _build_eval(estimator: Any, receiver: Any, checkpoint_path: str | None
+                ) -> tuple[Any, dict, int, dict, dict]:
+  """As ``_build``, of the EVAL-mode model_fn (``estlab.export._eval``)."""
+  label_inputs = _eval.label_inputs(estimator, receiver)
+  inputs, transform, _, model_inputs = _prepare(estimator, receiver)
+  batch = receiver.default_batch_size or 1
+  flat_labels = _eval.sample_labels(label_inputs, batch)
+  labels = _parsing.unflatten(flat_labels)[_receivers.LABELS]
+  variables, step = estimator._variables(ModeKeys.EVAL, model_inputs, labels,  # pylint: disable=protected-access
+                                         checkpoint_path)
+  variables = _plain(jax.device_get(variables))
+  abstract, model_described, abstract_labels = _abstract_features(
+      model_inputs, receiver.default_batch_size,
+      encoded=transform["kind"] == "feature_columns", labels=flat_labels)
+  evaluate = _eval.eval_fn(estimator._compiled()._module[ModeKeys.EVAL])  # pylint: disable=protected-access
+  exported = _export(evaluate, (_specs(variables), abstract, abstract_labels),
+                     inputs)
+  avals = exported.out_tree.unflatten(exported.out_avals)[_eval.SIGNATURE]
+  section = _section(receiver, inputs, transform, model_described)
+  section.update(module=_format.EVAL_MODULE, labels=label_inputs)
+  described = {_eval.SIGNATURE: {
+      "method_name": _eval.METHOD_NAME, "mode": ModeKeys.EVAL,
+      "inputs": {**inputs, **label_inputs},
+      "outputs": {k: {"dtype": a.dtype.name, "shape": []}
+                  for k, a in avals.items()},
+      "device_outputs": list(avals), "host_outputs": {}}}
+  return exported, variables, int(step), section, described
+
+
+def _write(export_dir_base: Any, modules: dict, variables: dict,
            description: dict, assets_extra: Mapping | None, as_text: bool
            ) -> str:
   """Writes ``temp-<stamp>-<pid>/``, then renames it ``<stamp>/``."""
@@ -223,12 +273,13 @@ def _write(export_dir_base: Any, exported: Any, variables: dict,
   temp = os.path.join(base, f"{_format.TEMP_PREFIX}{stamp}-{os.getpid()}")
   try:
     os.makedirs(temp)
-    with open(os.path.join(temp, _format.MODULE), "wb") as f:
-      f.write(exported.serialize())
-    if as_text:
-      with open(os.path.join(temp, _format.TEXT_MODULE), "w",
-                encoding="utf-8") as f:
-        f.write(exported.mlir_module())
+    for name, exported in modules.items():
+      with open(os.path.join(temp, name), "wb") as f:
+        f.write(exported.serialize())
+      if as_text:
+        with open(os.path.join(temp, _format.TEXT_MODULES[name]), "w",
+                  encoding="utf-8") as f:
+          f.write(exported.mlir_module())
     _save_variables(variables, os.path.join(temp, _format.VARIABLES))
     _copy_assets(assets_extra, temp)
     with open(os.path.join(temp, _format.DESCRIPTION), "w",
@@ -240,6 +291,51 @@ def _write(export_dir_base: Any, exported: Any, variables: dict,
     raise
 
 
+def _same_variables(a: dict, b: dict) -> bool:
+  leaves_a, tree_a = jax.tree.flatten(a)
+  leaves_b, tree_b = jax.tree.flatten(b)
+  return tree_a == tree_b and all(
+      x.shape == y.shape and x.dtype == y.dtype for x, y in zip(leaves_a, leaves_b))
+
+
+def _export_modes(estimator: Any, export_dir_base: Any, receiver_fns: Mapping,
+                  assets_extra: Mapping | None, as_text: bool,
+                  checkpoint_path: str | None) -> str:
+  """One export directory holding the signatures of every mode given."""
+  modules, signatures, description = {}, {}, {}
+  variables = step = None
+  for mode, receiver_fn in receiver_fns.items():
+    receiver = _receiver(receiver_fn)
+    if mode == ModeKeys.PREDICT:
+      exported, mode_variables, step, section, described = _build(
+          estimator, receiver, checkpoint_path)
+      modules[_format.MODULE] = exported
+      description.update(section)
+    else:
+      exported, mode_variables, step, section, described = _build_eval(
+          estimator, receiver, checkpoint_path)
+      modules[_format.EVAL_MODULE] = exported
+      description[_eval.SIGNATURE] = section
+    if variables is not None and not _same_variables(variables, mode_variables):
+      raise ValueError(f"The {mode!r} model_fn makes other variables than the "
+                       "other modes; export the modes separately.")
+    variables = mode_variables
+    signatures.update(described)
+  platforms = next(iter(modules.values())).platforms
+  description = {
+      "format": _format.FORMAT,
+      "format_version": 2 if _format.EVAL_MODULE in modules else 1,
+      "estlab_version": _version(), "jax_version": jax.__version__,
+      "created": _now(), "model": type(estimator).__name__,
+      "global_step": step, "platforms": list(platforms), **description,
+      "signatures": signatures}
+  path = _write(export_dir_base, modules, variables, description,
+                assets_extra, as_text)
+  logger.info("Exported %s (global step %d, modes %s) to %s",
+              type(estimator).__name__, step, sorted(receiver_fns), path)
+  return path
+
+
 def export_saved_model(estimator: Any, export_dir_base: Any,
                        serving_input_receiver_fn: Callable,
                        assets_extra: Mapping | None = None, as_text: bool = False,
@@ -247,30 +343,27 @@ def export_saved_model(estimator: Any, export_dir_base: Any,
                        experimental_mode: str = ModeKeys.PREDICT) -> str:
   """See ``Estimator.export_saved_model``; returns the export directory."""
   _check_mode(experimental_mode)
-  receiver = _receiver(serving_input_receiver_fn)
-  exported, variables, description = _build(estimator, receiver,
-                                            checkpoint_path)
-  path = _write(export_dir_base, exported, variables, description,
-                assets_extra, as_text)
-  logger.info("Exported %s (global step %d) to %s", type(estimator).__name__,
-              description["global_step"], path)
-  return path
+  return _export_modes(estimator, export_dir_base,
+                       {experimental_mode: serving_input_receiver_fn},
+                       assets_extra, as_text, checkpoint_path)
 
 
 def experimental_export_all_saved_models(
     estimator: Any, export_dir_base: Any, input_receiver_fn_map: Mapping,
     assets_extra: Mapping | None = None, as_text: bool = False,
     checkpoint_path: str | None = None) -> str:
-  """See ``Estimator.experimental_export_all_saved_models`` (PREDICT only)."""
+  """See ``Estimator.experimental_export_all_saved_models``: one directory
+  with the signatures of every mode given (PREDICT and EVAL)."""
   if not isinstance(input_receiver_fn_map, Mapping) or not input_receiver_fn_map:
     raise ValueError(f"input_receiver_fn_map={input_receiver_fn_map!r:.100} must "
-                     "be a non-empty dict {ModeKeys.PREDICT: receiver_fn}.")
+                     "be a non-empty dict {ModeKeys.PREDICT: receiver_fn, "
+                     "ModeKeys.EVAL: receiver_fn}.")
   for mode in input_receiver_fn_map:
     _check_mode(mode)
-  return export_saved_model(
-      estimator, export_dir_base, input_receiver_fn_map[ModeKeys.PREDICT],
-      assets_extra=assets_extra, as_text=as_text,
-      checkpoint_path=checkpoint_path)
+  ordered = {m: input_receiver_fn_map[m] for m in _MODES
+             if m in input_receiver_fn_map}
+  return _export_modes(estimator, export_dir_base, ordered, assets_extra,
+                       as_text, checkpoint_path)
 
 
 def _version() -> str:

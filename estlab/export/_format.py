@@ -15,15 +15,18 @@ import os
 from typing import Any
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "DESCRIPTION", "MODULE", "VARIABLES",
-           "ASSETS_EXTRA", "TEXT_MODULE", "TEMP_PREFIX", "ServingInputError",
+           "ASSETS_EXTRA", "TEXT_MODULE", "EVAL_MODULE", "TEXT_MODULES",
+           "TEMP_PREFIX", "ServingInputError",
            "ServingInputTypeError", "NotAnExportError", "is_version_name",
            "resolve_export_dir", "read_description"]
 
 FORMAT = "estlab.export"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2                   # 2: may hold an EVAL module (1: PREDICT only)
 DESCRIPTION = "estlab_export.json"   # written last: its presence marks a whole export
 MODULE = "model.jaxexport"           # jax.export.Exported.serialize()
 TEXT_MODULE = "model.mlir"           # StableHLO text, with as_text=True only
+EVAL_MODULE = "eval.jaxexport"       # the EVAL-mode module, when exported
+TEXT_MODULES = {MODULE: TEXT_MODULE, EVAL_MODULE: "eval.mlir"}
 VARIABLES = "variables"              # Orbax StandardSave of the variables
 ASSETS_EXTRA = "assets.extra"        # copies of export_saved_model(assets_extra=...)
 TEMP_PREFIX = "temp-"                # an export being written; never loaded

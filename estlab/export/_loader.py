@@ -8,8 +8,11 @@ parsed and encoded on the host, padded to a power-of-two batch by repeating
 its last example (so a few compiled versions serve every batch size;
 predictions are per example, as tf.estimator requires), run through one
 ``jax.jit`` of ``exported.call`` per signature, and its string outputs (class
-names) are added on the host. Calls are thread-safe. Imports neither the
-estimator nor the premade models.
+names) are added on the host. The ``eval`` signature (an EVAL module,
+``eval.jaxexport``) also takes ``'labels'``, encoded with the saved label
+description (``_parsing.parse_labels``), and is not padded: its metrics are
+of the batch as sent. Calls are thread-safe. Imports neither the estimator
+nor the premade models.
 
 Example:
   >>> imported = load(export_dir)                      # doctest: +SKIP
@@ -30,6 +33,8 @@ from estlab.export import _format, _parsing
 
 __all__ = ["load", "Imported", "Signature"]
 
+_PREDICT, _EVAL = "infer", "eval"  # ModeKeys' values (not imported: no model code)
+
 
 def _bucket(batch: int) -> int:
   """The next power of two: padded batches compile a few shapes, not one each."""
@@ -43,10 +48,12 @@ def _paths(tree: Any) -> list[str]:
 
 
 class _Servable:
-  """What every signature shares: module, variables on device, input layout."""
+  """What the signatures of one module share: module, variables on device,
+  input layout. ``section`` is the description's (or its ``eval`` entry's)
+  receiver and transform; an EVAL module also takes labels."""
 
-  def __init__(self, export_dir: str, description: dict):
-    with open(os.path.join(export_dir, _format.MODULE), "rb") as f:
+  def __init__(self, export_dir: str, section: dict, module: str):
+    with open(os.path.join(export_dir, module), "rb") as f:
       self.exported = jax.export.deserialize(bytearray(f.read()))
     platform = jax.export.default_export_platform()
     if platform not in self.exported.platforms:
@@ -54,23 +61,42 @@ class _Servable:
           f"{export_dir!r} was exported for {list(self.exported.platforms)!r}, "
           f"not for this {platform!r} backend; export again with it.")
     args_tree, _ = self.exported.in_tree.children()  # (args, kwargs)
-    var_tree, self.feature_tree = args_tree.children()
+    var_tree, self.feature_tree, *label_tree = args_tree.children()
     n = var_tree.num_leaves
     self.variables = jax.device_put(_restore(
         os.path.join(export_dir, _format.VARIABLES), var_tree,
         self.exported.in_avals[:n]))
     self.feature_paths = _paths(self.feature_tree)
-    self.feature_avals = self.exported.in_avals[n:]
-    self.receiver = description["receiver"]
-    self.transform = description["transform"]
+    self.feature_avals = self.exported.in_avals[n:n + self.feature_tree.num_leaves]
+    self.labels = section.get("labels")  # {'labels' | 'labels/<k>': JSON}
+    self.label_tree = label_tree[0] if label_tree else None
+    self.receiver = section["receiver"]
+    self.transform = section["transform"]
     self.columns = None
     if self.transform["kind"] == "feature_columns":
       self.columns = [fc.from_spec(s) for s in
                       self.transform["feature_columns"]]
-    self.pad = self.receiver.get("default_batch_size") is None
+    # Padding repeats examples: fine per example, wrong for a batch's metrics.
+    self.pad = self.receiver.get("default_batch_size") is None and not self.labels
     self.out_avals = self.exported.out_tree.unflatten(self.exported.out_avals)
     # Builds the vocabulary indexes now, not racing in the first requests.
     self.features(_parsing.sample_request(self.receiver["inputs"]))
+
+  def inputs(self, request: Any) -> tuple[tuple, int]:
+    """The module's inputs after the variables, and the request's batch."""
+    if not self.labels:
+      features, batch = self.features(request)
+      return (features,), batch
+    if not isinstance(request, Mapping):
+      raise _format.ServingInputTypeError(
+          f"A request must be a dict of feature name -> values, got "
+          f"{type(request).__name__}: {request!r:.80}.")
+    request = dict(request)
+    labels = request.pop("labels", None)
+    features, batch = self.features(request)
+    flat = _parsing.parse_labels(self.labels, labels, batch)
+    leaves = [flat[p] for p in _label_paths(self.label_tree)]
+    return (features, self.label_tree.unflatten(leaves)), batch
 
   def features(self, request: Any) -> tuple[dict, int]:
     """The module's feature pytree for a request, and the request's batch."""
@@ -95,6 +121,11 @@ class _Servable:
                        mode="edge")
       leaves.append(value)
     return self.feature_tree.unflatten(leaves), batch
+
+
+def _label_paths(tree: Any) -> list[str]:
+  """``'labels'`` for one array, ``'labels/<k>'`` for a dict of them."""
+  return ["/".join(["labels", p] if p else ["labels"]) for p in _paths(tree)]
 
 
 def _flatten(tree: Mapping, prefix: str = "") -> dict:
@@ -140,7 +171,8 @@ class Signature:
   Attributes:
     name: the signature key, e.g. ``'serving_default'``.
     method_name: TF Serving's method, ``'tensorflow/serving/predict'``,
-      ``.../classify`` or ``.../regress``.
+      ``.../classify`` or ``.../regress``; ``'tensorflow/supervised/eval'``
+      for ``eval`` (it takes ``'labels'`` too and returns scalars).
     inputs: ``{feature: {'kind', 'dtype', 'shape', ...}}``; ``shape`` starts
       with the batch (None: any), None for any number of values.
     outputs: ``{output: {'dtype', 'shape'}}``, in the order they are returned.
@@ -149,7 +181,7 @@ class Signature:
   def __init__(self, name: str, description: dict, servable: _Servable):
     self.name = name
     self.method_name = description["method_name"]
-    self.inputs = types.MappingProxyType(servable.receiver["inputs"])
+    self.inputs = types.MappingProxyType(description["inputs"])
     self.outputs = types.MappingProxyType(description["outputs"])
     self._host = description["host_outputs"]
     self._servable = servable
@@ -157,8 +189,8 @@ class Signature:
     self._batched = {k for k, a in avals.items()
                      if a.shape and str(a.shape[0]) == "b"}
     exported = servable.exported
-    self._fn = jax.jit(lambda variables, features: exported.call(
-        variables, features)[name])
+    self._fn = jax.jit(lambda variables, *inputs: exported.call(
+        variables, *inputs)[name])
 
   def __call__(self, inputs: Mapping[str, Any]) -> dict[str, np.ndarray]:
     """Runs the signature on a batch.
@@ -175,8 +207,8 @@ class Signature:
         that does not fit (ServingInputTypeError for wrong types).
     """
     servable = self._servable
-    features, batch = servable.features(inputs)
-    device = jax.device_get(self._fn(servable.variables, features))
+    args, batch = servable.inputs(inputs)
+    device = jax.device_get(self._fn(servable.variables, *args))
     out = {k: np.asarray(v)[:batch] if k in self._batched else np.asarray(v)
            for k, v in device.items()}
     for key, op in self._host.items():
@@ -209,12 +241,12 @@ class Imported:
     global_step: the checkpoint's step.
   """
 
-  def __init__(self, path: str, description: dict, servable: _Servable):
+  def __init__(self, path: str, description: dict, servables: dict):
     self.path = path
     self.description = description
     self.global_step = description.get("global_step")
     self.signatures = types.MappingProxyType({
-        name: Signature(name, sig, servable)
+        name: Signature(name, sig, servables[sig.get("mode", _PREDICT)])
         for name, sig in description["signatures"].items()})
 
   def __repr__(self) -> str:
@@ -239,9 +271,14 @@ def load(path: str | os.PathLike) -> Imported:
   export_dir = _format.resolve_export_dir(path)
   description = _format.read_description(export_dir)
   try:
-    servable = _Servable(export_dir, description)
+    servables = {}
+    if "receiver" in description:  # the PREDICT module
+      servables[_PREDICT] = _Servable(export_dir, description, _format.MODULE)
+    if "eval" in description:
+      section = description["eval"]
+      servables[_EVAL] = _Servable(export_dir, section, section["module"])
+    return Imported(export_dir, description, servables)
   except (OSError, KeyError) as e:
     raise _format.NotAnExportError(
         f"{export_dir!r} is an incomplete or damaged estlab export "
         f"({type(e).__name__}: {e}); export again.") from e
-  return Imported(export_dir, description, servable)

@@ -26,7 +26,7 @@ import numpy as np
 from estlab import feature_column as fc
 from estlab.export._format import ServingInputError, ServingInputTypeError
 
-__all__ = ["parse", "transform", "sample_request", "unflatten"]
+__all__ = ["parse", "parse_labels", "transform", "sample_request", "unflatten"]
 
 
 def _rows(name: str, value: Any) -> list:
@@ -185,6 +185,81 @@ def parse(inputs: Mapping[str, dict], request: Any) -> tuple[dict, int]:
       rows = _rows(name, request[name]) if name in request else [None] * batch
       features[name] = _fixed(name, desc, rows)
   return features, batch
+
+
+def _head_labels(desc: dict, value: Any) -> np.ndarray:
+  """A head's ``transform_labels`` from its JSON: shape, vocabulary, dtype."""
+  try:
+    array = np.asarray(value)
+  except ValueError:
+    raise ServingInputError(f"Labels are ragged ({value!r:.80}); give one label "
+                            "per example.") from None
+  dim = desc["shape"][1]
+  if array.ndim == 1 and dim == 1:
+    array = array[:, None]
+  if array.ndim != 2 or array.shape[1] != dim:
+    raise ServingInputError(f"Labels have shape {list(np.shape(value))!r}; the "
+                            f"export takes [batch, {dim}]" +
+                            (" or [batch]." if dim == 1 else "."))
+  if array.dtype.kind in "USO":
+    names = desc.get("vocabulary")
+    if names is None or array.dtype.kind == "O" and not all(
+        isinstance(v, (str, bytes)) for v in array.ravel()):
+      raise ServingInputTypeError(
+          f"Labels {array.ravel()[:3].tolist()!r:.80} are not numbers and the "
+          "head has no label_vocabulary; give numeric labels.")
+    index = {n: i for i, n in enumerate(names)}
+    flat = [v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v)
+            for v in array.ravel()]
+    unknown = sorted({v for v in flat if v not in index})
+    if unknown:
+      raise ServingInputError(f"Labels {unknown[:5]!r} are not in the "
+                              f"label_vocabulary {names[:20]!r}.")
+    return np.asarray([index[v] for v in flat], desc["dtype"]).reshape(array.shape)
+  if array.dtype.kind not in "biuf":
+    raise ServingInputTypeError(f"Labels must be numbers, got dtype {array.dtype}.")
+  values = array.astype(np.float64)
+  low_high = desc.get("range")
+  if not np.isfinite(values).all() or (desc.get("integer") and (
+      values != np.round(values)).any()) or (low_high is not None and (
+          (values < low_high[0]) | (values > low_high[1])).any()):
+    raise ServingInputError(
+        f"Labels {array.ravel()[:5].tolist()!r:.80} must be finite" +
+        (" integers" if desc.get("integer") else "") +
+        (f" in [{low_high[0]}, {low_high[1]}]" if low_high else "") + ".")
+  return values.astype(desc["dtype"])
+
+
+def parse_labels(inputs: Mapping[str, dict], request: Any, batch: int
+                 ) -> dict[str, np.ndarray]:
+  """The module's labels, flat (``'labels'`` or ``'labels/<k>'``), from a request.
+
+  Args:
+    inputs: the export's label inputs: ``{'kind': 'array', ...}`` (as they
+      are) or ``{'kind': 'head', dtype, shape, vocabulary, range, integer}``
+      (the head's host step).
+    request: the request's ``'labels'`` (a dict for several).
+    batch: the batch size of the features.
+
+  Raises:
+    ServingInputError: missing, mis-shaped or unknown labels.
+  """
+  if request is None:
+    raise ServingInputError(f"The eval signature needs 'labels' besides the "
+                            f"features; it takes {sorted(inputs)!r}.")
+  given = _flatten_request({"labels": request})
+  if set(given) != set(inputs):
+    raise ServingInputError(f"Labels {sorted(given)!r} do not match the export's"
+                            f" {sorted(inputs)!r}.")
+  out = {}
+  for name, desc in inputs.items():
+    value = (_head_labels(desc, given[name]) if desc["kind"] == "head" else
+             _raw(name, desc, given[name]))
+    if len(value) != batch:
+      raise ServingInputError(f"{len(value)} labels for {batch} examples; give "
+                              "one label per example.")
+    out[name] = value
+  return out
 
 
 def unflatten(flat: Mapping[str, Any]) -> dict:

@@ -12,6 +12,9 @@ of every signature. Two kinds, as TF's two builders:
   reads as they are (for a premade estimator: already encoded, as
   ``estlab.feature_column.encode`` returns them).
 
+An EVAL export takes a ``SupervisedInputReceiver`` (TF's): features of either
+kind plus labels given as arrays (``build_raw_supervised_input_receiver_fn``).
+
 Example:
   >>> from estlab import feature_column as fc
   >>> spec = fc.make_parse_example_spec([fc.numeric_column('x')])
@@ -30,10 +33,11 @@ import numpy as np
 from estlab.feature_column._base import (FixedLenFeature, VarLenFeature,
                                          canonical_dtype)
 
-__all__ = ["ArraySpec", "ServingInputReceiver",
+__all__ = ["ArraySpec", "ServingInputReceiver", "SupervisedInputReceiver",
            "build_parsing_serving_input_receiver_fn",
-           "build_raw_serving_input_receiver_fn", "flatten_features",
-           "describe_features"]
+           "build_raw_serving_input_receiver_fn",
+           "build_raw_supervised_input_receiver_fn", "flatten_features",
+           "describe_features", "describe_labels"]
 
 _PARSE_SPECS = (FixedLenFeature, VarLenFeature)
 
@@ -60,7 +64,8 @@ def flatten_features(features: Mapping, prefix: str = "") -> dict[str, Any]:
   return flat
 
 
-def _array_spec(name: str, value: Any, batch: int | None) -> ArraySpec:
+def _array_spec(name: str, value: Any, batch: int | None,
+                strings: bool = False) -> ArraySpec:
   if isinstance(value, ArraySpec):
     shape, dtype = value.shape, value.dtype
   elif hasattr(value, "shape") and hasattr(value, "dtype"):
@@ -71,8 +76,10 @@ def _array_spec(name: str, value: Any, batch: int | None) -> ArraySpec:
   if not shape:
     raise ValueError(f"Raw feature {name!r} is a scalar; give an array whose "
                      "first dimension is the batch, e.g. np.zeros((1, 3)).")
+  if isinstance(dtype, np.dtype) and dtype.kind in "USO":  # numpy text arrays
+    dtype = "string"
   dtype = canonical_dtype(dtype, name)
-  if dtype == "string":
+  if dtype == "string" and not strings:
     raise TypeError(
         f"Raw feature {name!r} holds strings; strings cannot enter the exported"
         " module. Use build_parsing_serving_input_receiver_fn (the estimator's "
@@ -256,3 +263,88 @@ def build_raw_serving_input_receiver_fn(
   def serving_input_receiver_fn() -> ServingInputReceiver:
     return receiver
   return serving_input_receiver_fn
+
+
+class SupervisedInputReceiver(ServingInputReceiver):
+  """Features and labels of an EVAL export, as TF's ``SupervisedInputReceiver``.
+
+  Args:
+    features: as ``ServingInputReceiver`` (parse specs, or raw arrays).
+    labels: an array (or ``jax.ShapeDtypeStruct`` / ``ArraySpec``), first
+      dimension the batch, or a dict of them: labels as the input_fn yields
+      them. A request to the ``eval`` signature holds them under ``'labels'``.
+    receiver_tensors: must be None or name the features and ``'labels'``.
+    default_batch_size: a fixed batch size; None takes any.
+
+  Raises:
+    ValueError: no labels, or a feature named ``'labels'``.
+    TypeError: raw features or labels hold strings.
+  """
+
+  def __init__(self, features: Mapping, labels: Any, receiver_tensors: Any = None,
+               *, default_batch_size: int | None = None):
+    if labels is None or (isinstance(labels, Mapping) and not labels):
+      raise ValueError("SupervisedInputReceiver needs labels (an array, or a "
+                       "dict of arrays); for serving use ServingInputReceiver.")
+    if LABELS in features:
+      raise ValueError(f"A feature is named {LABELS!r}, the key of the labels in"
+                       " an eval request; rename the feature.")
+    if receiver_tensors is not None and isinstance(receiver_tensors, Mapping):
+      receiver_tensors = {k: v for k, v in receiver_tensors.items()
+                          if k != LABELS}
+    super().__init__(features, receiver_tensors,
+                     default_batch_size=default_batch_size)
+    if isinstance(labels, Mapping):
+      self.labels = {k: _array_spec(f"labels/{k}", v, default_batch_size, True)
+                     for k, v in flatten_features(labels).items()}
+    else:  # strings allowed: a head's label_vocabulary encodes them on load
+      self.labels = _array_spec(LABELS, labels, default_batch_size, True)
+
+  def __repr__(self) -> str:
+    return (f"SupervisedInputReceiver(kind={self.kind!r}, features="
+            f"{sorted(self.features)!r}, labels={self.labels!r})")
+
+
+LABELS = "labels"  # the key of the labels in an eval request
+
+
+def describe_labels(receiver: SupervisedInputReceiver) -> dict[str, dict]:
+  """The receiver's labels as JSON inputs: ``{'labels' | 'labels/<k>': ...}``."""
+  labels = receiver.labels
+  if isinstance(labels, ArraySpec):
+    labels = {LABELS: labels}
+  else:
+    labels = {f"{LABELS}/{k}": v for k, v in labels.items()}
+  return {name: {"kind": "array", "dtype": spec.dtype, "shape": list(spec.shape)}
+          for name, spec in sorted(labels.items())}
+
+
+def build_raw_supervised_input_receiver_fn(
+    features: Mapping[str, Any], labels: Any,
+    default_batch_size: int | None = None
+    ) -> Callable[[], SupervisedInputReceiver]:
+  """A receiver fn for an EVAL export taking arrays as they are, as TF's.
+
+  Features are raw arrays (as ``build_raw_serving_input_receiver_fn``: for a
+  premade estimator, already encoded) or parse specs; labels are arrays as
+  the input_fn yields them (an estimator's head still encodes them on load:
+  a ``label_vocabulary`` maps names to ids).
+
+  Example:
+    >>> import numpy as np
+    >>> fn = build_raw_supervised_input_receiver_fn(
+    ...     {'x': np.zeros((1, 3), np.float32)}, np.zeros((1,), np.float32))
+    >>> fn().labels
+    ArraySpec(shape=(None,), dtype='float32')
+
+  Args:
+    features: ``{name: array | ArraySpec | FixedLenFeature | ...}``.
+    labels: an array (or a dict of arrays), first dimension the batch.
+    default_batch_size: a fixed batch size; None (the default) takes any.
+  """
+  receiver = SupervisedInputReceiver(features, labels,
+                                     default_batch_size=default_batch_size)
+
+  def supervised_input_receiver_fn() -> SupervisedInputReceiver:
+    return receiver
+  return supervised_input_receiver_fn

@@ -1,7 +1,8 @@
 """Run by test_roundtrip in a fresh interpreter: load exports, predict, report.
 
 ``python _load_in_fresh_process.py job.json``; the job is ``{name: {path,
-request, batches}}``. Unpickling is disabled before anything is imported.
+request, batches}}`` (and, for an export with an ``eval`` signature, an
+optional ``eval_request``: its outputs are reported under ``eval``). Unpickling is disabled before anything is imported.
 Prints one JSON line: the results per export and batch size, the signature
 method names, the linear classifier's ``classification`` answer, the heavy
 or model modules that got imported (there must be none), and whether
@@ -41,13 +42,16 @@ def main(job_file):
   report = {"results": {}, "signatures": {}}
   for name, case in job.items():
     imported = estlab.export.load(case["path"])
-    predict = imported.signatures["predict"]
     report["signatures"][name] = {
         k: s.method_name for k, s in imported.signatures.items()}
     report["results"][name] = {}
     for batch in case["batches"]:
       request = {k: v[:batch] for k, v in case["request"].items()}
-      report["results"][name][str(batch)] = _json(predict(request))
+      report["results"][name][str(batch)] = _json(
+          imported.signatures["predict"](request))
+    if "eval_request" in case:
+      report.setdefault("eval", {})[name] = _json(
+          imported.signatures["eval"](case["eval_request"]))
     if name == "linear_classifier":
       report["classification"] = _json(
           imported.signatures["classification"](case["request"]))

@@ -219,15 +219,15 @@ def test_assets_extra_are_copied_and_as_text_writes_stablehlo(seed, tmp_path):
                                       assets_extra={"../up.txt": vocab})
 
 
-def test_only_predict_mode_is_exported(seed, tmp_path):
-  eval_mode = estlab.ModeKeys.EVAL
-  with pytest.raises(ValueError, match="'eval'.*'infer'"):
+def test_only_predict_and_eval_modes_are_exported(seed, tmp_path):
+  train_mode = estlab.ModeKeys.TRAIN
+  with pytest.raises(ValueError, match="'train'.*'infer', 'eval'"):
     seed.estimator.export_saved_model(tmp_path, seed.receiver,
-                                      experimental_mode=eval_mode)
-  with pytest.raises(ValueError, match="PREDICT only"):
+                                      experimental_mode=train_mode)
+  with pytest.raises(ValueError, match="PREDICT and EVAL only"):
     seed.estimator.experimental_export_all_saved_models(
         tmp_path, {estlab.ModeKeys.PREDICT: seed.receiver,
-                   eval_mode: seed.receiver})
+                   train_mode: seed.receiver})
   path = seed.estimator.experimental_export_all_saved_models(
       tmp_path, {estlab.ModeKeys.PREDICT: seed.receiver})
   assert set(estlab.export.load(path).signatures) == set(
