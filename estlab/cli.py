@@ -1,4 +1,4 @@
-"""The ``estlab`` command: ``estlab demo`` and ``estlab serve``."""
+"""The ``estlab`` command: ``estlab demo``, ``estlab serve`` and ``estlab inspect``."""
 from __future__ import annotations
 
 import argparse
@@ -21,6 +21,44 @@ def _serve(args: argparse.Namespace) -> int:
   except (OSError, ValueError) as e:  # no export there, port taken, ...
     print(f"estlab serve: error: {e}", file=sys.stderr)
     return 2
+  return 0
+
+
+def _inspect(args: argparse.Namespace) -> int:
+  from estlab import inspect  # pylint: disable=g-import-not-at-top
+  model_dir = args.model_dir
+  try:
+    checkpoints = inspect.list_checkpoints(model_dir)
+    if not checkpoints:
+      raise ValueError(
+          f"no checkpoints in {model_dir!r}: pass the model_dir an Estimator "
+          "trained in (it holds one directory per saved step).")
+    steps = [c["step"] for c in checkpoints]
+    if args.step is not None and args.step not in steps:
+      raise ValueError(f"no checkpoint for --step {args.step} in "
+                       f"{model_dir!r}; saved steps are {steps}.")
+    step = steps[-1] if args.step is None else args.step
+    values = inspect.variable_values(model_dir, step)
+    if args.var is not None and args.var not in values:
+      raise ValueError(f"no variable {args.var!r} at step {step}; variables "
+                       f"are {sorted(values)}.")
+  except (OSError, ValueError) as e:
+    print(f"estlab inspect: error: {e}", file=sys.stderr)
+    return 2
+  print(f"checkpoints in {model_dir}:")
+  print(inspect.format_checkpoints(checkpoints))
+  print(f"\nvariables at step {step}:")
+  if args.var is None:
+    print(inspect.format_variables(inspect.table_rows(values)))
+  else:
+    value = values[args.var]
+    print(inspect.format_variables(inspect.table_rows({args.var: value})))
+    print(f"\nhistogram of {args.var}:")
+    print(inspect.format_histogram(value))
+  metrics = inspect.eval_metrics_at(model_dir, step)
+  for name, values_at in metrics.items():
+    print(f"\n{name} at step {step}: " + ", ".join(
+        f"{k} = {v:.6g}" for k, v in sorted(values_at.items())))
   return 0
 
 
@@ -53,6 +91,16 @@ def build_parser() -> argparse.ArgumentParser:
                      help="larger request bodies get 413 (default: "
                      "%(default)s)")
   serve.set_defaults(func=_serve)
+  insp = sub.add_parser(
+      "inspect", help="list a model_dir's checkpoints and their variables")
+  insp.add_argument("model_dir", metavar="MODEL_DIR",
+                    help="an Estimator's model_dir")
+  insp.add_argument("--step", type=int, default=None,
+                    help="the checkpoint to show (default: the latest)")
+  insp.add_argument("--var", metavar="NAME", default=None,
+                    help="show one variable's statistics and a histogram, "
+                    "e.g. linear/kernel")
+  insp.set_defaults(func=_inspect)
   return parser
 
 
