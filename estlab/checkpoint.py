@@ -46,9 +46,7 @@ Notes on Orbax (checked against orbax-checkpoint 0.12):
 """
 from __future__ import annotations
 
-import importlib.metadata
 import json
-import logging
 import os
 import time
 from collections.abc import Mapping
@@ -59,6 +57,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 from etils import epath
 
+from estlab import _orbax
 from estlab._state import TrainState
 from estlab._trees import (CheckpointMismatchError, abstract_like,
                            check_variables, dtype_of, flatten_names,
@@ -71,25 +70,6 @@ __all__ = [
     'latest_checkpoint',
 ]
 
-
-
-class _DropHarmlessOrbaxWarnings(logging.Filter):
-  """Orbax warns on every read-only manager and on saves of empty trees."""
-
-  _HARMLESS = ('CheckpointManagerOptions.read_only=True',
-               'Given directory is read only',
-               'Skipping merge of OCDBT checkpoints')
-
-  def filter(self, record: logging.LogRecord) -> bool:
-    message = record.getMessage()
-    return not any(text in message for text in self._HARMLESS)
-
-
-logging.getLogger('absl').addFilter(_DropHarmlessOrbaxWarnings())
-
-_ARRAY_ITEMS = ('params', 'opt_state', 'extra')
-_METADATA_ITEM = 'metadata'
-_RESERVED_METADATA = ('step', 'estlab_version', 'time', 'variables')
 
 
 def latest_checkpoint(model_dir: str | os.PathLike) -> str | None:
@@ -109,15 +89,15 @@ def latest_checkpoint(model_dir: str | os.PathLike) -> str | None:
     >>> latest_checkpoint('/tmp/no/such/dir') is None
     True
   """
-  directory = _normalize(model_dir)
+  directory = _orbax.normalize(model_dir)
   if not epath.Path(directory).is_dir():
     return None
-  mngr = _make_manager(directory, read_only=True)
+  mngr = _orbax.make_manager(directory, read_only=True)
   try:
     step = mngr.latest_step()
   finally:
     mngr.close()
-  return None if step is None else _join(directory, step)
+  return None if step is None else _orbax.join(directory, step)
 
 
 class Checkpointer:
@@ -155,7 +135,7 @@ class Checkpointer:
           f'max_to_keep must be a positive int or None, got {max_to_keep!r}. '
           'Pass e.g. max_to_keep=5, or None to keep every checkpoint.'
       )
-    self.directory = _normalize(directory)
+    self.directory = _orbax.normalize(directory)
     self.max_to_keep = max_to_keep
     self.async_save = async_save
     self._mngr: ocp.CheckpointManager | None = None
@@ -174,11 +154,11 @@ class Checkpointer:
 
   def all_steps(self) -> list[int]:
     """Returns the steps of all checkpoints in the directory, ascending."""
-    return _steps(self._manager(create=False))
+    return _orbax.steps(self._manager(create=False))
 
   def path(self, step: int) -> str:
     """Returns the directory of ``step``'s checkpoint: ``model_dir/<step>``."""
-    return _join(self.directory, int(step))
+    return _orbax.join(self.directory, int(step))
 
   def save(
       self, state: TrainState, metadata: Mapping[str, Any] | None = None
@@ -204,7 +184,7 @@ class Checkpointer:
     """
     step = int(state.step)
     info = dict(metadata or {})
-    clash = sorted(set(info) & set(_RESERVED_METADATA))
+    clash = sorted(set(info) & set(_orbax.RESERVED_METADATA))
     if clash:
       raise ValueError(
           f'metadata may not set the reserved keys {clash!r} (got {info!r}); '
@@ -218,11 +198,11 @@ class Checkpointer:
           'Convert arrays with float(...) or .tolist().'
       ) from None
     mngr = self._manager(create=True)
-    if step in _steps(mngr):
+    if step in _orbax.steps(mngr):
       return self.path(step)
     info.update(
         step=step,
-        estlab_version=_version(),
+        estlab_version=_orbax.version(),
         time=time.time(),
         variables={
             name: [list(np.shape(leaf)), dtype_of(leaf).name]
@@ -391,7 +371,7 @@ class Checkpointer:
     if self._mngr is None:
       if not create and not epath.Path(self.directory).is_dir():
         return None
-      self._mngr = _make_manager(
+      self._mngr = _orbax.make_manager(
           self.directory,
           max_to_keep=self.max_to_keep,
           async_save=self.async_save,
@@ -407,17 +387,17 @@ class Checkpointer:
         raise ValueError(
             f'Pass step or path, not both (got step={step!r}, path={path!r}).'
         )
-      directory, step = _split_step_path(path)
+      directory, step = _orbax.split_step_path(path)
       if directory == self.directory:
         mngr = self._manager(create=False)
       elif directory in self._readers:
         mngr = self._readers[directory]
       elif epath.Path(directory).is_dir():
-        mngr = self._readers[directory] = _make_manager(
+        mngr = self._readers[directory] = _orbax.make_manager(
             directory, read_only=True)
       else:
         mngr = None
-      if step not in _steps(mngr):
+      if step not in _orbax.steps(mngr):
         raise ValueError(
             f'{os.fspath(path)!r} is not a finished checkpoint. Pass an '
             "existing step directory 'model_dir/<step>', e.g. the result of "
@@ -425,7 +405,7 @@ class Checkpointer:
         )
       return mngr, step
     mngr = self._manager(create=False)
-    steps = _steps(mngr)
+    steps = _orbax.steps(mngr)
     if not steps:
       raise ValueError(
           f'There is no checkpoint in {self.directory!r}. Train first, or '
@@ -439,46 +419,6 @@ class Checkpointer:
           f'Pass one of the saved steps {steps!r}.'
       )
     return mngr, int(step)
-
-
-def _make_manager(
-    directory: str,
-    *,
-    max_to_keep: int | None = None,
-    async_save: bool = False,
-    read_only: bool = False,
-) -> ocp.CheckpointManager:
-  """Builds the CheckpointManager that writes or reads our layout."""
-  registry = ocp.handlers.DefaultCheckpointHandlerRegistry()
-  for name in _ARRAY_ITEMS:
-    registry.add(name, ocp.args.StandardSave)
-    registry.add(name, ocp.args.StandardRestore)
-  registry.add(_METADATA_ITEM, ocp.args.JsonSave)
-  registry.add(_METADATA_ITEM, ocp.args.JsonRestore)
-  latest_n = getattr(getattr(ocp, 'checkpoint_managers', None), 'LatestN', None)
-  if latest_n is None:  # Older Orbax: before preservation policies.
-    keep = {'max_to_keep': max_to_keep}
-  else:  # `max_to_keep` is deprecated in favour of this.
-    keep = {'preservation_policy': latest_n(n=max_to_keep)}
-  options = ocp.CheckpointManagerOptions(
-      **keep,
-      enable_async_checkpointing=async_save,
-      read_only=read_only,
-      create=not read_only,
-  )
-  return ocp.CheckpointManager(
-      directory, options=options, handler_registry=registry)
-
-
-def _steps(mngr: ocp.CheckpointManager | None) -> list[int]:
-  """Steps on disk (plus this manager's in-flight save), ascending."""
-  if mngr is None:
-    return []
-  # Re-read the directory so another process's saves show up, except while
-  # our own async save is in flight (its step is not on disk yet).
-  if not mngr.is_saving_in_progress():
-    mngr.reload()
-  return sorted(mngr.all_steps())
 
 
 def _extra(state: TrainState) -> dict[str, Any]:
@@ -495,7 +435,7 @@ def _restore_checked(
     abstract: dict[str, Any],
 ) -> dict[str, Any]:
   """Checks variables, then restores ``params`` and the ``abstract`` items."""
-  where = _join(str(mngr.directory), step)
+  where = _orbax.join(str(mngr.directory), step)
   check_variables(_saved_variables(mngr, step), params, where)
   abstract = {'params': abstract_like(params), **abstract}
   try:
@@ -519,7 +459,7 @@ def _restore_checked(
 def _read_json(mngr: ocp.CheckpointManager, step: int) -> dict:
   restored = mngr.restore(
       step, args=ocp.args.Composite(metadata=ocp.args.JsonRestore()))
-  return dict(restored[_METADATA_ITEM] or {})
+  return dict(restored[_orbax.METADATA_ITEM] or {})
 
 
 def _item_tree(mngr: ocp.CheckpointManager, step: int, item: str) -> Any:
@@ -542,32 +482,3 @@ def _saved_variables(
   return {name: tuple(m.shape) for name, m in flatten_names(tree).items()}
 
 
-def _split_step_path(path: str | os.PathLike) -> tuple[str, int]:
-  """'model_dir/<step>' -> (model_dir, step); ValueError naming the path."""
-  text = _normalize(path)
-  parent, name = text.rsplit('/', 1) if '/' in text else ('.', text)
-  if not name.isdigit():
-    raise ValueError(
-        f'{os.fspath(path)!r} is not a checkpoint path: expected a step '
-        "directory 'model_dir/<step>', e.g. the result of "
-        'latest_checkpoint(model_dir).'
-    )
-  return _normalize(parent or '/'), int(name)
-
-
-def _normalize(directory: str | os.PathLike) -> str:
-  text = os.fspath(directory)
-  if '://' in text:
-    return text.rstrip('/')
-  return os.path.abspath(os.path.expanduser(text))
-
-
-def _join(directory: str, step: int) -> str:
-  return f'{directory.rstrip("/")}/{step}'
-
-
-def _version() -> str:
-  try:
-    return importlib.metadata.version('estlab')
-  except importlib.metadata.PackageNotFoundError:
-    return '0+unknown'
