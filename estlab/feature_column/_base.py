@@ -134,6 +134,30 @@ class FeatureColumn:
     return str(self) < str(other)
 
 
+class KeyedColumn:
+  """Mixin: a column read from one raw feature ``key``, named after it."""
+
+  @property
+  def name(self) -> str:
+    return self.key
+
+  @property
+  def parents(self) -> list:
+    return [self.key]
+
+
+class WrapsCategorical:
+  """Mixin: a column over ``categorical_column`` (embedding, indicator)."""
+
+  @property
+  def parents(self) -> list:
+    return [self.categorical_column]
+
+  @property
+  def parse_example_spec(self) -> dict:
+    return self.categorical_column.parse_example_spec
+
+
 class DenseColumn(FeatureColumn):
   """A column that is a dense float tensor per example (``variable_shape``)."""
 

@@ -27,20 +27,13 @@ __all__ = ["IdentityCategoricalColumn", "HashedCategoricalColumn",
 
 
 @dataclasses.dataclass(frozen=True)
-class IdentityCategoricalColumn(_base.CategoricalColumn):
+class IdentityCategoricalColumn(_base.KeyedColumn,
+                                _base.CategoricalColumn):
   """See ``categorical_column_with_identity``."""
 
   key: str
   number_buckets: int
   default_value: int | None = None
-
-  @property
-  def name(self) -> str:
-    return self.key
-
-  @property
-  def parents(self) -> list:
-    return [self.key]
 
   @property
   def parse_example_spec(self) -> dict:
@@ -103,20 +96,13 @@ def categorical_column_with_identity(key: str, num_buckets: int,
 
 
 @dataclasses.dataclass(frozen=True)
-class HashedCategoricalColumn(_base.CategoricalColumn):
+class HashedCategoricalColumn(_base.KeyedColumn,
+                              _base.CategoricalColumn):
   """See ``categorical_column_with_hash_bucket``."""
 
   key: str
   hash_bucket_size: int
   dtype: str = "string"
-
-  @property
-  def name(self) -> str:
-    return self.key
-
-  @property
-  def parents(self) -> list:
-    return [self.key]
 
   @property
   def parse_example_spec(self) -> dict:

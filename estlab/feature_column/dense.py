@@ -60,7 +60,7 @@ def _check_embedding_args(dimension: int, combiner: str, initializer: Callable,
 
 
 @dataclasses.dataclass(frozen=True)
-class EmbeddingColumn(_base.DenseColumn):
+class EmbeddingColumn(_base.WrapsCategorical, _base.DenseColumn):
   """See ``embedding_column``."""
 
   categorical_column: _base.CategoricalColumn
@@ -76,14 +76,6 @@ class EmbeddingColumn(_base.DenseColumn):
   @property
   def name(self) -> str:
     return f"{self.categorical_column.name}_embedding"
-
-  @property
-  def parents(self) -> list:
-    return [self.categorical_column]
-
-  @property
-  def parse_example_spec(self) -> dict:
-    return self.categorical_column.parse_example_spec
 
   @property
   def variable_shape(self) -> tuple:
@@ -137,7 +129,7 @@ def embedding_column(categorical_column: _base.CategoricalColumn, dimension: int
 
 
 @dataclasses.dataclass(frozen=True)
-class SharedEmbeddingColumn(_base.DenseColumn):
+class SharedEmbeddingColumn(_base.WrapsCategorical, _base.DenseColumn):
   """See ``shared_embeddings``; one of the columns sharing a table."""
 
   categorical_column: _base.CategoricalColumn
@@ -152,14 +144,6 @@ class SharedEmbeddingColumn(_base.DenseColumn):
   @property
   def name(self) -> str:
     return f"{self.categorical_column.name}_shared_embedding"
-
-  @property
-  def parents(self) -> list:
-    return [self.categorical_column]
-
-  @property
-  def parse_example_spec(self) -> dict:
-    return self.categorical_column.parse_example_spec
 
   @property
   def variable_shape(self) -> tuple:
@@ -232,7 +216,7 @@ def shared_embeddings(categorical_columns: list, dimension: int,
 
 
 @dataclasses.dataclass(frozen=True)
-class IndicatorColumn(_base.DenseColumn):
+class IndicatorColumn(_base.WrapsCategorical, _base.DenseColumn):
   """See ``indicator_column``."""
 
   categorical_column: _base.CategoricalColumn
@@ -240,14 +224,6 @@ class IndicatorColumn(_base.DenseColumn):
   @property
   def name(self) -> str:
     return f"{self.categorical_column.name}_indicator"
-
-  @property
-  def parents(self) -> list:
-    return [self.categorical_column]
-
-  @property
-  def parse_example_spec(self) -> dict:
-    return self.categorical_column.parse_example_spec
 
   @property
   def variable_shape(self) -> tuple:

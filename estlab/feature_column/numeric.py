@@ -27,7 +27,7 @@ __all__ = ["NumericColumn", "BucketizedColumn", "numeric_column",
 
 
 @dataclasses.dataclass(frozen=True)
-class NumericColumn(_base.DenseColumn):
+class NumericColumn(_base.KeyedColumn, _base.DenseColumn):
   """See ``numeric_column``."""
 
   key: str
@@ -35,14 +35,6 @@ class NumericColumn(_base.DenseColumn):
   default_value: Any = None
   dtype: str = "float32"
   normalizer_fn: Callable | None = _base.device_field(default=None)
-
-  @property
-  def name(self) -> str:
-    return self.key
-
-  @property
-  def parents(self) -> list:
-    return [self.key]
 
   @property
   def parse_example_spec(self) -> dict:

@@ -34,7 +34,7 @@ class VocabularyFileNotFoundError(FileNotFoundError, ValueError):
   """The vocabulary file does not exist (TF raised a ValueError here)."""
 
 
-class _Lookup(_base.CategoricalColumn):
+class _Lookup(_base.KeyedColumn, _base.CategoricalColumn):
   """Host lookup shared by both vocabulary columns (``_vocabulary`` ids)."""
 
   @property
@@ -45,14 +45,6 @@ class _Lookup(_base.CategoricalColumn):
   def _index(self) -> pd.Index:
     dtype = object if self.dtype == "string" else np.int64
     return pd.Index(np.asarray(self._vocabulary, dtype=dtype))
-
-  @property
-  def name(self) -> str:
-    return self.key
-
-  @property
-  def parents(self) -> list:
-    return [self.key]
 
   @property
   def parse_example_spec(self) -> dict:
