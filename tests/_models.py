@@ -77,3 +77,16 @@ def quiet(**kw):
     kw["save_checkpoints_steps"] = None
     kw["save_checkpoints_secs"] = None
   return estlab.RunConfig(**kw)
+
+
+def train_with_checkpoints(model_dir):
+  """12 steps, a checkpoint every 4 (steps 4, 8, 12), evaluated once at 12.
+
+  Returns ``(estimator, result, eval_input_fn)``.
+  """
+  x, y = regression_data()
+  est = estlab.Estimator(linear_model_fn, model_dir,
+                         config=quiet(save_checkpoints_steps=4),
+                         params={"learning_rate": 0.1})
+  est.train(batches_input_fn(x, y, epochs=10), steps=12)
+  return est, est.evaluate(batches_input_fn(x, y)), batches_input_fn(x, y)

@@ -6,22 +6,16 @@ import sys
 import numpy as np
 import pytest
 
-import estlab
 from estlab import inspect
 from estlab.checkpoint import Checkpointer, flatten_names
-from _models import batches_input_fn, linear_model_fn, quiet, regression_data
+from _models import train_with_checkpoints
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
   """12 steps, a checkpoint every 4 (steps 4, 8, 12), evaluated once at 12."""
   model_dir = str(tmp_path_factory.mktemp("inspect") / "model")
-  x, y = regression_data()
-  est = estlab.Estimator(linear_model_fn, model_dir,
-                         config=quiet(save_checkpoints_steps=4),
-                         params={"learning_rate": 0.1})
-  est.train(batches_input_fn(x, y, epochs=10), steps=12)
-  result = est.evaluate(batches_input_fn(x, y))
+  est, result, eval_fn = train_with_checkpoints(model_dir)
   return est, model_dir, result
 
 

@@ -53,6 +53,16 @@ class Reduction:
           f"estlab.heads.SUM ({cls.SUM!r}).")
 
 
+def validate_thresholds(thresholds: Any, owner: str) -> tuple:
+  """Thresholds for the per-threshold metrics: each strictly inside (0, 1)."""
+  thresholds = tuple(thresholds) if thresholds else ()
+  for t in thresholds:
+    if not 0.0 < t < 1.0:
+      raise ValueError(f"{owner}: thresholds {thresholds!r} must lie in "
+                       f"(0, 1); {t!r} does not.")
+  return thresholds
+
+
 def validate_loss_fn(loss_fn: Callable | None, owner: str) -> None:
   """``loss_fn`` takes ``labels`` and ``logits`` (and maybe ``features``)."""
   if loss_fn is None:

@@ -14,7 +14,8 @@ from flax import struct
 
 from estlab import metrics as metrics_lib
 from estlab.heads import _labels
-from estlab.heads._base import Head, Reduction, validate_loss_fn
+from estlab.heads._base import (Head, Reduction, validate_loss_fn,
+                                 validate_thresholds)
 
 __all__ = ["BinaryClassHead", "AccuracyBaseline"]
 
@@ -78,11 +79,7 @@ class BinaryClassHead(Head):
                loss_reduction: str = Reduction.SUM_OVER_BATCH_SIZE,
                loss_fn: Callable | None = None, name: str | None = None):
     self._name = name
-    thresholds = tuple(thresholds) if thresholds else ()
-    for t in thresholds:
-      if not 0.0 < t < 1.0:
-        raise ValueError(f"{self!r}: thresholds {thresholds!r} must lie in "
-                         f"(0, 1); {t!r} does not.")
+    thresholds = validate_thresholds(thresholds, repr(self))
     Reduction.validate(loss_reduction)
     validate_loss_fn(loss_fn, repr(self))
     self._vocab = (None if label_vocabulary is None else

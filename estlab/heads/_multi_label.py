@@ -10,7 +10,8 @@ import optax
 
 from estlab import metrics as metrics_lib
 from estlab.heads import _labels
-from estlab.heads._base import Head, Reduction, validate_loss_fn
+from estlab.heads._base import (Head, Reduction, validate_loss_fn,
+                                 validate_thresholds)
 
 __all__ = ["MultiLabelHead"]
 
@@ -63,11 +64,7 @@ class MultiLabelHead(Head):
     if not isinstance(n_classes, (int, np.integer)) or n_classes < 2:
       raise ValueError(f"{self!r}: n_classes={n_classes!r} must be an int > 1; "
                        "for one class use BinaryClassHead().")
-    thresholds = tuple(thresholds) if thresholds else ()
-    for t in thresholds:
-      if not 0.0 < t < 1.0:
-        raise ValueError(f"{self!r}: thresholds {thresholds!r} must lie in "
-                         f"(0, 1); {t!r} does not.")
+    thresholds = validate_thresholds(thresholds, repr(self))
     Reduction.validate(loss_reduction)
     validate_loss_fn(loss_fn, repr(self))
     self._vocab = (None if label_vocabulary is None else
