@@ -1,22 +1,28 @@
 """The training loop: dispatch compiled steps, summaries, logs, checkpoints.
 
-Steps are dispatched asynchronously; the host reads each step's outputs one
-step late (for the NaN check), so the device never waits on Python. Outputs
-are fetched in full only when a summary, log line or hook needs them.
+Steps are dispatched asynchronously; the host reads each step's NaN flag a
+few steps late (``_STEPS_IN_FLIGHT``), so the device never waits on Python.
+Outputs are fetched in full only when a summary, log line or hook needs them.
+Evaluation and prediction loops are here too.
 """
 from __future__ import annotations
 
+import collections
+import functools
 import logging
 import time
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 import jax
 import numpy as np
 from tqdm import auto as tqdm
 
+from estlab._pipeline import rows_of
 from estlab.hooks import HookRunner, PeriodicTrigger, SessionRunHook
+from estlab.spec import ModeKeys
 
-__all__ = ["NanLossDuringTrainingError", "TrainLoop"]
+__all__ = ["NanLossDuringTrainingError", "TrainLoop", "evaluate_batches",
+           "predict_batches"]
 
 logger = logging.getLogger("estlab")
 
@@ -31,6 +37,13 @@ class NanLossDuringTrainingError(RuntimeError):
         f"parameters of that step were discarded (the latest checkpoint in "
         f"{model_dir!r} is the last good one). Lower the learning rate, clip "
         "gradients (optax.clip_by_global_norm) or check the inputs for NaN.")
+
+
+# The host checks each step's outputs for NaN this many calls late: it runs
+# ahead of the device by at most that much, and never waits on a step that is
+# still queued behind others. (A NaN step freezes the state, so checking late
+# loses nothing; checkpoints and summaries check the latest step first.)
+_STEPS_IN_FLIGHT = 2
 
 
 def _last(tree: Any, n: int) -> Any:
@@ -86,6 +99,7 @@ class TrainLoop:
     runner = HookRunner(self._hooks, "train")
     bar = tqdm.tqdm(total=limit, desc="train", unit="step",
                     disable=not config.progress_bar)
+    in_flight: collections.deque = collections.deque()  # (outputs, n)
     previous = None
     try:
       for n, (features, labels) in batches:
@@ -94,9 +108,10 @@ class TrainLoop:
         state, outputs = fn(state, features, labels)
         if previous is None:
           runner.add(self._spec_hooks())
-        if previous is not None:
-          self._check(*previous)
         previous = (outputs, n)
+        in_flight.append(previous)
+        if len(in_flight) > _STEPS_IN_FLIGHT:
+          self._check(*in_flight.popleft())
         step += n
         context.global_step = step
         bar.update(n)
@@ -139,3 +154,97 @@ class TrainLoop:
       saved = step
     runner.end()
     return state, saved
+
+
+def evaluate_batches(compiled: Any, variables: Any, items: Iterable, *,
+                     pads: bool, hooks: Sequence[SessionRunHook],
+                     total: int | None, progress_bar: bool,
+                     global_step: int) -> tuple[dict, HookRunner]:
+  """Accumulates the eval metrics over ``items`` (``(1, (batch, valid))``).
+
+  With ``pads`` every step gets the count of real rows (all rows but in a
+  padded last batch), so full and padded batches share one compilation.
+
+  Returns:
+    ``(accumulator, runner)``: the metric states and the hooks, to end.
+  """
+  def valid(rows, features):
+    return (np.int32(rows_of(features) if rows is None else rows),) if pads else ()
+  runner = HookRunner(hooks, ModeKeys.EVAL)
+  acc = None
+  with tqdm.tqdm(desc="evaluate", unit="batch", total=total, leave=False,
+                 disable=not progress_bar) as bar:
+    for index, (_, ((features, labels), rows)) in enumerate(items):
+      if acc is None:
+        acc = compiled.empty_eval_accumulator(variables, features, labels,
+                                              *valid(None, features))
+      context = runner.before_run(global_step)
+      acc = compiled.eval_step(acc, variables, features, labels,
+                               *valid(rows, features))
+      bar.update()
+      if index == 0:
+        runner.add(compiled.hooks[ModeKeys.EVAL])
+      if runner.after_run(context, lambda a=acc: {
+          "batches": int(a["batches"]),
+          "loss": float(a["loss_sum"] / a["batches"])}):
+        break
+  return acc, runner
+
+
+def _first_rows(predictions: Any, rows: int | None) -> Any:
+  """The real rows of a padded batch's predictions (all when ``rows`` None)."""
+  if rows is None:
+    return predictions
+  return jax.tree.map(lambda a: a[:rows] if np.ndim(a) else a, predictions)
+
+
+def _emit(predictions: Any, rows: int | None, *, postprocess: Callable,
+          single: bool, keys: tuple[str, ...] | None) -> Iterator[Any]:
+  """One batch's predictions on the host: per example or whole."""
+  host = postprocess(_first_rows(jax.device_get(predictions), rows))
+  if keys is not None:
+    unknown = [k for k in keys if k not in host]
+    if unknown:
+      raise ValueError(f"predict_keys {unknown!r} are not among the "
+                       f"predictions {sorted(host)!r}.")
+    host = {k: host[k] for k in keys}
+  if not single:
+    yield host
+    return
+  if isinstance(host, Mapping):
+    for i in range(len(next(iter(host.values())))):
+      yield {k: v[i] for k, v in host.items()}
+  else:
+    yield from host
+
+
+def predict_batches(compiled: Any, variables: Any, items: Iterable, *,
+                    keys: tuple[str, ...] | None, postprocess: Callable,
+                    host_keys: tuple[str, ...] | None, single: bool,
+                    hooks: Sequence[SessionRunHook], progress_bar: bool,
+                    global_step: int) -> Iterator[Any]:
+  """Yields predictions of ``items`` (``(1, (batch, valid))``), one batch late.
+
+  Batch i+1 is dispatched before batch i is fetched, so the device works
+  while the host hands out predictions.
+  """
+  runner = HookRunner(hooks, ModeKeys.PREDICT)
+  emit = functools.partial(_emit, postprocess=postprocess, single=single,
+                           keys=host_keys)
+  with tqdm.tqdm(desc="predict", unit="batch", leave=False,
+                 disable=not progress_bar) as bar:
+    pending = None
+    for index, (_, ((features, _), rows)) in enumerate(items):
+      context = runner.before_run(global_step)
+      ready, pending = pending, (
+          compiled.predict_step(variables, features, keys=keys), rows)
+      if index == 0:
+        runner.add(compiled.hooks[ModeKeys.PREDICT])
+      bar.update()
+      if ready is not None:
+        yield from emit(*ready)
+      if runner.after_run(context, lambda p=pending: _first_rows(
+          jax.device_get(p[0]), p[1])):
+        break
+    yield from emit(*pending)
+  runner.end()

@@ -15,7 +15,8 @@ from typing import Any, Callable, Iterable, Iterator, Mapping
 import jax
 import numpy as np
 
-__all__ = ["call_input_fn", "split_batch", "group_for_loops", "Prefetcher"]
+__all__ = ["call_input_fn", "split_batch", "group_for_loops", "Prefetcher",
+           "rows_of", "take_rows", "table_batches", "pad_short_batches"]
 
 _INPUT_FN_ARGS = ("mode", "params", "config", "input_context")
 
@@ -113,8 +114,55 @@ def check_no_strings(features: Mapping[str, Any]) -> None:
           "this on the host) or map them to ids in the input_fn.")
 
 
+def rows_of(batch: Any) -> int:
+  """The batch size of a prepared batch (its first array's leading axis)."""
+  return int(np.shape(jax.tree.leaves(batch)[0])[0])
+
+
+def take_rows(batch: Any, rows: Any) -> Any:
+  """Rows (a slice or index array) of every array in a prepared batch."""
+  if isinstance(rows, slice):
+    return jax.tree.map(lambda a: a[rows], batch)
+  return jax.tree.map(lambda a: np.take(a, rows, axis=0), batch)
+
+
+def table_batches(encoded: Callable[[], Any], selections: Iterator) -> Iterator:
+  """Rows of an encoded table, per selection; ``encoded()`` is called once,
+  when the first batch is needed (so a cached table costs nothing)."""
+  table = None
+  for rows in selections:
+    if table is None:
+      table = encoded()
+    yield take_rows(table, rows)
+
+
+def pad_short_batches(batches: Iterator, pad: bool = True
+                      ) -> Iterator[tuple[Any, int | None]]:
+  """Yields ``(batch, valid)``; a batch shorter than the first is padded.
+
+  Padding repeats the batch's first row up to the first batch's size, so the
+  last batch of an evaluation or prediction runs in the step already
+  compiled for the others; ``valid`` is its real row count (None when the
+  batch was not padded), for masking metrics and slicing predictions.
+  Without ``pad`` every batch passes as it is, with ``valid`` None.
+  """
+  size = None
+  for batch in batches:
+    if not pad:
+      yield batch, None
+      continue
+    rows = rows_of(batch)
+    size = rows if size is None else size
+    if rows >= size:
+      yield batch, None
+      continue
+    index = np.concatenate([np.arange(rows), np.zeros(size - rows, np.int64)])
+    yield take_rows(batch, index), rows
+
+
 def _signature(batch: Any) -> Any:
-  return jax.tree.map(lambda a: (np.shape(a), np.result_type(a)), batch)
+  leaves, treedef = jax.tree.flatten(batch)
+  return treedef, tuple((np.shape(a), np.result_type(a)) for a in leaves)
 
 
 def group_for_loops(batches: Iterator, steps_per_loop: int,

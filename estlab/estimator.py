@@ -25,19 +25,22 @@ import copy
 import logging
 import os
 import tempfile
+import weakref
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import jax
 import numpy as np
-from tqdm import auto as tqdm
 
-from estlab import checkpoint as ckpt_lib
+from estlab import _packing
 from estlab import summary
-from estlab._loops import NanLossDuringTrainingError, TrainLoop
+from estlab._loops import (NanLossDuringTrainingError, TrainLoop,
+                           evaluate_batches, predict_batches)
 from estlab._pipeline import (Prefetcher, call_input_fn, check_no_strings,
-                              group_for_loops, split_batch)
-from estlab._step import CompiledSteps
-from estlab.hooks import HookRunner, SessionRunHook
+                              group_for_loops, pad_short_batches, rows_of,
+                              split_batch, table_batches)
+from estlab._step import CompiledSteps, compile_ahead
+from estlab.hooks import SessionRunHook
+from estlab.inputs._batching import ArrayBatches, ArrayTable
 from estlab.run_config import RunConfig
 from estlab.spec import ModeKeys, call_model_fn, model_fn_args
 from estlab.warm_starting import WarmStartSettings, warm_start
@@ -47,11 +50,16 @@ __all__ = ["Estimator", "NanLossDuringTrainingError"]
 logger = logging.getLogger("estlab")
 
 
-def _chain(features: Any, labels: Any, batches: Iterator) -> Iterator[tuple]:
-  """The first (already taken) batch, then the rest."""
-  yield features, labels
-  for _, batch in batches:
-    yield batch
+def _checkpoint() -> Any:
+  """``estlab.checkpoint``, imported on first use (Orbax takes ~0.6 s)."""
+  from estlab import checkpoint  # pylint: disable=g-import-not-at-top
+  return checkpoint
+
+
+def _chain(first: Any, batches: Iterator) -> Iterator:
+  """The first (already taken) item, then the rest."""
+  yield first
+  yield from batches
 
 
 class Estimator:
@@ -101,10 +109,13 @@ class Estimator:
     self._seed = int(np.random.SeedSequence().generate_state(1)[0] >> 1) if (
         seed is None) else seed
     self._steps: CompiledSteps | None = None
-    self._checkpointer: ckpt_lib.Checkpointer | None = None
+    self._checkpointer = None  # estlab.checkpoint.Checkpointer, made on use
     self._state = None        # TrainState on the device, or None
     self._state_step = None   # the checkpointed step self._state equals
     self._restored = None     # (checkpoint path, variables) for eval/predict
+    self._tables = weakref.WeakKeyDictionary()  # ArrayTable -> {mode: batch}
+    self._ahead: list = []    # threads compiling eval/predict steps ahead
+    self._ahead_done: set = set()  # signatures compiled ahead already
 
   # -- tf.estimator's read-only properties ------------------------------------
 
@@ -125,6 +136,10 @@ class Estimator:
     return self._model_fn
 
   # -- hooks for subclasses (premade estimators) ------------------------------
+
+  # Whether the model_fn weighs rows by ``spec.VALID_ROWS_KEY`` (the heads
+  # do): then a short last EVAL batch is padded instead of compiled anew.
+  _pads_eval_batches = False
 
   def _host_transform(self, features: dict, labels: Any, mode: str
                       ) -> tuple[dict, Any]:
@@ -147,10 +162,15 @@ class Estimator:
             is not Estimator._postprocess_predictions)
 
   def _put_batch(self, mode: str) -> Callable[[Any, int], Any]:
-    """Puts a host batch (``n`` stacked steps) on the device(s)."""
+    """Puts a host batch (``n`` stacked steps) on the device(s).
+
+    Without a strategy the numpy batch goes to the compiled step as it is:
+    ``jit``'s C++ dispatch moves numpy arguments to the device for a fraction
+    of ``jax.device_put``'s Python overhead (~0.1 ms per array).
+    """
     strategy = self._strategy(mode)
     if strategy is None:
-      return lambda batch, n: jax.device_put(batch)
+      return lambda batch, n: batch
     return lambda batch, n: strategy.put_batch(batch, stacked=n > 1)
 
   # -- plumbing ---------------------------------------------------------------
@@ -165,38 +185,76 @@ class Estimator:
       self._steps = CompiledSteps(call)
     return self._steps
 
-  def _ckpt(self) -> ckpt_lib.Checkpointer:
+  def _ckpt(self) -> Any:
+    """The ``estlab.checkpoint.Checkpointer`` (Orbax is imported on use)."""
     if self._checkpointer is None:
-      self._checkpointer = ckpt_lib.Checkpointer(
+      self._checkpointer = _checkpoint().Checkpointer(
           self._model_dir, max_to_keep=self._config.keep_checkpoint_max,
           async_save=self._config.async_checkpoints)
     return self._checkpointer
 
   def _batches(self, input_fn: Callable, mode: str, *, limit: int | None,
-               steps_per_loop: int = 1) -> Prefetcher:
+               steps_per_loop: int = 1, pad: bool = False) -> Prefetcher:
+    """Device batches ``(n, (features, labels))`` of ``input_fn``, prefetched.
+
+    Host batches are packed into one buffer per dtype (``_packing``), so
+    ``features`` is usually a ``Packed`` and ``labels`` None; the compiled
+    steps unpack them. Batches of an array input_fn (numpy, pandas) are rows
+    of a table encoded once per Estimator, mode and table (``_encoded``).
+    In EVAL and PREDICT the items are ``(n, ((features, labels), valid))``;
+    with ``pad`` short batches are padded to the first one's size
+    (``pad_short_batches``).
+    """
     strategy = self._strategy(mode)
     source = call_input_fn(
         input_fn, mode=mode, params=self.params, config=self._config,
         input_context=strategy.input_context() if strategy else None)
     takes_labels = "labels" in self._model_fn_args
 
-    def host():
-      for index, item in enumerate(source):
-        features, labels = split_batch(item, index)
-        if labels is not None and not takes_labels:
-          raise ValueError("input_fn yields labels but model_fn takes no "
-                           "`labels` argument; add one or yield features only.")
-        features, labels = self._host_transform(features, labels, mode)
-        check_no_strings(features)
-        if labels is not None:
-          check_no_strings(labels if isinstance(labels, Mapping)
-                           else {"labels": labels})
-        yield features, labels
+    def prepare(item: Any, index: int) -> tuple[Any, Any]:
+      features, labels = split_batch(item, index)
+      if labels is not None and not takes_labels:
+        raise ValueError("input_fn yields labels but model_fn takes no "
+                         "`labels` argument; add one or yield features only.")
+      if mode == ModeKeys.PREDICT:
+        labels = None  # as tf.estimator: predict ignores the input's labels
+      features, labels = self._host_transform(features, labels, mode)
+      check_no_strings(features)
+      if labels is not None:
+        check_no_strings(labels if isinstance(labels, Mapping)
+                         else {"labels": labels})
+      packed = _packing.pack((features, labels))
+      return (features, labels) if packed is None else (packed, None)
 
+    ahead = self._config.prefetch_batches
+    if isinstance(source, ArrayBatches):
+      host = table_batches(
+          lambda: self._encoded(source.table, mode, prepare), source.selections)
+      if strategy is None:
+        ahead = 0  # a gather of encoded rows: cheaper than a thread hand-off
+    else:
+      host = (prepare(item, index) for index, item in enumerate(source))
     put = self._put_batch(mode)
-    grouped = group_for_loops(host(), steps_per_loop, limit)
-    return Prefetcher(((n, put(batch, n)) for n, batch in grouped),
-                      self._config.prefetch_batches)
+    if mode == ModeKeys.TRAIN:
+      grouped = group_for_loops(host, steps_per_loop, limit)
+      items = ((n, put(batch, n)) for n, batch in grouped)
+    else:
+      grouped = group_for_loops(pad_short_batches(host, pad), 1, limit)
+      items = ((n, (put(batch, n), valid)) for n, (batch, valid) in grouped)
+    return Prefetcher(items, ahead)
+
+  def _encoded(self, table: ArrayTable, mode: str,
+               prepare: Callable[[Any, int], Any]) -> Any:
+    """The whole ``table`` prepared (encoded, packed) once, then cached.
+
+    The cache is keyed weakly on the table (one per input_fn), so it lives
+    as long as the input_fn does; feature columns encode row by row, so
+    gathering rows of the encoded table equals encoding the gathered rows.
+    """
+    per_mode = self._tables.setdefault(table, {})
+    if mode not in per_mode:
+      per_mode[mode] = prepare(table.whole(), 0)
+    return per_mode[mode]
 
   @staticmethod
   def _first(batches: Iterator, input_fn: Callable) -> tuple[int, Any]:
@@ -209,22 +267,58 @@ class Estimator:
   def _rng(self) -> jax.Array:
     return jax.random.PRNGKey(self._seed)
 
-  def _train_state(self, features: Any, labels: Any) -> Any:
+  def _train_state(self, features: Any, labels: Any, n: int) -> Any:
+    """The state to train from: in memory, restored, or initialised.
+
+    Without a strategy, the train step (of ``n`` stacked steps) compiles in
+    a background thread while the state is initialised or restored.
+    """
     latest = self._ckpt().latest_step()
     if self._state is not None and latest == self._state_step:
       return self._state
     steps = self._compiled()
     strategy = self._strategy(ModeKeys.TRAIN)
-    if latest is None:
-      state = steps.init(self._rng(), features, labels)
-      if self._warm_start is not None:
-        state = state.replace(params=warm_start(state.params, self._warm_start))
-      return strategy.put_replicated(state) if strategy else state
     abstract = jax.eval_shape(steps.init, self._rng(), features, labels)
-    if strategy is not None:
-      abstract = strategy.abstract_replicated(abstract)
-    logger.info("Restoring parameters from %s", self._ckpt().path(latest))
-    return self._ckpt().restore(abstract, step=latest)
+    ahead = None
+    if strategy is None:
+      stacked = (features, labels) if n == 1 else jax.tree.map(
+          lambda a: jax.ShapeDtypeStruct((n,) + a.shape, a.dtype),
+          (features, labels))
+      ahead = compile_ahead(steps.train_step if n == 1 else steps.train_loop,
+                            abstract, *stacked)
+    try:
+      if latest is None:
+        state = steps.init(self._rng(), features, labels)
+        if self._warm_start is not None:
+          state = state.replace(params=warm_start(state.params,
+                                                  self._warm_start))
+        return strategy.put_replicated(state) if strategy else state
+      if strategy is not None:
+        abstract = strategy.abstract_replicated(abstract)
+      logger.info("Restoring parameters from %s", self._ckpt().path(latest))
+      return self._ckpt().restore(abstract, step=latest)
+    finally:
+      if ahead is not None:
+        ahead.join()
+
+  def _compile_inference_ahead(self, state: Any, features: Any) -> None:
+    """Compiles eval and predict steps for the train batch's shapes in the
+    background (once per layout), so evaluating or predicting after training
+    starts without compiling. Single device only (shardings would differ)."""
+    if self._strategy(ModeKeys.EVAL) is not None or not isinstance(
+        features, _packing.Packed):
+      return
+    signature = (features.layout, rows_of(features))
+    if signature not in self._ahead_done:
+      self._ahead_done.add(signature)
+      self._ahead += self._compiled().compile_inference_ahead(
+          {"params": state.params, **state.model_state}, features,
+          valid=self._pads_eval_batches)
+
+  def _join_compiles_ahead(self) -> None:
+    """Waits for compilations started ahead, so none runs twice."""
+    while self._ahead:
+      self._ahead.pop().join()
 
   def _checkpoint_path(self, checkpoint_path: str | None) -> str:
     path = checkpoint_path or self.latest_checkpoint()
@@ -293,7 +387,8 @@ class Estimator:
       one = features, labels
       if n > 1:
         one = jax.tree.map(lambda a: a[0], (features, labels))
-      state = self._train_state(*one)
+      state = self._train_state(*one, n)
+      self._compile_inference_ahead(state, one[0])
       self._state = None  # donated by the steps below until the loop returns
       writer = summary.TensorBoardWriter(self._model_dir)
 
@@ -331,25 +426,17 @@ class Estimator:
       raise ValueError(f"evaluate(steps={steps!r}): must be a positive int or "
                        "None (until the input ends).")
     compiled = self._compiled()
-    with self._batches(input_fn, ModeKeys.EVAL, limit=steps) as batches:
-      _, (features, labels) = self._first(batches, input_fn)
+    self._join_compiles_ahead()
+    with self._batches(input_fn, ModeKeys.EVAL, limit=steps,
+                       pad=self._pads_eval_batches) as batches:
+      first = self._first(batches, input_fn)
+      (features, labels), _ = first[1]
       variables, global_step = self._variables(ModeKeys.EVAL, features, labels,
                                                checkpoint_path)
-      acc = compiled.empty_eval_accumulator(variables, features, labels)
-      runner = HookRunner(hooks or (), ModeKeys.EVAL)
-      bar = tqdm.tqdm(desc="evaluate", unit="batch", total=steps, leave=False,
-                      disable=not self._config.progress_bar)
-      with bar:
-        for index, (features, labels) in enumerate(_chain(features, labels, batches)):
-          context = runner.before_run(global_step)
-          acc = compiled.eval_step(acc, variables, features, labels)
-          bar.update()
-          if index == 0:
-            runner.add(compiled.hooks[ModeKeys.EVAL])
-          if runner.after_run(context, lambda a=acc: {
-              "batches": int(a["batches"]),
-              "loss": float(a["loss_sum"] / a["batches"])}):
-            break
+      acc, runner = evaluate_batches(
+          compiled, variables, _chain(first, batches),
+          pads=self._pads_eval_batches, hooks=hooks or (), total=steps,
+          progress_bar=self._config.progress_bar, global_step=global_step)
     result = {k: np.asarray(v) for k, v in
               jax.device_get(compiled.eval_result(acc)).items()}
     result["global_step"] = np.int64(global_step)
@@ -377,47 +464,18 @@ class Estimator:
     # Keys made on the host (postprocess) are selected there, after it.
     host_keys, keys = (keys, None) if self._has_postprocess() else (None, keys)
     compiled = self._compiled()
-    with self._batches(input_fn, ModeKeys.PREDICT, limit=None) as batches:
-      _, (features, _) = self._first(batches, input_fn)
+    self._join_compiles_ahead()
+    with self._batches(input_fn, ModeKeys.PREDICT, limit=None,
+                       pad=True) as batches:
+      first = self._first(batches, input_fn)
+      (features, _), _ = first[1]
       variables, global_step = self._variables(ModeKeys.PREDICT, features,
                                                None, checkpoint_path)
-      runner = HookRunner(hooks or (), ModeKeys.PREDICT)
-      bar = tqdm.tqdm(desc="predict", unit="batch", leave=False,
-                      disable=not self._config.progress_bar)
-      with bar:
-        pending = None
-        for index, (features, _) in enumerate(_chain(features, None, batches)):
-          context = runner.before_run(global_step)
-          ready, pending = pending, compiled.predict_step(variables, features,
-                                                          keys=keys)
-          if index == 0:
-            runner.add(compiled.hooks[ModeKeys.PREDICT])
-          bar.update()
-          if ready is not None:
-            yield from self._emit(ready, yield_single_examples, host_keys)
-          if runner.after_run(context, lambda p=pending: jax.device_get(p)):
-            break
-        yield from self._emit(pending, yield_single_examples, host_keys)
-    runner.end()
-
-  def _emit(self, predictions: Any, single: bool,
-            keys: tuple[str, ...] | None) -> Iterator[Any]:
-    host = self._postprocess_predictions(jax.device_get(predictions))
-    if keys is not None:
-      unknown = [k for k in keys if k not in host]
-      if unknown:
-        raise ValueError(f"predict_keys {unknown!r} are not among the "
-                         f"predictions {sorted(host)!r}.")
-      host = {k: host[k] for k in keys}
-    if not single:
-      yield host
-      return
-    if isinstance(host, Mapping):
-      rows = len(next(iter(host.values())))
-      for i in range(rows):
-        yield {k: v[i] for k, v in host.items()}
-    else:
-      yield from host
+      yield from predict_batches(
+          compiled, variables, _chain(first, batches), keys=keys,
+          postprocess=self._postprocess_predictions, host_keys=host_keys,
+          single=yield_single_examples, hooks=hooks or (),
+          progress_bar=self._config.progress_bar, global_step=global_step)
 
   # -- export -----------------------------------------------------------------
 
@@ -456,16 +514,16 @@ class Estimator:
 
   def latest_checkpoint(self) -> str | None:
     """Path of the newest checkpoint in ``model_dir`` (``model_dir/<step>``)."""
-    return ckpt_lib.latest_checkpoint(self._model_dir)
+    return _checkpoint().latest_checkpoint(self._model_dir)
 
   def get_variable_names(self) -> list[str]:
     """Names of the saved parameters: paths joined by ``/``."""
-    return sorted(ckpt_lib.flatten_names(
+    return sorted(_checkpoint().flatten_names(
         self._ckpt().restore_params(path=self._checkpoint_path(None))))
 
   def get_variable_value(self, name: str) -> np.ndarray:
     """Value of one saved parameter, as numpy, from the latest checkpoint."""
-    values = ckpt_lib.flatten_names(
+    values = _checkpoint().flatten_names(
         self._ckpt().restore_params(path=self._checkpoint_path(None)))
     if name not in values:
       raise ValueError(f"No variable {name!r} in the latest checkpoint; "

@@ -30,6 +30,12 @@ class ModeKeys:
 
 _MODEL_FN_ARGS = ("features", "labels", "mode", "params", "config")
 
+# The feature the engine adds in EVAL when it pads a short last batch to the
+# compiled batch size: True for real rows, False for padding. Heads weight
+# padded rows by zero; estimators whose model_fn honours it set
+# ``Estimator._pads_eval_batches``.
+VALID_ROWS_KEY = "__estlab_valid_rows__"
+
 
 def _is_gradient_transformation(obj: Any) -> bool:
   return callable(getattr(obj, "init", None)) and callable(

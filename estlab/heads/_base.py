@@ -17,7 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from estlab import metrics as metrics_lib
-from estlab.spec import EstimatorSpec, ModeKeys
+from estlab.spec import VALID_ROWS_KEY, EstimatorSpec, ModeKeys
 
 __all__ = ["Reduction", "Head"]
 
@@ -199,7 +199,19 @@ class Head(abc.ABC):
 
   def _weights(self, features: Mapping | None, logits: jax.Array
                ) -> jax.Array | None:
-    """Example weights ``[..., 1]`` (or per logit) from ``weight_column``."""
+    """Example weights ``[..., 1]`` (or per logit) from ``weight_column``.
+
+    Rows the engine padded (``VALID_ROWS_KEY`` False) weigh zero.
+    """
+    valid = _valid_rows(features)
+    weights = self._column_weights(features, logits)
+    if valid is None:
+      return weights
+    valid = valid.astype(jnp.float32).reshape(logits.shape[:-1] + (1,))
+    return valid if weights is None else weights * valid
+
+  def _column_weights(self, features: Mapping | None, logits: jax.Array
+                      ) -> jax.Array | None:
     if self._weight_column is None:
       return None
     key = getattr(self._weight_column, "key", self._weight_column)
@@ -249,19 +261,25 @@ class Head(abc.ABC):
       loss = jnp.where(invalid, jnp.nan, loss)
     return loss, self._weights(features, logits)
 
-  def _reduce(self, loss: jax.Array, weights: jax.Array | None) -> jax.Array:
+  def _reduce(self, loss: jax.Array, weights: jax.Array | None,
+              features: Mapping | None = None) -> jax.Array:
     weighted = loss if weights is None else loss * weights
     total = jnp.sum(weighted)
     if self._loss_reduction == Reduction.SUM:
       return total
-    return total / max(weighted.size, 1)
+    valid = _valid_rows(features)
+    if valid is None:
+      return total / max(weighted.size, 1)
+    per_row = weighted.size // max(valid.size, 1)  # padded rows do not count
+    return total / jnp.maximum(jnp.sum(valid) * per_row, 1)
 
   def loss(self, labels: Any, logits: Any, features: Mapping | None = None,
            mode: str | None = None,
            regularization_losses: Sequence | None = None) -> jax.Array:
     """Returns the reduced training loss plus the regularization losses."""
     _, _, loss, weights = self._prepare(features, logits, labels, mode)
-    return self._reduce(loss, weights) + _regularization(regularization_losses)
+    return (self._reduce(loss, weights, features)
+            + _regularization(regularization_losses))
 
   def _prepare(self, features, logits, labels, mode=None) -> tuple:
     """``(logits, labels, unweighted_loss, weights)``, checked and shaped."""
@@ -368,6 +386,13 @@ class Head(abc.ABC):
     if regularization_losses is not None:
       metrics[self._summary_key("regularization_loss")] = metrics_lib.mean(
           _regularization(regularization_losses))
+
+
+def _valid_rows(features: Any) -> jax.Array | None:
+  """The engine's mask of real (not padded) rows, when it padded the batch."""
+  if isinstance(features, Mapping):
+    return features.get(VALID_ROWS_KEY)
+  return None
 
 
 def _regularization(regularization_losses: Sequence | None) -> jax.Array:

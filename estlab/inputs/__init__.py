@@ -12,8 +12,25 @@ Example:
   >>> len(list(fn()))
   2
 """
-from estlab.inputs.csv_io import make_csv_dataset
-from estlab.inputs.numpy_io import numpy_input_fn
-from estlab.inputs.pandas_io import pandas_input_fn
+import importlib
+from typing import Any
 
 __all__ = ["numpy_input_fn", "pandas_input_fn", "make_csv_dataset"]
+
+# Imported on first use: pandas costs ~0.5 s, and the engine imports this
+# package (for its batching) before any input_fn exists.
+_HOMES = {"numpy_input_fn": "numpy_io", "pandas_input_fn": "pandas_io",
+          "make_csv_dataset": "csv_io"}
+
+
+def __getattr__(name: str) -> Any:
+  if name in _HOMES:
+    value = getattr(importlib.import_module(f"estlab.inputs.{_HOMES[name]}"),
+                    name)
+    globals()[name] = value
+    return value
+  raise AttributeError(f"module 'estlab.inputs' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+  return sorted(list(globals()) + __all__)

@@ -212,13 +212,64 @@ def rebatch(tables: Iterable[Table], batch_size: int) -> Iterator[Table]:
     yield concat(rest)
 
 
+class ArrayTable:
+  """In-memory columns an array input_fn batches; one object per input_fn.
+
+  Estimators key their cache of encoded columns on this object (weakly), so
+  a DataFrame is encoded once however many times its input_fn is called.
+
+  Attributes:
+    features: name -> array, all with the same first dimension.
+    labels: None, an array, or name -> array, with that first dimension.
+  """
+
+  def __init__(self, features: Table, labels: Union[None, np.ndarray, Table]):
+    self.features = features
+    self.labels = labels
+    self.num_rows = num_rows(features)
+
+  def rows(self, selection: Selection) -> Any:
+    """The batch of ``selection``: ``(features, labels)`` or ``features``."""
+    features = take(self.features, selection)
+    if self.labels is None:
+      return features
+    if isinstance(self.labels, dict):
+      return features, take(self.labels, selection)
+    return features, take({None: self.labels}, selection)[None]
+
+  def whole(self) -> Any:
+    """Every row as one batch, in the form ``rows`` returns."""
+    return self.rows(slice(None))
+
+
+class ArrayBatches:
+  """The iterator an array input_fn returns: batches of rows of a table.
+
+  Iterating yields ``(features, labels)`` (or ``features``) batches, as any
+  input_fn does. An Estimator may instead read ``table`` and consume
+  ``selections`` (the rows of each batch), to gather rows of columns it
+  encoded once; the two ways must not be mixed on one iterator.
+  """
+
+  def __init__(self, table: ArrayTable, selections: Iterator[Selection]):
+    self.table = table
+    self.selections = selections
+
+  def __iter__(self) -> "ArrayBatches":
+    return self
+
+  def __next__(self) -> Any:
+    return self.table.rows(next(self.selections))
+
+
 def make_array_input_fn(features: Table, labels: Union[None, np.ndarray, Table],
                         batch_size: int, num_epochs: Optional[int],
-                        shuffle: bool, seed: Any) -> Callable[[], Iterator]:
+                        shuffle: bool, seed: Any) -> Callable[[], ArrayBatches]:
   """Returns an input_fn over in-memory columns, already numpy and checked.
 
-  Each call of the input_fn returns a fresh iterator. With ``shuffle`` the
-  calls draw independent, reproducible (given ``seed``) random streams.
+  Each call of the input_fn returns a fresh ``ArrayBatches`` iterator over
+  the same ``ArrayTable``. With ``shuffle`` the calls draw independent,
+  reproducible (given ``seed``) random streams.
 
   Args:
     features: name -> array, all with the same first dimension.
@@ -237,19 +288,12 @@ def make_array_input_fn(features: Table, labels: Union[None, np.ndarray, Table],
     >>> [b['x'].tolist() for b in fn()]
     [[0, 1], [2]]
   """
-  rows = num_rows(features)
+  table = ArrayTable(features, labels)
   seeds = np.random.SeedSequence(seed)
-  label_table = labels if isinstance(labels, dict) else {None: labels}
 
-  def input_fn() -> Iterator:
+  def input_fn() -> ArrayBatches:
     rng = np.random.default_rng(seeds.spawn(1)[0]) if shuffle else None
-    for selection in index_batches(rows, batch_size, num_epochs, rng):
-      batch_features = take(features, selection)
-      if labels is None:
-        yield batch_features
-        continue
-      batch_labels = take(label_table, selection)
-      yield batch_features, (batch_labels if isinstance(labels, dict)
-                             else batch_labels[None])
+    return ArrayBatches(
+        table, index_batches(table.num_rows, batch_size, num_epochs, rng))
 
   return input_fn

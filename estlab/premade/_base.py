@@ -68,6 +68,8 @@ class PremadeEstimator(Estimator):
     super().__init__(model_fn, model_dir=model_dir, config=config,
                      warm_start_from=warm_start_from)
 
+  _pads_eval_batches = True  # heads weigh padded rows (VALID_ROWS_KEY) zero
+
   @property
   def head(self) -> Any:
     return self._head
