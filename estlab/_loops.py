@@ -62,12 +62,14 @@ class TrainLoop:
     model_dir: for messages.
     hooks: user hooks; ``spec_hooks()`` returns the model_fn's hooks once the
       step was traced.
+    after_first_step: called once the first step is dispatched.
   """
 
   def __init__(self, *, step_fns: tuple[Callable, Callable],
                save: Callable[[Any], None], writer: Any, config: Any,
                model_dir: str, hooks: Sequence[SessionRunHook],
-               spec_hooks: Callable[[], Sequence[SessionRunHook]]):
+               spec_hooks: Callable[[], Sequence[SessionRunHook]],
+               after_first_step: Callable[[], None] = lambda: None):
     self._train_step, self._train_loop = step_fns
     self._save = save
     self._writer = writer
@@ -75,6 +77,7 @@ class TrainLoop:
     self._model_dir = model_dir
     self._hooks = list(hooks)
     self._spec_hooks = spec_hooks
+    self._after_first_step = after_first_step
 
   def _check(self, outputs: Any, n: int) -> None:
     bad = int(jax.device_get(_last(outputs["bad_step"], n)))
@@ -106,7 +109,8 @@ class TrainLoop:
         context = runner.before_run(step)
         fn = self._train_step if n == 1 else self._train_loop
         state, outputs = fn(state, features, labels)
-        if previous is None:
+        first = previous is None
+        if first:
           runner.add(self._spec_hooks())
         previous = (outputs, n)
         in_flight.append(previous)
@@ -132,6 +136,8 @@ class TrainLoop:
             bar.set_postfix(loss=f"{scalars['loss']:.4g}", refresh=False)
         stop = runner.after_run(context, lambda o=outputs, n=n: {
             k: np.asarray(v) for k, v in jax.device_get(_last(o, n)).items()})
+        if first:
+          self._after_first_step()  # the device runs the next steps meanwhile
         if ckpt_due(step, now):
           self._check(outputs, n)
           self._save(state)

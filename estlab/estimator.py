@@ -271,10 +271,11 @@ class Estimator:
     """The state to train from: in memory, restored, or initialised.
 
     Without a strategy, the train step (of ``n`` stacked steps) compiles in
-    a background thread while the state is initialised or restored.
+    a background thread while checkpoints are looked up (the first lookup
+    imports Orbax) and the state is initialised or restored.
     """
-    latest = self._ckpt().latest_step()
-    if self._state is not None and latest == self._state_step:
+    if (self._state is not None and
+        self._ckpt().latest_step() == self._state_step):
       return self._state
     steps = self._compiled()
     strategy = self._strategy(ModeKeys.TRAIN)
@@ -287,6 +288,7 @@ class Estimator:
       ahead = compile_ahead(steps.train_step if n == 1 else steps.train_loop,
                             abstract, *stacked)
     try:
+      latest = self._ckpt().latest_step()
       if latest is None:
         state = steps.init(self._rng(), features, labels)
         if self._warm_start is not None:
@@ -301,10 +303,17 @@ class Estimator:
       if ahead is not None:
         ahead.join()
 
-  def _compile_inference_ahead(self, state: Any, features: Any) -> None:
-    """Compiles eval and predict steps for the train batch's shapes in the
-    background (once per layout), so evaluating or predicting after training
-    starts without compiling. Single device only (shardings would differ)."""
+  def _compile_inference_ahead(self, variables: Any, features: Any) -> None:
+    """Compiles eval and predict steps for the train batch's shapes while the
+    train call runs (once per layout); train() waits for them before it
+    returns, so evaluating or predicting after training compiles nothing and
+    no compilation overlaps a later train call. Single device only (with a
+    strategy, shardings would differ).
+
+    Args:
+      variables: shapes of ``{'params': ..., <collections>}``.
+      features: the first train batch, packed.
+    """
     if self._strategy(ModeKeys.EVAL) is not None or not isinstance(
         features, _packing.Packed):
       return
@@ -312,8 +321,7 @@ class Estimator:
     if signature not in self._ahead_done:
       self._ahead_done.add(signature)
       self._ahead += self._compiled().compile_inference_ahead(
-          {"params": state.params, **state.model_state}, features,
-          valid=self._pads_eval_batches)
+          variables, features, valid=self._pads_eval_batches)
 
   def _join_compiles_ahead(self) -> None:
     """Waits for compilations started ahead, so none runs twice."""
@@ -372,13 +380,14 @@ class Estimator:
     if saving_listeners:
       raise ValueError("saving_listeners are not supported; use a "
                        "SessionRunHook that reads estimator.latest_checkpoint().")
-    start = self._ckpt().latest_step() or 0
-    if max_steps is not None and start >= max_steps:
-      logger.info("Skipping training since max_steps=%d has already been "
-                  "reached (global step %d).", max_steps, start)
-      return self
-    limit = steps if steps is not None else (
-        None if max_steps is None else max_steps - start)
+    limit = steps
+    if max_steps is not None:
+      start = self._ckpt().latest_step() or 0
+      if start >= max_steps:
+        logger.info("Skipping training since max_steps=%d has already been "
+                    "reached (global step %d).", max_steps, start)
+        return self
+      limit = max_steps - start
     config = self._config
     compiled = self._compiled()
     with self._batches(input_fn, ModeKeys.TRAIN, limit=limit,
@@ -388,7 +397,9 @@ class Estimator:
       if n > 1:
         one = jax.tree.map(lambda a: a[0], (features, labels))
       state = self._train_state(*one, n)
-      self._compile_inference_ahead(state, one[0])
+      variables = jax.tree.map(
+          lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype),
+          {"params": state.params, **state.model_state})
       self._state = None  # donated by the steps below until the loop returns
       writer = summary.TensorBoardWriter(self._model_dir)
 
@@ -398,13 +409,16 @@ class Estimator:
       loop = TrainLoop(step_fns=(compiled.train_step, compiled.train_loop),
                        save=save, writer=writer, config=config,
                        model_dir=self._model_dir, hooks=hooks or (),
-                       spec_hooks=lambda: compiled.hooks[ModeKeys.TRAIN])
+                       spec_hooks=lambda: compiled.hooks[ModeKeys.TRAIN],
+                       after_first_step=lambda: self._compile_inference_ahead(
+                           variables, one[0]))
 
       def chained():
         yield n, (features, labels)
         yield from batches
       try:
         state, saved = loop.run(state, chained(), limit)
+        self._join_compiles_ahead()  # never overlaps a later train call
       finally:
         writer.close()
         self._ckpt().wait_until_finished()  # also after an error: keep saves
