@@ -1,0 +1,191 @@
+"""Checkpoint save/restore cost of estlab against plain numpy; JSON lines.
+
+A ~100 MB float32 model (``x [B, W] -> Dense(W) -> Dense(1)``, W=5000: 25M
+parameters) is trained for one step by an ``estlab.Estimator``. Then:
+
+* ``checkpoint_save``: a synchronous ``estlab.checkpoint.Checkpointer`` save
+  and restore of the trained ``TrainState`` (what ``Estimator`` does, Orbax
+  underneath), against ``np.savez`` / ``np.load`` of the same leaves in the
+  same directory. Orbax (TensorStore's file driver) fsyncs what it writes
+  (strace shows dozens of fsync calls per save), so the numpy save fsyncs its
+  file too (``numpy_fsync``). Both restores end with the
+  arrays on the device. Each time is the median of ``--repeats`` runs, after
+  one untimed warm-up of each.
+* ``async_checkpoint_stall``: train steps/s with ``async_checkpoints=True``
+  and a save every ``--every`` steps, against the same run with no periodic
+  saves (and, for contrast, with synchronous saves). Every run ends with the
+  Estimator's final save, waited for, as ``train`` always does.
+
+The trained state is read from ``Estimator._state`` (there is no public
+getter for the live state; ``Checkpointer`` is the public API timed here).
+
+Usage:
+  python bench/checkpoint_io.py [--width 5000] [--repeats 3]
+      [--steps 100] [--every 20] [--batch 8]
+"""
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import shutil
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+import estlab
+from estlab.checkpoint import Checkpointer
+
+
+def model_fn(features, labels, mode):
+  """A wide two-layer regressor; SGD keeps the optimizer state empty."""
+  width = features["x"].shape[-1]
+  y = nn.Dense(1)(nn.Dense(width)(features["x"]))[:, 0]
+  loss = jnp.mean((y - labels) ** 2)
+  return estlab.EstimatorSpec(mode, predictions={"y": y}, loss=loss,
+                              train_op=optax.sgd(1e-4))
+
+
+def input_fn(width: int, batch: int) -> Callable:
+  rng = np.random.default_rng(0)
+  x = rng.standard_normal([batch, width], dtype=np.float32)
+  y = rng.standard_normal([batch], dtype=np.float32)
+  return lambda: itertools.repeat(({"x": x}, y))
+
+
+def estimator(model_dir: str, **config) -> estlab.Estimator:
+  config = dict(save_checkpoints_steps=10**9, log_step_count_steps=10**9,
+                progress_bar=False, tf_random_seed=0) | config
+  return estlab.Estimator(model_fn, model_dir=model_dir,
+                          config=estlab.RunConfig(**config))
+
+
+def median_time(fn: Callable[[], object], repeats: int) -> float:
+  """Median seconds of ``fn()`` over ``repeats`` runs, after one warm-up."""
+  fn()
+  times = []
+  for _ in range(repeats):
+    t0 = time.perf_counter()
+    fn()
+    times.append(time.perf_counter() - t0)
+  return statistics.median(times)
+
+
+def estlab_save(state, root: str) -> Callable[[], str]:
+  """A save into a fresh directory per call (a saved step is never rewritten)."""
+  count = itertools.count()
+
+  def save():
+    directory = os.path.join(root, f"estlab_{next(count)}")
+    with Checkpointer(directory, async_save=False) as ckpt:
+      ckpt.save(state)
+      ckpt.wait_until_finished()
+    return directory
+  return save
+
+
+def numpy_save(state, path: str) -> Callable[[], None]:
+  def save():
+    leaves = [np.asarray(leaf) for leaf in jax.tree.leaves(state)]
+    with open(path, "wb") as f:
+      np.savez(f, *leaves)
+      f.flush()
+      os.fsync(f.fileno())
+  return save
+
+
+def numpy_load(path: str) -> Callable[[], None]:
+  def load():
+    with np.load(path) as saved:
+      jax.block_until_ready(jax.device_put([saved[k] for k in saved.files]))
+  return load
+
+
+def bench_save(width: int, batch: int, repeats: int, root: str) -> dict:
+  """Times sync Checkpointer save/restore against np.savez/np.load."""
+  est = estimator(os.path.join(root, "model"))
+  est.train(input_fn(width, batch), steps=1)
+  state = est._state  # pylint: disable=protected-access
+  n_bytes = sum(leaf.nbytes for leaf in jax.tree.leaves(state))
+  param_bytes = sum(leaf.nbytes for leaf in jax.tree.leaves(state.params))
+  save = estlab_save(state, root)
+  t_save = median_time(save, repeats)
+  directory = save()
+  abstract = jax.eval_shape(lambda s: s, state)
+
+  def restore():
+    with Checkpointer(directory) as ckpt:
+      jax.block_until_ready(ckpt.restore(abstract))
+  t_restore = median_time(restore, repeats)
+  path = os.path.join(root, "state.npz")
+  t_np_save = median_time(numpy_save(state, path), repeats)
+  t_np_load = median_time(numpy_load(path), repeats)
+  return {"bench": "checkpoint_save", "param_mb": round(param_bytes / 2**20, 1),
+          "saved_mb": round(n_bytes / 2**20, 1), "repeats": repeats,
+          "estlab_save_s": round(t_save, 3), "numpy_save_s": round(t_np_save, 3),
+          "ratio": round(t_save / t_np_save, 2),
+          "estlab_restore_s": round(t_restore, 3),
+          "numpy_load_s": round(t_np_load, 3),
+          "restore_ratio": round(t_restore / t_np_load, 2),
+          "numpy_fsync": True, "numpy_load_includes_device_put": True}
+
+
+def steps_per_s(root: str, name: str, width: int, batch: int, steps: int,
+                **config) -> float:
+  """Train steps/s of a fresh Estimator, after a compiling 2-step call."""
+  est = estimator(os.path.join(root, name), **config)
+  data = input_fn(width, batch)
+  est.train(data, steps=2)
+  t0 = time.perf_counter()
+  est.train(data, steps=steps)
+  return steps / (time.perf_counter() - t0)
+
+
+def bench_stall(width: int, batch: int, steps: int, every: int, root: str) -> dict:
+  """Steps/s with async saves every ``every`` steps vs none (vs sync saves)."""
+  base = steps_per_s(root, "none", width, batch, steps)
+  async_ = steps_per_s(root, "async", width, batch, steps,
+                       save_checkpoints_steps=every, async_checkpoints=True)
+  sync = steps_per_s(root, "sync", width, batch, steps,
+                     save_checkpoints_steps=every, async_checkpoints=False)
+  return {"bench": "async_checkpoint_stall", "width": width, "batch": batch,
+          "steps": steps, "save_every_steps": every,
+          "periodic_saves": steps // every,
+          "no_checkpoint_steps_per_s": round(base, 2),
+          "async_checkpoint_steps_per_s": round(async_, 2),
+          "ratio_async_over_none": round(async_ / base, 3),
+          "sync_checkpoint_steps_per_s": round(sync, 2),
+          "ratio_sync_over_none": round(sync / base, 3)}
+
+
+def main() -> None:
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("--width", type=int, default=5000,
+                      help="W: the model has W*W + 2W + 1 float32 parameters")
+  parser.add_argument("--batch", type=int, default=8)
+  parser.add_argument("--repeats", type=int, default=3)
+  parser.add_argument("--steps", type=int, default=100)
+  parser.add_argument("--every", type=int, default=20)
+  parser.add_argument("--dir", default=None,
+                      help="scratch directory (default: a temporary one)")
+  args = parser.parse_args()
+  root = tempfile.mkdtemp(prefix="estlab_ckpt_bench_", dir=args.dir)
+  try:
+    print(json.dumps(bench_save(args.width, args.batch, args.repeats, root)),
+          flush=True)
+    print(json.dumps(bench_stall(args.width, args.batch, args.steps, args.every,
+                                 root)), flush=True)
+  finally:
+    shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+  main()
