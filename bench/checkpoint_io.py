@@ -93,9 +93,12 @@ def estlab_save(state, root: str) -> Callable[[], str]:
 
 
 def numpy_save(state, path: str) -> Callable[[], None]:
+  """A save into a fresh file per call, as each checkpoint is a new one."""
+  count = itertools.count()
+
   def save():
     leaves = [np.asarray(leaf) for leaf in jax.tree.leaves(state)]
-    with open(path, "wb") as f:
+    with open(f"{path}.{next(count)}.npz", "wb") as f:
       np.savez(f, *leaves)
       f.flush()
       os.fsync(f.fileno())
@@ -125,9 +128,9 @@ def bench_save(width: int, batch: int, repeats: int, root: str) -> dict:
     with Checkpointer(directory) as ckpt:
       jax.block_until_ready(ckpt.restore(abstract))
   t_restore = median_time(restore, repeats)
-  path = os.path.join(root, "state.npz")
+  path = os.path.join(root, "state")
   t_np_save = median_time(numpy_save(state, path), repeats)
-  t_np_load = median_time(numpy_load(path), repeats)
+  t_np_load = median_time(numpy_load(f"{path}.0.npz"), repeats)
   return {"bench": "checkpoint_save", "param_mb": round(param_bytes / 2**20, 1),
           "saved_mb": round(n_bytes / 2**20, 1), "repeats": repeats,
           "estlab_save_s": round(t_save, 3), "numpy_save_s": round(t_np_save, 3),
@@ -139,23 +142,42 @@ def bench_save(width: int, batch: int, repeats: int, root: str) -> dict:
 
 
 def steps_per_s(root: str, name: str, width: int, batch: int, steps: int,
-                **config) -> float:
-  """Train steps/s of a fresh Estimator, after a compiling 2-step call."""
+               **config) -> tuple[float, float]:
+  """Train steps/s of a fresh Estimator, after a compiling 2-step call, and
+  the median seconds the training loop spent blocked in a periodic save (the
+  stall; the rest of any slowdown is the background write sharing the CPU)."""
   est = estimator(os.path.join(root, name), **config)
   data = input_fn(width, batch)
   est.train(data, steps=2)
-  t0 = time.perf_counter()
-  est.train(data, steps=steps)
-  return steps / (time.perf_counter() - t0)
+  blocked = []
+  save = Checkpointer.save
+
+  def timed_save(self, *args, **kwargs):
+    t = time.perf_counter()
+    try:
+      return save(self, *args, **kwargs)
+    finally:
+      blocked.append(time.perf_counter() - t)
+  Checkpointer.save = timed_save
+  try:
+    t0 = time.perf_counter()
+    est.train(data, steps=steps)
+    seconds = time.perf_counter() - t0
+  finally:
+    Checkpointer.save = save
+  periodic = blocked[:-1]  # the last is train's final save, not periodic
+  return steps / seconds, (statistics.median(periodic) if periodic else 0.0)
 
 
 def bench_stall(width: int, batch: int, steps: int, every: int, root: str) -> dict:
   """Steps/s with async saves every ``every`` steps vs none (vs sync saves)."""
-  base = steps_per_s(root, "none", width, batch, steps)
-  async_ = steps_per_s(root, "async", width, batch, steps,
-                       save_checkpoints_steps=every, async_checkpoints=True)
-  sync = steps_per_s(root, "sync", width, batch, steps,
-                     save_checkpoints_steps=every, async_checkpoints=False)
+  base, _ = steps_per_s(root, "none", width, batch, steps)
+  async_, async_block = steps_per_s(
+      root, "async", width, batch, steps, save_checkpoints_steps=every,
+      async_checkpoints=True)
+  sync, sync_block = steps_per_s(
+      root, "sync", width, batch, steps, save_checkpoints_steps=every,
+      async_checkpoints=False)
   return {"bench": "async_checkpoint_stall", "width": width, "batch": batch,
           "steps": steps, "save_every_steps": every,
           "periodic_saves": steps // every,
@@ -163,7 +185,9 @@ def bench_stall(width: int, batch: int, steps: int, every: int, root: str) -> di
           "async_checkpoint_steps_per_s": round(async_, 2),
           "ratio_async_over_none": round(async_ / base, 3),
           "sync_checkpoint_steps_per_s": round(sync, 2),
-          "ratio_sync_over_none": round(sync / base, 3)}
+          "ratio_sync_over_none": round(sync / base, 3),
+          "async_save_blocks_s": round(async_block, 3),
+          "sync_save_blocks_s": round(sync_block, 3)}
 
 
 def main() -> None:

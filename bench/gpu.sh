@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# The GPU part of issue #6: the DNN at batch 4096 through estlab (raw
+# DataFrame in) and the hand-written JAX loop (pre-encoded ids), same
+# machine, same process start-up. Prints JSON lines (census.py's).
+# Also runs an export made on this machine's JAX with its CUDA lowering.
+# Usage: bench/gpu.sh [PYTHON]   (a python with jax[cuda], flax, optax, orbax)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${1:-python3}
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
+$PY -c "import jax; print({'jax': jax.__version__, 'devices': [str(d) for d in jax.devices()]})"
+for spl in 1 50; do
+  $PY bench/census.py --model dnn --rows 1000000 --batch 4096 --steps 500 \
+      --steps-per-loop $spl --handwritten
+done
+$PY bench/census.py --model linear --rows 1000000 --batch 4096 --steps 500 --handwritten
+$PY bench/gpu_export.py
