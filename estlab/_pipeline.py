@@ -15,8 +15,12 @@ from typing import Any, Callable, Iterable, Iterator, Mapping
 import jax
 import numpy as np
 
+from estlab import _packing
+from estlab.spec import ModeKeys
+
 __all__ = ["call_input_fn", "split_batch", "group_for_loops", "Prefetcher",
-           "rows_of", "take_rows", "table_batches", "pad_short_batches"]
+           "rows_of", "take_rows", "table_batches", "pad_short_batches",
+           "prepare_batch", "feed"]
 
 _INPUT_FN_ARGS = ("mode", "params", "config", "input_context")
 
@@ -112,6 +116,46 @@ def check_no_strings(features: Mapping[str, Any]) -> None:
           f"{value.ravel()[:1].tolist()!r}); strings cannot enter a compiled "
           "step. Encode them with estlab.feature_column (premade estimators do "
           "this on the host) or map them to ids in the input_fn.")
+
+
+def prepare_batch(item: Any, index: int, *, mode: str,
+                  host_transform: Callable, takes_labels: bool) -> tuple:
+  """One input_fn batch checked, host-transformed and packed.
+
+  Returns:
+    ``(Packed, None)`` (features and labels in one ``_packing.Packed``), or
+    ``(features, labels)`` when the arrays cannot be packed.
+  """
+  features, labels = split_batch(item, index)
+  if labels is not None and not takes_labels:
+    raise ValueError("input_fn yields labels but model_fn takes no "
+                     "`labels` argument; add one or yield features only.")
+  if mode == ModeKeys.PREDICT:
+    labels = None  # as tf.estimator: predict ignores the input's labels
+  features, labels = host_transform(features, labels, mode)
+  check_no_strings(features)
+  if labels is not None:
+    check_no_strings(labels if isinstance(labels, Mapping)
+                     else {"labels": labels})
+  packed = _packing.pack((features, labels))
+  return (features, labels) if packed is None else (packed, None)
+
+
+def feed(host: Iterator, *, put: Callable[[Any, int], Any], train: bool,
+         steps_per_loop: int, limit: int | None, pad: bool,
+         ahead: int) -> "Prefetcher":
+  """Prepared host batches to the device, ``ahead`` of the consumer.
+
+  Training items are ``(n, batch)`` (``n`` stacked steps); evaluation and
+  prediction items ``(1, (batch, valid))`` (``pad_short_batches``).
+  """
+  if train:
+    grouped = group_for_loops(host, steps_per_loop, limit)
+    items = ((n, put(batch, n)) for n, batch in grouped)
+  else:
+    grouped = group_for_loops(pad_short_batches(host, pad), 1, limit)
+    items = ((n, (put(batch, n), valid)) for n, (batch, valid) in grouped)
+  return Prefetcher(items, ahead)
 
 
 def rows_of(batch: Any) -> int:

@@ -116,6 +116,8 @@ class CompiledSteps:
     self.traces = collections.Counter()
     self.hooks: dict[str, tuple] = {m: () for m in ModeKeys.ALL}
     self.export_outputs = None
+    self._ahead: list[threading.Thread] = []  # compiling eval/predict ahead
+    self._ahead_done: set = set()             # signatures compiled ahead
     self._module = {m: _ModelFnModule(call=call, mode=m) for m in ModeKeys.ALL}
     self.init = jax.jit(self._init, compiler_options=_RUN_ONCE_OPTIONS)
     self.train_step = jax.jit(self._train_step, donate_argnums=0)
@@ -226,21 +228,30 @@ class CompiledSteps:
     result["loss"] = acc["loss_sum"] / jnp.maximum(acc["batches"], 1)
     return result
 
-  def compile_inference_ahead(self, variables: Any, features: Packed,
-                              valid: bool) -> list[threading.Thread]:
-    """Starts compiling eval and predict steps in low-priority threads.
+  def compile_inference_ahead(self, variables: Any, features: Any,
+                              valid: bool) -> None:
+    """Compiles eval and predict steps in low-priority background threads.
+
+    Called once a train call's first step runs, for the train batch's shapes
+    (once per layout; single device only: shardings would differ), so they
+    compile while training goes on. ``join_compiles_ahead`` waits for them:
+    the train call before it returns (so nothing overlaps a later call),
+    evaluate and predict before they start, which then compile nothing.
 
     Args:
-      variables: ``{'params': ..., <collections>}`` (arrays or shapes).
-      features: a packed train batch (features and labels): eval batches of
-        the same size have its layout; predict batches have it without the
-        labels.
+      variables: shapes of ``{'params': ..., <collections>}``.
+      features: the first train batch; only a ``Packed`` one is used: eval
+        batches of the same size have its layout, predict batches have it
+        without the labels.
       valid: whether eval steps take the count of real rows (padding).
-
-    Returns:
-      The threads; join them before evaluating or predicting.
     """
-    host_features, _ = features.unpack()
+    if not isinstance(features, Packed):
+      return
+    signature = (features.layout, features.buffers[0].shape[0])
+    if signature in self._ahead_done:
+      return
+    self._ahead_done.add(signature)
+    host_features, _ = jax.device_get(features).unpack()
     predict_features = pack((host_features, None))
     abstract = lambda tree: jax.tree.map(
         lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype), tree)
@@ -252,12 +263,16 @@ class CompiledSteps:
       args = (acc, variables, features, None, *valid_args)
       self.eval_step.lower(*args).compile()
       self.eval_result.lower(jax.eval_shape(self.eval_step, *args)).compile()
-    threads = [compile_ahead(eval_steps, low_priority=True)]
+    self._ahead.append(compile_ahead(eval_steps, low_priority=True))
     if predict_features is not None:
-      threads.append(compile_ahead(
+      self._ahead.append(compile_ahead(
           self.predict_step, variables, abstract(predict_features), keys=None,
           low_priority=True))
-    return threads
+
+  def join_compiles_ahead(self) -> None:
+    """Waits for compilations started ahead, so none runs twice."""
+    while self._ahead:
+      self._ahead.pop().join()
 
   # -- prediction -------------------------------------------------------------
 

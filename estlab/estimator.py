@@ -22,6 +22,7 @@ Example:
 from __future__ import annotations
 
 import copy
+import functools
 import logging
 import os
 import tempfile
@@ -31,13 +32,11 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 import jax
 import numpy as np
 
-from estlab import _packing
 from estlab import summary
 from estlab._loops import (NanLossDuringTrainingError, TrainLoop,
                            evaluate_batches, predict_batches)
-from estlab._pipeline import (Prefetcher, call_input_fn, check_no_strings,
-                              group_for_loops, pad_short_batches, rows_of,
-                              split_batch, table_batches)
+from estlab._pipeline import (Prefetcher, call_input_fn, feed, prepare_batch,
+                              table_batches)
 from estlab._step import CompiledSteps, compile_ahead
 from estlab.hooks import SessionRunHook
 from estlab.inputs._batching import ArrayBatches, ArrayTable
@@ -54,6 +53,11 @@ def _checkpoint() -> Any:
   """``estlab.checkpoint``, imported on first use (Orbax takes ~0.6 s)."""
   from estlab import checkpoint  # pylint: disable=g-import-not-at-top
   return checkpoint
+
+
+def _on_cpu() -> bool:
+  """Whether the default device is the host CPU (arrays need no copy)."""
+  return jax.default_backend() == "cpu"
 
 
 def _chain(first: Any, batches: Iterator) -> Iterator:
@@ -114,8 +118,6 @@ class Estimator:
     self._state_step = None   # the checkpointed step self._state equals
     self._restored = None     # (checkpoint path, variables) for eval/predict
     self._tables = weakref.WeakKeyDictionary()  # ArrayTable -> {mode: batch}
-    self._ahead: list = []    # threads compiling eval/predict steps ahead
-    self._ahead_done: set = set()  # signatures compiled ahead already
 
   # -- tf.estimator's read-only properties ------------------------------------
 
@@ -164,14 +166,18 @@ class Estimator:
   def _put_batch(self, mode: str) -> Callable[[Any, int], Any]:
     """Puts a host batch (``n`` stacked steps) on the device(s).
 
-    Without a strategy the numpy batch goes to the compiled step as it is:
-    ``jit``'s C++ dispatch moves numpy arguments to the device for a fraction
-    of ``jax.device_put``'s Python overhead (~0.1 ms per array).
+    On the CPU without a strategy the numpy batch goes to the compiled step
+    as it is: ``jit``'s C++ dispatch takes numpy arguments for a fraction of
+    ``jax.device_put``'s Python overhead (~0.1 ms per array). On an
+    accelerator the host-to-device copy is worth starting ahead, in the
+    prefetch thread.
     """
     strategy = self._strategy(mode)
-    if strategy is None:
+    if strategy is not None:
+      return lambda batch, n: strategy.put_batch(batch, stacked=n > 1)
+    if _on_cpu():
       return lambda batch, n: batch
-    return lambda batch, n: strategy.put_batch(batch, stacked=n > 1)
+    return lambda batch, n: jax.device_put(batch)
 
   # -- plumbing ---------------------------------------------------------------
 
@@ -209,39 +215,20 @@ class Estimator:
     source = call_input_fn(
         input_fn, mode=mode, params=self.params, config=self._config,
         input_context=strategy.input_context() if strategy else None)
-    takes_labels = "labels" in self._model_fn_args
-
-    def prepare(item: Any, index: int) -> tuple[Any, Any]:
-      features, labels = split_batch(item, index)
-      if labels is not None and not takes_labels:
-        raise ValueError("input_fn yields labels but model_fn takes no "
-                         "`labels` argument; add one or yield features only.")
-      if mode == ModeKeys.PREDICT:
-        labels = None  # as tf.estimator: predict ignores the input's labels
-      features, labels = self._host_transform(features, labels, mode)
-      check_no_strings(features)
-      if labels is not None:
-        check_no_strings(labels if isinstance(labels, Mapping)
-                         else {"labels": labels})
-      packed = _packing.pack((features, labels))
-      return (features, labels) if packed is None else (packed, None)
-
-    ahead = self._config.prefetch_batches
+    prepare = functools.partial(
+        prepare_batch, mode=mode, host_transform=self._host_transform,
+        takes_labels="labels" in self._model_fn_args)
+    inline = False
     if isinstance(source, ArrayBatches):
       host = table_batches(
           lambda: self._encoded(source.table, mode, prepare), source.selections)
-      if strategy is None:
-        ahead = 0  # a gather of encoded rows: cheaper than a thread hand-off
+      # A gather of encoded rows is cheaper than a thread hand-off.
+      inline = strategy is None and _on_cpu()
     else:
       host = (prepare(item, index) for index, item in enumerate(source))
-    put = self._put_batch(mode)
-    if mode == ModeKeys.TRAIN:
-      grouped = group_for_loops(host, steps_per_loop, limit)
-      items = ((n, put(batch, n)) for n, batch in grouped)
-    else:
-      grouped = group_for_loops(pad_short_batches(host, pad), 1, limit)
-      items = ((n, (put(batch, n), valid)) for n, (batch, valid) in grouped)
-    return Prefetcher(items, ahead)
+    return feed(host, put=self._put_batch(mode), train=mode == ModeKeys.TRAIN,
+                steps_per_loop=steps_per_loop, limit=limit, pad=pad,
+                ahead=0 if inline else self._config.prefetch_batches)
 
   def _encoded(self, table: ArrayTable, mode: str,
                prepare: Callable[[Any, int], Any]) -> Any:
@@ -302,31 +289,6 @@ class Estimator:
     finally:
       if ahead is not None:
         ahead.join()
-
-  def _compile_inference_ahead(self, variables: Any, features: Any) -> None:
-    """Compiles eval and predict steps for the train batch's shapes while the
-    train call runs (once per layout); train() waits for them before it
-    returns, so evaluating or predicting after training compiles nothing and
-    no compilation overlaps a later train call. Single device only (with a
-    strategy, shardings would differ).
-
-    Args:
-      variables: shapes of ``{'params': ..., <collections>}``.
-      features: the first train batch, packed.
-    """
-    if self._strategy(ModeKeys.EVAL) is not None or not isinstance(
-        features, _packing.Packed):
-      return
-    signature = (features.layout, rows_of(features))
-    if signature not in self._ahead_done:
-      self._ahead_done.add(signature)
-      self._ahead += self._compiled().compile_inference_ahead(
-          variables, features, valid=self._pads_eval_batches)
-
-  def _join_compiles_ahead(self) -> None:
-    """Waits for compilations started ahead, so none runs twice."""
-    while self._ahead:
-      self._ahead.pop().join()
 
   def _checkpoint_path(self, checkpoint_path: str | None) -> str:
     path = checkpoint_path or self.latest_checkpoint()
@@ -410,15 +372,16 @@ class Estimator:
                        save=save, writer=writer, config=config,
                        model_dir=self._model_dir, hooks=hooks or (),
                        spec_hooks=lambda: compiled.hooks[ModeKeys.TRAIN],
-                       after_first_step=lambda: self._compile_inference_ahead(
-                           variables, one[0]))
+                       after_first_step=lambda: compiled.compile_inference_ahead(
+                           variables, one[0], valid=self._pads_eval_batches)
+                       if self._strategy(ModeKeys.EVAL) is None else None)
 
       def chained():
         yield n, (features, labels)
         yield from batches
       try:
         state, saved = loop.run(state, chained(), limit)
-        self._join_compiles_ahead()  # never overlaps a later train call
+        self._compiled().join_compiles_ahead()  # never overlaps a later train call
       finally:
         writer.close()
         self._ckpt().wait_until_finished()  # also after an error: keep saves
@@ -440,7 +403,7 @@ class Estimator:
       raise ValueError(f"evaluate(steps={steps!r}): must be a positive int or "
                        "None (until the input ends).")
     compiled = self._compiled()
-    self._join_compiles_ahead()
+    self._compiled().join_compiles_ahead()
     with self._batches(input_fn, ModeKeys.EVAL, limit=steps,
                        pad=self._pads_eval_batches) as batches:
       first = self._first(batches, input_fn)
@@ -478,7 +441,7 @@ class Estimator:
     # Keys made on the host (postprocess) are selected there, after it.
     host_keys, keys = (keys, None) if self._has_postprocess() else (None, keys)
     compiled = self._compiled()
-    self._join_compiles_ahead()
+    self._compiled().join_compiles_ahead()
     with self._batches(input_fn, ModeKeys.PREDICT, limit=None,
                        pad=True) as batches:
       first = self._first(batches, input_fn)
