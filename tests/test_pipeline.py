@@ -7,8 +7,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from estlab import _packing
 from estlab._pipeline import (Prefetcher, call_input_fn, check_no_strings,
-                              group_for_loops, split_batch)
+                              feed, group_for_loops, pad_short_batches,
+                              prepare_batch, split_batch, table_batches)
 
 
 def _batch(i, n=2, dtype=np.float32):
@@ -405,3 +407,73 @@ def test_prefetcher_size_zero_runs_inline_in_the_consumer_thread():
   assert list(prefetcher) == [1, 2]
   assert threads == [threading.current_thread()] * 3
   prefetcher.close()
+
+
+# -- prepare_batch, table_batches, pad_short_batches, feed ---------------------
+
+
+def _identity_transform(features, labels, mode):
+  del mode
+  return features, labels
+
+
+def test_prepare_batch_packs_features_and_labels_into_one_buffer_per_dtype():
+  item = ({"x": np.ones((4, 2), np.float32), "n": np.arange(4)}, np.zeros(4))
+  features, labels = prepare_batch(item, 0, mode="train",
+                                   host_transform=_identity_transform,
+                                   takes_labels=True)
+  assert isinstance(features, _packing.Packed) and labels is None
+  got_features, got_labels = features.unpack()
+  np.testing.assert_array_equal(got_features["n"], np.arange(4))
+  assert got_labels.shape == (4,)
+
+
+def test_prepare_batch_drops_labels_in_predict_mode_before_the_transform():
+  seen = []
+
+  def transform(features, labels, mode):
+    seen.append((mode, labels))
+    return features, labels
+  item = ({"x": np.ones((2, 1), np.float32)}, np.ones(2))
+  features, _ = prepare_batch(item, 0, mode="infer", host_transform=transform,
+                              takes_labels=True)
+  assert seen == [("infer", None)]
+  assert features.unpack()[1] is None
+
+
+def test_prepare_batch_rejects_labels_a_model_fn_cannot_take():
+  with pytest.raises(ValueError, match="no `labels` argument"):
+    prepare_batch(({"x": np.ones(2)}, np.ones(2)), 0, mode="train",
+                  host_transform=_identity_transform, takes_labels=False)
+
+
+def test_table_batches_encodes_once_and_only_when_a_batch_is_needed():
+  calls = []
+
+  def encoded():
+    calls.append(1)
+    return {"x": np.arange(10)}
+  assert list(table_batches(encoded, iter([]))) == []
+  assert calls == []
+  out = list(table_batches(encoded, iter([slice(0, 3), np.array([9, 1])])))
+  assert calls == [1]
+  assert [b["x"].tolist() for b in out] == [[0, 1, 2], [9, 1]]
+
+
+def test_pad_short_batches_without_pad_passes_batches_through():
+  batches = [{"x": np.arange(4)}, {"x": np.arange(1)}]
+  out = list(pad_short_batches(iter(batches), pad=False))
+  assert [(b["x"].tolist(), v) for b, v in out] == [([0, 1, 2, 3], None),
+                                                     ([0], None)]
+
+
+def test_feed_yields_train_batches_and_eval_batches_with_their_valid_rows():
+  host = [{"x": np.arange(4)}, {"x": np.arange(2)}]
+  train = list(feed(iter(host), put=lambda b, n: b, train=True,
+                    steps_per_loop=1, limit=None, pad=True, ahead=0))
+  assert [(n, b["x"].tolist()) for n, b in train] == [(1, [0, 1, 2, 3]),
+                                                      (1, [0, 1])]
+  evals = list(feed(iter(host), put=lambda b, n: b, train=False,
+                    steps_per_loop=1, limit=None, pad=True, ahead=1))
+  assert [(n, b["x"].tolist(), v) for n, (b, v) in evals] == [
+      (1, [0, 1, 2, 3], None), (1, [0, 1, 0, 0], 2)]
