@@ -35,7 +35,8 @@ import numpy as np
 from estlab import summary
 from estlab._loops import (NanLossDuringTrainingError, TrainLoop,
                            evaluate_batches, predict_batches)
-from estlab._pipeline import (Prefetcher, call_input_fn, feed, prepare_batch,
+from estlab._pipeline import (Prefetcher, call_input_fn, chain,
+                              device_put_fn, feed, on_cpu, prepare_batch,
                               table_batches)
 from estlab._step import CompiledSteps, compile_ahead
 from estlab.hooks import SessionRunHook
@@ -53,17 +54,6 @@ def _checkpoint() -> Any:
   """``estlab.checkpoint``, imported on first use (Orbax takes ~0.6 s)."""
   from estlab import checkpoint  # pylint: disable=g-import-not-at-top
   return checkpoint
-
-
-def _on_cpu() -> bool:
-  """Whether the default device is the host CPU (arrays need no copy)."""
-  return jax.default_backend() == "cpu"
-
-
-def _chain(first: Any, batches: Iterator) -> Iterator:
-  """The first (already taken) item, then the rest."""
-  yield first
-  yield from batches
 
 
 class Estimator:
@@ -163,22 +153,6 @@ class Estimator:
     return (type(self)._postprocess_predictions
             is not Estimator._postprocess_predictions)
 
-  def _put_batch(self, mode: str) -> Callable[[Any, int], Any]:
-    """Puts a host batch (``n`` stacked steps) on the device(s).
-
-    On the CPU without a strategy the numpy batch goes to the compiled step
-    as it is: ``jit``'s C++ dispatch takes numpy arguments for a fraction of
-    ``jax.device_put``'s Python overhead (~0.1 ms per array). On an
-    accelerator the host-to-device copy is worth starting ahead, in the
-    prefetch thread.
-    """
-    strategy = self._strategy(mode)
-    if strategy is not None:
-      return lambda batch, n: strategy.put_batch(batch, stacked=n > 1)
-    if _on_cpu():
-      return lambda batch, n: batch
-    return lambda batch, n: jax.device_put(batch)
-
   # -- plumbing ---------------------------------------------------------------
 
   def _compiled(self) -> CompiledSteps:
@@ -223,10 +197,10 @@ class Estimator:
       host = table_batches(
           lambda: self._encoded(source.table, mode, prepare), source.selections)
       # A gather of encoded rows is cheaper than a thread hand-off.
-      inline = strategy is None and _on_cpu()
+      inline = strategy is None and on_cpu()
     else:
       host = (prepare(item, index) for index, item in enumerate(source))
-    return feed(host, put=self._put_batch(mode), train=mode == ModeKeys.TRAIN,
+    return feed(host, put=device_put_fn(self._strategy(mode)), train=mode == ModeKeys.TRAIN,
                 steps_per_loop=steps_per_loop, limit=limit, pad=pad,
                 ahead=0 if inline else self._config.prefetch_batches)
 
@@ -411,7 +385,7 @@ class Estimator:
       variables, global_step = self._variables(ModeKeys.EVAL, features, labels,
                                                checkpoint_path)
       acc, runner = evaluate_batches(
-          compiled, variables, _chain(first, batches),
+          compiled, variables, chain(first, batches),
           pads=self._pads_eval_batches, hooks=hooks or (), total=steps,
           progress_bar=self._config.progress_bar, global_step=global_step)
     result = {k: np.asarray(v) for k, v in
@@ -449,7 +423,7 @@ class Estimator:
       variables, global_step = self._variables(ModeKeys.PREDICT, features,
                                                None, checkpoint_path)
       yield from predict_batches(
-          compiled, variables, _chain(first, batches), keys=keys,
+          compiled, variables, chain(first, batches), keys=keys,
           postprocess=self._postprocess_predictions, host_keys=host_keys,
           single=yield_single_examples, hooks=hooks or (),
           progress_bar=self._config.progress_bar, global_step=global_step)
