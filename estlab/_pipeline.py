@@ -20,7 +20,8 @@ from estlab.spec import ModeKeys
 
 __all__ = ["call_input_fn", "split_batch", "group_for_loops", "Prefetcher",
            "rows_of", "take_rows", "table_batches", "pad_short_batches",
-           "prepare_batch", "feed", "device_put_fn", "on_cpu", "chain"]
+           "prepare_batch", "feed", "device_put_fn", "on_cpu", "chain",
+           "table_loops"]
 
 _INPUT_FN_ARGS = ("mode", "params", "config", "input_context")
 
@@ -143,13 +144,16 @@ def prepare_batch(item: Any, index: int, *, mode: str,
 
 def feed(host: Iterator, *, put: Callable[[Any, int], Any], train: bool,
          steps_per_loop: int, limit: int | None, pad: bool,
-         ahead: int) -> "Prefetcher":
+         ahead: int, grouped: bool = False) -> "Prefetcher":
   """Prepared host batches to the device, ``ahead`` of the consumer.
 
-  Training items are ``(n, batch)`` (``n`` stacked steps); evaluation and
+  Training items are ``(n, batch)`` (``n`` stacked steps; ``grouped`` when
+  ``host`` yields them so already, as ``table_loops``); evaluation and
   prediction items ``(1, (batch, valid))`` (``pad_short_batches``).
   """
-  if train:
+  if train and grouped:
+    items = ((n, put(batch, n)) for n, batch in host)
+  elif train:
     grouped = group_for_loops(host, steps_per_loop, limit)
     items = ((n, put(batch, n)) for n, batch in grouped)
   else:
@@ -205,6 +209,24 @@ def table_batches(encoded: Callable[[], Any], selections: Iterator) -> Iterator:
     if table is None:
       table = encoded()
     yield take_rows(table, rows)
+
+
+def table_loops(encoded: Callable[[], Any], selections: Iterator,
+                steps_per_loop: int, limit: int | None) -> Iterator[tuple]:
+  """``(n, batch)`` of table rows for training, ``group_for_loops``-grouped.
+
+  The rows of a loop's ``n`` batches are stacked as indices first and
+  gathered in one ``np.take`` per buffer (``[n, B, ...]``), not gathered
+  batch by batch and stacked. ``encoded()`` is called once, when needed.
+  """
+  if steps_per_loop > 1:  # slices (unshuffled rows) cannot be stacked
+    selections = (np.arange(s.start, s.stop) if isinstance(s, slice) else s
+                  for s in selections)
+  table = None
+  for n, rows in group_for_loops(selections, steps_per_loop, limit):
+    if table is None:
+      table = encoded()
+    yield n, take_rows(table, rows)
 
 
 def pad_short_batches(batches: Iterator, pad: bool = True

@@ -37,7 +37,7 @@ from estlab._loops import (NanLossDuringTrainingError, TrainLoop,
                            evaluate_batches, predict_batches)
 from estlab._pipeline import (Prefetcher, call_input_fn, chain,
                               device_put_fn, feed, on_cpu, prepare_batch,
-                              table_batches)
+                              table_batches, table_loops)
 from estlab._step import CompiledSteps, compile_ahead
 from estlab.hooks import SessionRunHook
 from estlab.inputs._batching import ArrayBatches, ArrayTable
@@ -192,17 +192,21 @@ class Estimator:
     prepare = functools.partial(
         prepare_batch, mode=mode, host_transform=self._host_transform,
         takes_labels="labels" in self._model_fn_args)
-    inline = False
+    train = mode == ModeKeys.TRAIN
+    inline = grouped = False
     if isinstance(source, ArrayBatches):
-      host = table_batches(
-          lambda: self._encoded(source.table, mode, prepare), source.selections)
+      encoded = lambda: self._encoded(source.table, mode, prepare)
+      grouped = train
+      host = (table_loops(encoded, source.selections, steps_per_loop, limit)
+              if train else table_batches(encoded, source.selections))
       # A gather of encoded rows is cheaper than a thread hand-off.
       inline = strategy is None and on_cpu()
     else:
       host = (prepare(item, index) for index, item in enumerate(source))
-    return feed(host, put=device_put_fn(self._strategy(mode)), train=mode == ModeKeys.TRAIN,
+    return feed(host, put=device_put_fn(strategy), train=train,
                 steps_per_loop=steps_per_loop, limit=limit, pad=pad,
-                ahead=0 if inline else self._config.prefetch_batches)
+                ahead=0 if inline else self._config.prefetch_batches,
+                grouped=grouped)
 
   def _encoded(self, table: ArrayTable, mode: str,
                prepare: Callable[[Any, int], Any]) -> Any:

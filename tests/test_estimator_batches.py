@@ -170,3 +170,21 @@ def test_padding_repeats_real_rows_so_padded_rows_are_valid_inputs():
   np.testing.assert_array_equal(out[1][0]["x"], [7.0, 7.0, 7.0, 7.0])
   assert premade_base.PremadeEstimator._pads_eval_batches
   assert not estlab.Estimator._pads_eval_batches
+
+
+def test_loops_of_table_rows_train_as_single_steps_do(tmp_path):
+  features, labels = _data.table(200)
+  results = []
+  for steps_per_loop in (1, 4):
+    config = estlab.RunConfig(**CONFIG, steps_per_loop=steps_per_loop)
+    linear, _ = _data.columns()
+    est = estlab.LinearClassifier(linear, model_dir=tmp_path / str(steps_per_loop),
+                                  config=config)
+    est.train(estlab.inputs.numpy_input_fn(
+        features, labels["binary"], batch_size=32, num_epochs=None,
+        shuffle=True, seed=3), steps=10)  # two loops of 4, then 2 singles
+    results.append({n: est.get_variable_value(n)
+                    for n in est.get_variable_names()})
+  for name, value in results[0].items():
+    np.testing.assert_allclose(results[1][name], value, rtol=1e-5, atol=1e-7,
+                               err_msg=name)

@@ -10,7 +10,8 @@ import pytest
 from estlab import _packing
 from estlab._pipeline import (Prefetcher, call_input_fn, check_no_strings,
                               feed, group_for_loops, pad_short_batches,
-                              prepare_batch, split_batch, table_batches)
+                              prepare_batch, split_batch, table_batches,
+                              table_loops)
 
 
 def _batch(i, n=2, dtype=np.float32):
@@ -477,3 +478,15 @@ def test_feed_yields_train_batches_and_eval_batches_with_their_valid_rows():
                     steps_per_loop=1, limit=None, pad=True, ahead=1))
   assert [(n, b["x"].tolist(), v) for n, (b, v) in evals] == [
       (1, [0, 1, 2, 3], None), (1, [0, 1, 0, 0], 2)]
+
+
+def test_table_loops_gathers_a_loop_of_batches_at_once_and_the_rest_singly():
+  table = {"x": np.arange(20) * 10}
+  selections = iter([slice(0, 2), slice(2, 4), np.array([9, 8]),
+                     np.array([7, 6]), np.array([5])])
+  out = list(table_loops(lambda: table, selections, steps_per_loop=2,
+                         limit=None))
+  assert [n for n, _ in out] == [2, 2, 1]
+  assert out[0][1]["x"].tolist() == [[0, 10], [20, 30]]
+  assert out[1][1]["x"].tolist() == [[90, 80], [70, 60]]
+  assert out[2][1]["x"].tolist() == [50]
