@@ -62,7 +62,7 @@ class TrainLoop:
     model_dir: for messages.
     hooks: user hooks; ``spec_hooks()`` returns the model_fn's hooks once the
       step was traced.
-    after_first_step: called once the first step is dispatched.
+    after_first_step: called once, after the first step and its hooks.
   """
 
   def __init__(self, *, step_fns: tuple[Callable, Callable],
