@@ -11,6 +11,7 @@ from __future__ import annotations
 import collections
 import logging
 import os
+import sys
 import threading
 from typing import Any, Callable, Mapping
 
@@ -46,10 +47,12 @@ def compile_ahead(fn: Any, *args: Any, low_priority: bool = False,
   thread's scheduling priority (Linux), so it yields to training.
   """
   def run():
-    if low_priority:
+    if low_priority and sys.platform.startswith("linux"):
+      # On Linux a thread id is a valid "process" for setpriority: it lowers
+      # this thread (and threads it starts) only. Elsewhere it is not.
       try:
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
-      except (AttributeError, OSError):
+      except OSError:
         pass
     try:
       if hasattr(fn, "lower"):
