@@ -47,8 +47,11 @@ _STEPS_IN_FLIGHT = 2
 
 
 def _last(tree: Any, n: int) -> Any:
-  """Outputs of the last step: loops return them stacked on axis 0."""
-  return tree if n == 1 else jax.tree.map(lambda a: a[-1], tree)
+  """Outputs of the last step, on the host: loops return them stacked on
+  axis 0, and the whole (small) stack is fetched, then indexed in numpy (an
+  index on the device would be one more dispatch per output)."""
+  host = jax.device_get(tree)
+  return host if n == 1 else jax.tree.map(lambda a: np.asarray(a)[-1], host)
 
 
 class TrainLoop:
@@ -80,7 +83,7 @@ class TrainLoop:
     self._after_first_step = after_first_step
 
   def _check(self, outputs: Any, n: int) -> None:
-    bad = int(jax.device_get(_last(outputs["bad_step"], n)))
+    bad = int(_last(outputs["bad_step"], n))
     if bad >= 0:
       raise NanLossDuringTrainingError(bad, self._model_dir)
 
@@ -123,8 +126,8 @@ class TrainLoop:
         want_summary, want_log = summary_due(step, now), log_due(step, now)
         if want_summary or want_log:
           self._check(outputs, n)
-          scalars = {k: float(v) for k, v in jax.device_get(
-              _last(outputs, n)).items() if k not in ("bad_step", "global_step")}
+          scalars = {k: float(v) for k, v in _last(
+              outputs, n).items() if k not in ("bad_step", "global_step")}
           rate = (step - rate_from[0]) / max(now - rate_from[1], 1e-9)
           rate_from = (step, now)
           scalars["global_step/sec"] = rate
@@ -135,7 +138,7 @@ class TrainLoop:
                         scalars["loss"], step, rate)
             bar.set_postfix(loss=f"{scalars['loss']:.4g}", refresh=False)
         stop = runner.after_run(context, lambda o=outputs, n=n: {
-            k: np.asarray(v) for k, v in jax.device_get(_last(o, n)).items()})
+            k: np.asarray(v) for k, v in _last(o, n).items()})
         if first:
           self._after_first_step()  # the device runs the next steps meanwhile
         if ckpt_due(step, now):
