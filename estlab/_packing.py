@@ -31,7 +31,7 @@ from typing import Any
 import jax
 import numpy as np
 
-__all__ = ["Layout", "Packed", "pack", "take", "unpacked"]
+__all__ = ["Layout", "Packed", "pack", "unpacked"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -107,14 +107,6 @@ def pack(tree: Any, batch_axes: int = 1) -> Packed | None:
   buffers = tuple(np.ascontiguousarray(parts[0]) if len(parts) == 1 else
                   np.concatenate(parts, axis=-1) for parts in groups.values())
   return Packed(buffers, Layout(treedef, tuple(slots)))
-
-
-def take(packed: Packed, rows: Any) -> Packed:
-  """Rows ``rows`` (a slice or index array) of every buffer."""
-  if isinstance(rows, slice):
-    return Packed(tuple(b[rows] for b in packed.buffers), packed.layout)
-  return Packed(tuple(np.take(b, rows, axis=0) for b in packed.buffers),
-                packed.layout)
 
 
 def unpacked(features: Any, labels: Any) -> tuple[Any, Any]:

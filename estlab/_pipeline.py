@@ -202,13 +202,9 @@ def take_rows(batch: Any, rows: Any) -> Any:
 
 
 def table_batches(encoded: Callable[[], Any], selections: Iterator) -> Iterator:
-  """Rows of an encoded table, per selection; ``encoded()`` is called once,
-  when the first batch is needed (so a cached table costs nothing)."""
-  table = None
-  for rows in selections:
-    if table is None:
-      table = encoded()
-    yield take_rows(table, rows)
+  """Rows of an encoded table, one batch per selection (``table_loops``'s
+  single steps); ``encoded()`` is called once, when the first is needed."""
+  return (batch for _, batch in table_loops(encoded, selections, 1, None))
 
 
 def table_loops(encoded: Callable[[], Any], selections: Iterator,

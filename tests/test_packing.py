@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from estlab import _packing
+from estlab._pipeline import take_rows
 
 
 def _batch(rows=5):
@@ -73,13 +74,13 @@ def test_stacked_batches_unpack_with_both_leading_axes():
   assert features["grid"].shape == (3, 5, 2, 2) and labels.shape == (3, 5)
 
 
-def test_take_gathers_rows_of_every_buffer():
+def test_take_rows_gathers_rows_of_every_buffer_of_a_packed_batch():
   features, labels = _batch()
-  packed = _packing.take(_packing.pack((features, labels)), np.array([4, 0]))
+  packed = take_rows(_packing.pack((features, labels)), np.array([4, 0]))
   got_features, got_labels = packed.unpack()
   np.testing.assert_array_equal(got_features["x"], features["x"][[4, 0]])
   np.testing.assert_array_equal(got_labels, labels[[4, 0]])
-  sliced = _packing.take(_packing.pack((features, labels)), slice(1, 3))
+  sliced = take_rows(_packing.pack((features, labels)), slice(1, 3))
   np.testing.assert_array_equal(sliced.unpack()[1], labels[1:3])
 
 
