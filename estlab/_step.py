@@ -18,6 +18,7 @@ from typing import Any, Callable, Mapping
 from flax import errors as flax_errors
 import flax.linen as nn
 import jax
+from jax.flatten_util import ravel_pytree
 import jax.numpy as jnp
 import optax
 
@@ -106,6 +107,30 @@ def _select(ok: jax.Array, new: Any, old: Any) -> Any:
   return jax.tree.map(lambda a, b: jnp.where(ok, a, b), new, old)
 
 
+# Params of at most this many bytes ride a training loop as one vector.
+_FLAT_MAX_BYTES = 1 << 20
+
+
+def _raveled(params: Any) -> tuple[jax.Array, Callable[[jax.Array], Any]] | None:
+  """``(vector, unravel)`` of small params of one float dtype, else None.
+
+  XLA:CPU runs each fused kernel of a step for ~0.5 us however small, and a
+  model of many small leaves (a linear model's per-column weights) gets a few
+  kernels per leaf for the update, the NaN select and the loop carry. On one
+  vector those are a few kernels in all. Raveling copies the params, so it
+  is done once per loop and only for small params (``_FLAT_MAX_BYTES``).
+  """
+  leaves = jax.tree.leaves(params)
+  if len(leaves) < 2 or len({a.dtype for a in leaves}) != 1:
+    return None
+  dtype = leaves[0].dtype
+  if not jnp.issubdtype(dtype, jnp.floating):
+    return None
+  if sum(a.size for a in leaves) * dtype.itemsize > _FLAT_MAX_BYTES:
+    return None
+  return ravel_pytree(params)
+
+
 class CompiledSteps:
   """The jitted functions of one Estimator, built once and reused.
 
@@ -152,14 +177,16 @@ class CompiledSteps:
 
   # -- training ---------------------------------------------------------------
 
-  def _train_body(self, state: TrainState, features, labels):
+  def _train_body(self, state: TrainState, features, labels, unravel=None):
+    """One step. With ``unravel``, ``state.params`` is the raveled vector."""
+    as_tree = unravel or (lambda p: p)
     dropout_rng = jax.random.fold_in(state.rng, state.step)
     mutable = list(state.model_state)
     static = {}
 
     def loss_fn(params):
       spec, new_model_state = self._module[ModeKeys.TRAIN].apply(
-          {"params": params, **state.model_state}, features, labels,
+          {"params": as_tree(params), **state.model_state}, features, labels,
           rngs={"dropout": dropout_rng}, mutable=mutable)
       static["train_op"] = spec.train_op
       static["hooks"] = spec.training_chief_hooks + spec.training_hooks
@@ -169,7 +196,9 @@ class CompiledSteps:
         loss_fn, has_aux=True)(state.params)
     self.hooks[ModeKeys.TRAIN] = static["hooks"]
     updates, opt_state = static["train_op"].update(
-        grads, state.opt_state, state.params)
+        as_tree(grads), state.opt_state, as_tree(state.params))
+    if unravel is not None:
+      updates = ravel_pytree(updates)[0]
     params = optax.apply_updates(state.params, updates)
     finite = jnp.isfinite(loss)
     ok = finite & (state.bad_step < 0)
@@ -195,9 +224,15 @@ class CompiledSteps:
   def _train_loop(self, state, features, labels):
     """``steps_per_loop`` steps in one call; inputs carry a leading loop axis."""
     self.traces["train_loop"] += 1
-    def body(s, batch):
-      return self._train_body(s, *batch)
-    return jax.lax.scan(body, state, (features, labels))
+    raveled = _raveled(state.params)
+    if raveled is None:
+      return jax.lax.scan(lambda s, batch: self._train_body(s, *batch),
+                          state, (features, labels))
+    vector, unravel = raveled
+    state, outputs = jax.lax.scan(
+        lambda s, batch: self._train_body(s, *batch, unravel=unravel),
+        state.replace(params=vector), (features, labels))
+    return state.replace(params=unravel(state.params)), outputs
 
   # -- evaluation -------------------------------------------------------------
 

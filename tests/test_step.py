@@ -1,0 +1,82 @@
+"""Compiled steps: a training loop carries small params as one vector."""
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+import estlab
+from estlab import _step
+
+CONFIG = dict(progress_bar=False, tf_random_seed=0, save_checkpoints_steps=None)
+
+
+def test_raveled_takes_small_float_params_of_one_dtype(monkeypatch):
+  params = {"a": jnp.ones((2, 3)), "b": {"c": jnp.arange(4.0)}}
+  vector, unravel = _step._raveled(params)
+  assert vector.shape == (10,)
+  np.testing.assert_array_equal(unravel(vector)["b"]["c"], np.arange(4.0))
+  assert _step._raveled({"a": jnp.ones(3)}) is None  # one leaf: nothing to gain
+  assert _step._raveled({"a": jnp.ones(3), "b": jnp.ones(3, jnp.bfloat16)}) is None
+  assert _step._raveled({"a": jnp.ones(3, jnp.int32), "b": jnp.ones(2, jnp.int32)}) is None
+  monkeypatch.setattr(_step, "_FLAT_MAX_BYTES", 39)  # 10 float32 = 40 bytes
+  assert _step._raveled(params) is None
+
+
+class _TwoLayers(nn.Module):
+  dtype: type = jnp.float32
+
+  @nn.compact
+  def __call__(self, x):
+    h = nn.tanh(nn.Dense(4, param_dtype=self.dtype, dtype=jnp.float32)(x))
+    return nn.Dense(1)(h)[:, 0]
+
+
+def _model_fn(optimizer, dtype=jnp.float32):
+  def model_fn(features, labels, mode):
+    out = _TwoLayers(dtype)(features["x"])
+    loss = jnp.mean((out - labels) ** 2)
+    return estlab.EstimatorSpec(mode, loss=loss, train_op=optimizer,
+                                predictions=out)
+  return model_fn
+
+
+def _train(tmp_path, optimizer, steps_per_loop, dtype=jnp.float32):
+  rng = np.random.default_rng(0)
+  x = rng.normal(size=(64, 3)).astype(np.float32)
+  y = (x @ np.array([1.0, -2.0, 0.5], np.float32)).astype(np.float32)
+  est = estlab.Estimator(
+      _model_fn(optimizer, dtype), model_dir=tmp_path / f"spl{steps_per_loop}",
+      config=estlab.RunConfig(**CONFIG, steps_per_loop=steps_per_loop))
+  est.train(estlab.inputs.numpy_input_fn({"x": x}, y, batch_size=8,
+                                         num_epochs=None, shuffle=True, seed=1),
+            steps=12)
+  return est, {n: est.get_variable_value(n) for n in est.get_variable_names()}
+
+
+@pytest.mark.parametrize("optimizer", [
+    # Per-leaf rules: LAMB's trust ratio is per parameter array, global-norm
+    # clipping sees all of them; on a raveled vector both would differ.
+    optax.lamb(0.05), optax.chain(optax.clip_by_global_norm(0.1), optax.adam(0.05)),
+    optax.flatten(optax.adagrad(0.1)),
+], ids=["lamb", "clip_adam", "flat_adagrad"])
+def test_a_loop_trains_as_single_steps_with_any_optimizer(tmp_path, optimizer):
+  single, want = _train(tmp_path, optimizer, 1)
+  looped, got = _train(tmp_path, optimizer, 5)  # 5 + 5 in loops, then 1 + 1
+  assert looped._compiled().traces["train_loop"] == 1
+  assert single._compiled().traces["train_loop"] == 0
+  assert want.keys() == got.keys() and len(want) == 4
+  for name, value in want.items():
+    np.testing.assert_allclose(got[name], value, rtol=2e-5, atol=1e-6,
+                               err_msg=name)
+
+
+def test_a_loop_over_mixed_dtype_params_keeps_each_dtype(tmp_path):
+  _, want = _train(tmp_path, optax.adam(0.05), 1, dtype=jnp.bfloat16)
+  _, got = _train(tmp_path, optax.adam(0.05), 4, dtype=jnp.bfloat16)
+  assert got["_TwoLayers_0/Dense_0/kernel"].dtype == jnp.bfloat16
+  for name, value in want.items():
+    np.testing.assert_allclose(np.asarray(got[name], np.float32),
+                               np.asarray(value, np.float32), rtol=1e-2,
+                               atol=1e-3, err_msg=name)
