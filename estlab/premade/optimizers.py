@@ -256,7 +256,18 @@ _FTRL_STATIC = ("learning_rate_power", "initial_accumulator_value",
 
 
 def _make(name: str, learning_rate: ScalarOrSchedule):
-  """The optax twin of tf.keras.optimizers.legacy.<name>() at its defaults."""
+  """The optax twin of tf.keras.optimizers.legacy.<name>() at its defaults.
+
+  Each of these updates every parameter from its own gradient and slots
+  only, so it runs on the parameters raveled into one vector
+  (``optax.flatten``): the same numbers, but a few XLA kernels per step
+  instead of a few per parameter leaf (a linear model has one leaf per
+  column). Its state is then one vector per slot.
+  """
+  return optax.flatten(_per_leaf(name, learning_rate))
+
+
+def _per_leaf(name: str, learning_rate: ScalarOrSchedule):
   inject = optax.inject_hyperparams
   if name == "Adagrad":
     # Keras: lr * g / (sqrt(n) + eps); optax: lr * g / sqrt(n + eps).

@@ -350,3 +350,23 @@ def test_tf_default_learning_rates():
   assert _rate(dnn) == pytest.approx(0.001)
   with pytest.raises(ValueError, match=r"num_feature_columns=0.*int > 0"):
     optimizers.linear_learning_rate(0)
+
+
+@pytest.mark.parametrize("name", optimizers.OPTIMIZER_NAMES)
+def test_each_name_runs_on_one_raveled_vector_with_per_leaf_numbers(name):
+  params = {"w": jnp.array([[0.5, -1.0], [2.0, 0.0]]), "b": jnp.array([0.1])}
+  grads = [jax.tree.map(lambda p, s=s: jnp.sin(p + s) + 0.3, params)
+           for s in range(4)]
+  flat, leafwise = (get_optimizer(name, 0.05),
+                    optimizers._per_leaf(name, 0.05))  # pylint: disable=protected-access
+  states = [flat.init(params), leafwise.init(params)]
+  assert all(np.ndim(a) <= 1 for a in jax.tree.leaves(states[0]))
+  got, want = params, params
+  for g in grads:
+    update, states[0] = flat.update(g, states[0], got)
+    got = optax.apply_updates(got, update)
+    update, states[1] = leafwise.update(g, states[1], want)
+    want = optax.apply_updates(want, update)
+  for key in params:
+    np.testing.assert_allclose(got[key], want[key], rtol=1e-6, atol=1e-7,
+                               err_msg=f"{name}/{key}")
