@@ -8,6 +8,7 @@ import pytest
 
 import estlab
 from estlab import feature_column as fc
+from estlab.feature_column import layers
 from estlab.inputs import numpy_input_fn
 
 _RNG = np.random.default_rng(0)
@@ -225,3 +226,34 @@ def test_an_estimator_trains_on_encoded_text_features(tmp_path):
   assert loss < 0.05 * y.var()
   assert "DenseFeatures_0/city_embedding/embedding_weights" in (
       est.get_variable_names())
+
+
+@pytest.mark.parametrize("combiner", ["sum", "mean", "sqrtn"])
+def test_columns_combined_in_one_gather_equal_the_per_column_sum(combiner):
+  rng = np.random.default_rng(1)
+  sizes = (3, 5, 1)
+  tables = [jnp.asarray(rng.normal(size=(n, 2)), jnp.float32) for n in sizes]
+  # Missing ids (-1), zero and negative weights, an empty row, and ids past
+  # a column's table (clipped to its last row, never read from the next).
+  ids = [np.array([[0, 2], [-1, -1], [1, 7]]),
+         np.array([[4, 4, 0], [1, -1, 3], [9, 2, -1]]),
+         np.array([[0], [0], [-1]])]
+  weights = [np.array([[1.0, 0.5], [1.0, 1.0], [2.0, 1.0]]),
+             np.array([[1.0, -1.0, 3.0], [0.0, 1.0, 2.0], [1.0, 1.0, 1.0]]),
+             np.array([[2.0], [0.0], [1.0]])]
+  columns = [(t, jnp.asarray(i), jnp.asarray(w, jnp.float32))
+             for t, i, w in zip(tables, ids, weights)]
+
+  def combined(tables):
+    return layers.combine_columns(
+        [(t, i, w) for t, (_, i, w) in zip(tables, columns)], combiner)
+
+  def per_column(tables):
+    return sum(layers.combine(t, i, w, combiner)
+               for t, (_, i, w) in zip(tables, columns))
+  np.testing.assert_allclose(jax.jit(combined)(tables), per_column(tables),
+                             rtol=1e-6, atol=1e-6)
+  grads = jax.grad(lambda t: combined(t).sum())(tables)
+  want = jax.grad(lambda t: per_column(t).sum())(tables)
+  for got_table, want_table in zip(grads, want):
+    np.testing.assert_allclose(got_table, want_table, rtol=1e-6, atol=1e-6)
