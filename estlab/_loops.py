@@ -81,11 +81,28 @@ class TrainLoop:
     self._hooks = list(hooks)
     self._spec_hooks = spec_hooks
     self._after_first_step = after_first_step
+    self._rate_from = (0, 0.0)  # (step, time) of the last rate measured
 
-  def _check(self, outputs: Any, n: int) -> None:
+  def _settle(self, outputs: Any, n: int, step: int, now: float,
+              want_summary: bool, want_log: bool, *, bar: Any) -> None:
+    """Checks a dispatched step (of ``n``) for NaN; writes the summary and
+    log line that were due when it was dispatched, at ``step`` and ``now``."""
     bad = int(_last(outputs["bad_step"], n))
     if bad >= 0:
       raise NanLossDuringTrainingError(bad, self._model_dir)
+    if not (want_summary or want_log):
+      return
+    scalars = {k: float(v) for k, v in _last(outputs, n).items()
+               if k not in ("bad_step", "global_step")}
+    rate = (step - self._rate_from[0]) / max(now - self._rate_from[1], 1e-9)
+    self._rate_from = (step, now)
+    scalars["global_step/sec"] = rate
+    if want_summary:
+      self._writer.write_scalars(step, scalars)
+    if want_log:
+      logger.info("loss = %.6g, step = %d (%.1f global_step/sec)",
+                  scalars["loss"], step, rate)
+      bar.set_postfix(loss=f"{scalars['loss']:.4g}", refresh=False)
 
   def run(self, state: Any, batches: Any, limit: int | None) -> Any:
     """Trains until ``batches`` or ``limit`` (steps) ends or a hook stops.
@@ -101,58 +118,49 @@ class TrainLoop:
     log_due = PeriodicTrigger(config.log_step_count_steps, start_step=start)
     ckpt_due = PeriodicTrigger(config.save_checkpoints_steps,
                                config.save_checkpoints_secs, start_step=start)
-    rate_from = (start, now)
+    self._rate_from = (start, now)
     runner = HookRunner(self._hooks, "train")
     bar = tqdm.tqdm(total=limit, desc="train", unit="step",
                     disable=not config.progress_bar)
-    in_flight: collections.deque = collections.deque()  # (outputs, n)
-    previous = None
+    # Dispatched steps not yet checked: (outputs, n, step, time, summary?,
+    # log?). Their summaries and log lines are written when they are checked,
+    # a few steps late, so the host never waits on the step it just queued.
+    in_flight: collections.deque = collections.deque()
+    first = True
+
+    def settle(pending: int) -> None:
+      while len(in_flight) > pending:
+        self._settle(*in_flight.popleft(), bar=bar)
     try:
       for n, (features, labels) in batches:
         context = runner.before_run(step)
         fn = self._train_step if n == 1 else self._train_loop
         state, outputs = fn(state, features, labels)
-        first = previous is None
         if first:
           runner.add(self._spec_hooks())
-        previous = (outputs, n)
-        in_flight.append(previous)
-        if len(in_flight) > _STEPS_IN_FLIGHT:
-          self._check(*in_flight.popleft())
         step += n
         context.global_step = step
         bar.update(n)
         now = time.monotonic()
-        want_summary, want_log = summary_due(step, now), log_due(step, now)
-        if want_summary or want_log:
-          self._check(outputs, n)
-          scalars = {k: float(v) for k, v in _last(
-              outputs, n).items() if k not in ("bad_step", "global_step")}
-          rate = (step - rate_from[0]) / max(now - rate_from[1], 1e-9)
-          rate_from = (step, now)
-          scalars["global_step/sec"] = rate
-          if want_summary:
-            self._writer.write_scalars(step, scalars)
-          if want_log:
-            logger.info("loss = %.6g, step = %d (%.1f global_step/sec)",
-                        scalars["loss"], step, rate)
-            bar.set_postfix(loss=f"{scalars['loss']:.4g}", refresh=False)
+        in_flight.append((outputs, n, step, now, summary_due(step, now),
+                          log_due(step, now)))
+        settle(_STEPS_IN_FLIGHT)
         stop = runner.after_run(context, lambda o=outputs, n=n: {
             k: np.asarray(v) for k, v in _last(o, n).items()})
         if first:
           self._after_first_step()  # the device runs the next steps meanwhile
+          first = False
         if ckpt_due(step, now):
-          self._check(outputs, n)
+          settle(0)
           self._save(state)
           saved = step
         if stop:
           break
-      if previous is not None:
-        self._check(*previous)
+      settle(0)
     except KeyboardInterrupt:
       # A notebook user pressed stop: keep the work done so far.
-      if previous is not None and step != saved:
-        self._check(*previous)
+      if step not in (saved, start):
+        settle(0)
         self._save(state)
       raise
     finally:

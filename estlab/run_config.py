@@ -51,12 +51,15 @@ class RunConfig:
     tf_random_seed: seed of parameter initialisation and dropout; ``None``
       draws one at random (as TF does).
     save_summary_steps: write TensorBoard summaries every N global steps.
+      Each is written (with its own step and values) once its step is done,
+      up to two ``train`` dispatches later, so the host never waits for it.
     save_checkpoints_steps: save a checkpoint every N global steps.
     save_checkpoints_secs: save a checkpoint every N seconds. Giving both is an
       error; giving neither means every 600 seconds (TF's rule); passing both
       as ``None`` explicitly saves only at the end of each ``train`` call.
     keep_checkpoint_max: how many recent checkpoints to keep (None: all).
-    log_step_count_steps: log loss and steps/sec every N global steps.
+    log_step_count_steps: log loss and steps/sec every N global steps (as
+      late as summaries).
     train_distribute: a strategy from ``estlab.distribute`` for training.
     eval_distribute: a strategy for evaluation (defaults to train_distribute).
     steps_per_loop: steps run inside one compiled call (``lax.scan``), like

@@ -15,10 +15,11 @@ def test_tensorboard_serves_train_loss_live_and_eval_metrics(tmp_path):
   seen_during_training = []
 
   class WaitForTensorBoard(estlab.SessionRunHook):
-    """At step 10, pauses training until TensorBoard shows the step-10 loss."""
+    """At step 15, pauses training until TensorBoard shows the step-10 loss
+    (summaries are written once their step is done, a few steps late)."""
 
     def after_run(self, run_context, run_values):
-      if run_context.global_step == 10:
+      if run_context.global_step == 15:
         seen_during_training.extend(tb.wait_for_scalar(".", "loss", step=10,
                                                        timeout=60))
 
