@@ -8,6 +8,7 @@ next batches are ready on the device while the current step runs.
 from __future__ import annotations
 
 import inspect
+import itertools
 import queue
 import threading
 from typing import Any, Callable, Iterable, Iterator, Mapping
@@ -209,20 +210,52 @@ def table_batches(encoded: Callable[[], Any], selections: Iterator) -> Iterator:
 
 def table_loops(encoded: Callable[[], Any], selections: Iterator,
                 steps_per_loop: int, limit: int | None) -> Iterator[tuple]:
-  """``(n, batch)`` of table rows for training, ``group_for_loops``-grouped.
+  """``(n, batch)`` of table rows for training, grouped as ``group_for_loops``.
 
   The rows of a loop's ``n`` batches are stacked as indices first and
   gathered in one ``np.take`` per buffer (``[n, B, ...]``), not gathered
   batch by batch and stacked. ``encoded()`` is called once, when needed.
   """
-  if steps_per_loop > 1:  # slices (unshuffled rows) cannot be stacked
-    selections = (np.arange(s.start, s.stop) if isinstance(s, slice) else s
-                  for s in selections)
   table = None
-  for n, rows in group_for_loops(selections, steps_per_loop, limit):
+  for n, rows in _group_rows(selections, steps_per_loop, limit):
     if table is None:
       table = encoded()
     yield n, take_rows(table, rows)
+
+
+def _group_rows(selections: Iterator, steps_per_loop: int,
+                limit: int | None) -> Iterator[tuple[int, Any]]:
+  """``group_for_loops`` for row selections (slices or index arrays): ``n``
+  selections of equal length become one ``[n, B]`` index array. Kept apart
+  from the general one, whose per-batch tree signature would cost more than
+  the gather it feeds."""
+  if steps_per_loop == 1:
+    yield from ((1, s) for s in itertools.islice(selections, limit))
+    return
+  remaining = limit
+  pending: list = []
+  for rows in selections:
+    if isinstance(rows, slice):
+      rows = np.arange(rows.start, rows.stop)
+    if pending and len(rows) != len(pending[0]):
+      yield from ((1, p) for p in pending)  # a short last batch: alone
+      remaining = None if remaining is None else remaining - len(pending)
+      pending.clear()
+    if remaining is not None and remaining < steps_per_loop:
+      yield 1, rows
+      remaining -= 1
+      if remaining == 0:
+        return
+      continue
+    pending.append(rows)
+    if len(pending) == steps_per_loop:
+      yield steps_per_loop, np.concatenate(pending).reshape(steps_per_loop, -1)
+      pending.clear()
+      if remaining is not None:
+        remaining -= steps_per_loop
+        if remaining == 0:
+          return
+  yield from ((1, p) for p in pending)
 
 
 def pad_short_batches(batches: Iterator, pad: bool = True
