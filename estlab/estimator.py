@@ -173,6 +173,18 @@ class Estimator:
           async_save=self._config.async_checkpoints)
     return self._checkpointer
 
+  def _latest_step(self) -> int | None:
+    """The newest checkpoint's step. A ``model_dir`` with no directory named
+    like a step (``<digits>...``) has none: answered without importing
+    Orbax, which would compete with the first compilation for the CPU."""
+    try:
+      names = os.listdir(self._model_dir)
+    except FileNotFoundError:
+      return None
+    if not any(name[:1].isdigit() for name in names):
+      return None
+    return self._ckpt().latest_step()
+
   def _batches(self, input_fn: Callable, mode: str, *, limit: int | None,
                steps_per_loop: int = 1, pad: bool = False) -> Prefetcher:
     """Device batches ``(n, (features, labels))`` of ``input_fn``, prefetched.
@@ -240,7 +252,7 @@ class Estimator:
     imports Orbax) and the state is initialised or restored.
     """
     if (self._state is not None and
-        self._ckpt().latest_step() == self._state_step):
+        self._latest_step() == self._state_step):
       return self._state
     steps = self._compiled()
     strategy = self._strategy(ModeKeys.TRAIN)
@@ -253,7 +265,7 @@ class Estimator:
       ahead = compile_ahead(steps.train_step if n == 1 else steps.train_loop,
                             abstract, *stacked)
     try:
-      latest = self._ckpt().latest_step()
+      latest = self._latest_step()
       if latest is None:
         state = steps.init(self._rng(), features, labels)
         if self._warm_start is not None:
@@ -322,7 +334,7 @@ class Estimator:
                        "SessionRunHook that reads estimator.latest_checkpoint().")
     limit = steps
     if max_steps is not None:
-      start = self._ckpt().latest_step() or 0
+      start = self._latest_step() or 0
       if start >= max_steps:
         logger.info("Skipping training since max_steps=%d has already been "
                     "reached (global step %d).", max_steps, start)

@@ -368,3 +368,29 @@ def test_evaluate_and_predict_run_hooks_and_spec_hooks(tmp_path):
   rows = list(est.predict(batches_input_fn(x, y, batch_size=8),
                           hooks=[Recorder("pred", stop_after=2)]))
   assert len(rows) == 16 and ("pred", "end", 2) in calls
+
+
+def test_a_fresh_model_dir_reaches_its_first_step_before_importing_orbax(tmp_path):
+  # Orbax's import costs about a CPU-second; on a fresh model_dir it must not
+  # compete with the first compilation (it comes for the final save).
+  script = textwrap.dedent(f"""
+      import sys; sys.path.insert(0, {os.path.dirname(__file__)!r})
+      import estlab
+      from _models import seed_model_fn, toy_dataset
+
+      class Probe(estlab.SessionRunHook):
+        seen = []
+        def after_run(self, run_context, run_values):
+          self.seen.append("orbax.checkpoint" in sys.modules)
+      est = estlab.Estimator(seed_model_fn, {str(tmp_path / "m")!r},
+                             config=estlab.RunConfig(progress_bar=False))
+      est.train(toy_dataset, steps=2, hooks=[Probe()])
+      print("SEEN", Probe.seen, "orbax.checkpoint" in sys.modules,
+            est.latest_checkpoint())
+  """)
+  env = dict(os.environ, JAX_PLATFORMS="cpu")
+  out = subprocess.run([sys.executable, "-c", script], capture_output=True,
+                       text=True, timeout=240, env=env)
+  assert out.returncode == 0, out.stderr[-3000:]
+  assert out.stdout.split("SEEN ")[-1].startswith("[False, ")
+  assert out.stdout.strip().endswith(os.sep + "2")
