@@ -7,6 +7,7 @@ next batches are ready on the device while the current step runs.
 """
 from __future__ import annotations
 
+import functools
 import inspect
 import itertools
 import queue
@@ -17,12 +18,13 @@ import jax
 import numpy as np
 
 from estlab import _packing
+from estlab.inputs._batching import ArrayBatches
 from estlab.spec import ModeKeys
 
 __all__ = ["call_input_fn", "split_batch", "group_for_loops", "Prefetcher",
            "rows_of", "take_rows", "table_batches", "pad_short_batches",
            "prepare_batch", "feed", "device_put_fn", "on_cpu", "chain",
-           "table_loops"]
+           "table_loops", "input_batches", "first_batch"]
 
 _INPUT_FN_ARGS = ("mode", "params", "config", "input_context")
 
@@ -324,6 +326,57 @@ def group_for_loops(batches: Iterator, steps_per_loop: int,
     if remaining is not None and remaining <= 0:
       return
   yield from flush()
+
+
+def input_batches(input_fn: Callable, mode: str, *, strategy: Any, params: Any,
+                  config: Any, host_transform: Callable, takes_labels: bool,
+                  tables: Any, limit: int | None, steps_per_loop: int = 1,
+                  pad: bool = False) -> "Prefetcher":
+  """Device batches ``(n, (features, labels))`` of ``input_fn``, prefetched.
+
+  Host batches are packed into one buffer per dtype (``_packing``), so
+  ``features`` is usually a ``Packed`` and ``labels`` None; the compiled
+  steps unpack them. Batches of an array input_fn (numpy, pandas) are rows of
+  its whole table, prepared once and kept in ``tables`` (a weak mapping
+  table -> {mode: prepared}: it lives as long as the input_fn does; feature
+  columns encode row by row, so gathering encoded rows equals encoding the
+  gathered rows). In EVAL and PREDICT the items are ``(n, ((features,
+  labels), valid))``; with ``pad`` short batches are padded to the first
+  one's size (``pad_short_batches``).
+  """
+  source = call_input_fn(
+      input_fn, mode=mode, params=params, config=config,
+      input_context=strategy.input_context() if strategy else None)
+  prepare = functools.partial(prepare_batch, mode=mode,
+                              host_transform=host_transform,
+                              takes_labels=takes_labels)
+  train = mode == ModeKeys.TRAIN
+  inline = grouped = False
+  if isinstance(source, ArrayBatches):
+    def encoded():
+      per_mode = tables.setdefault(source.table, {})
+      if mode not in per_mode:
+        per_mode[mode] = prepare(source.table.whole(), 0)
+      return per_mode[mode]
+    grouped = train
+    host = (table_loops(encoded, source.selections, steps_per_loop, limit)
+            if train else table_batches(encoded, source.selections))
+    # A gather of encoded rows is cheaper than a thread hand-off.
+    inline = strategy is None and on_cpu()
+  else:
+    host = (prepare(item, index) for index, item in enumerate(source))
+  return feed(host, put=device_put_fn(strategy), train=train,
+              steps_per_loop=steps_per_loop, limit=limit, pad=pad,
+              ahead=0 if inline else config.prefetch_batches, grouped=grouped)
+
+
+def first_batch(batches: Iterator, input_fn: Callable) -> tuple[int, Any]:
+  """The first item of ``batches``; an error naming an empty input_fn."""
+  try:
+    return next(batches)
+  except StopIteration:
+    raise ValueError(f"input_fn {input_fn!r} yielded no batches; it must "
+                     "yield at least one (features, labels) batch.") from None
 
 
 _END = object()

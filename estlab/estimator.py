@@ -22,7 +22,6 @@ Example:
 from __future__ import annotations
 
 import copy
-import functools
 import logging
 import os
 import tempfile
@@ -35,12 +34,9 @@ import numpy as np
 from estlab import summary
 from estlab._loops import (NanLossDuringTrainingError, TrainLoop,
                            evaluate_batches, predict_batches)
-from estlab._pipeline import (Prefetcher, call_input_fn, chain,
-                              device_put_fn, feed, on_cpu, prepare_batch,
-                              table_batches, table_loops)
+from estlab._pipeline import Prefetcher, chain, first_batch, input_batches
 from estlab._step import CompiledSteps, compile_ahead
 from estlab.hooks import SessionRunHook
-from estlab.inputs._batching import ArrayBatches, ArrayTable
 from estlab.run_config import RunConfig
 from estlab.spec import ModeKeys, call_model_fn, model_fn_args
 from estlab.warm_starting import WarmStartSettings, warm_start
@@ -187,59 +183,13 @@ class Estimator:
 
   def _batches(self, input_fn: Callable, mode: str, *, limit: int | None,
                steps_per_loop: int = 1, pad: bool = False) -> Prefetcher:
-    """Device batches ``(n, (features, labels))`` of ``input_fn``, prefetched.
-
-    Host batches are packed into one buffer per dtype (``_packing``), so
-    ``features`` is usually a ``Packed`` and ``labels`` None; the compiled
-    steps unpack them. Batches of an array input_fn (numpy, pandas) are rows
-    of a table encoded once per Estimator, mode and table (``_encoded``).
-    In EVAL and PREDICT the items are ``(n, ((features, labels), valid))``;
-    with ``pad`` short batches are padded to the first one's size
-    (``pad_short_batches``).
-    """
-    strategy = self._strategy(mode)
-    source = call_input_fn(
-        input_fn, mode=mode, params=self.params, config=self._config,
-        input_context=strategy.input_context() if strategy else None)
-    prepare = functools.partial(
-        prepare_batch, mode=mode, host_transform=self._host_transform,
-        takes_labels="labels" in self._model_fn_args)
-    train = mode == ModeKeys.TRAIN
-    inline = grouped = False
-    if isinstance(source, ArrayBatches):
-      encoded = lambda: self._encoded(source.table, mode, prepare)
-      grouped = train
-      host = (table_loops(encoded, source.selections, steps_per_loop, limit)
-              if train else table_batches(encoded, source.selections))
-      # A gather of encoded rows is cheaper than a thread hand-off.
-      inline = strategy is None and on_cpu()
-    else:
-      host = (prepare(item, index) for index, item in enumerate(source))
-    return feed(host, put=device_put_fn(strategy), train=train,
-                steps_per_loop=steps_per_loop, limit=limit, pad=pad,
-                ahead=0 if inline else self._config.prefetch_batches,
-                grouped=grouped)
-
-  def _encoded(self, table: ArrayTable, mode: str,
-               prepare: Callable[[Any, int], Any]) -> Any:
-    """The whole ``table`` prepared (encoded, packed) once, then cached.
-
-    The cache is keyed weakly on the table (one per input_fn), so it lives
-    as long as the input_fn does; feature columns encode row by row, so
-    gathering rows of the encoded table equals encoding the gathered rows.
-    """
-    per_mode = self._tables.setdefault(table, {})
-    if mode not in per_mode:
-      per_mode[mode] = prepare(table.whole(), 0)
-    return per_mode[mode]
-
-  @staticmethod
-  def _first(batches: Iterator, input_fn: Callable) -> tuple[int, Any]:
-    try:
-      return next(batches)
-    except StopIteration:
-      raise ValueError(f"input_fn {input_fn!r} yielded no batches; it must "
-                       "yield at least one (features, labels) batch.") from None
+    """Device batches of ``input_fn`` (``_pipeline.input_batches``); an array
+    input_fn's table is encoded once per Estimator, table and mode."""
+    return input_batches(
+        input_fn, mode, strategy=self._strategy(mode), params=self.params,
+        config=self._config, host_transform=self._host_transform,
+        takes_labels="labels" in self._model_fn_args, tables=self._tables,
+        limit=limit, steps_per_loop=steps_per_loop, pad=pad)
 
   def _rng(self) -> jax.Array:
     return jax.random.PRNGKey(self._seed)
@@ -344,7 +294,7 @@ class Estimator:
     compiled = self._compiled()
     with self._batches(input_fn, ModeKeys.TRAIN, limit=limit,
                        steps_per_loop=config.steps_per_loop) as batches:
-      n, (features, labels) = self._first(batches, input_fn)
+      n, (features, labels) = first_batch(batches, input_fn)
       one = features, labels
       if n > 1:
         one = jax.tree.map(lambda a: a[0], (features, labels))
@@ -396,7 +346,7 @@ class Estimator:
     self._compiled().join_compiles_ahead()
     with self._batches(input_fn, ModeKeys.EVAL, limit=steps,
                        pad=self._pads_eval_batches) as batches:
-      first = self._first(batches, input_fn)
+      first = first_batch(batches, input_fn)
       (features, labels), _ = first[1]
       variables, global_step = self._variables(ModeKeys.EVAL, features, labels,
                                                checkpoint_path)
@@ -434,7 +384,7 @@ class Estimator:
     self._compiled().join_compiles_ahead()
     with self._batches(input_fn, ModeKeys.PREDICT, limit=None,
                        pad=True) as batches:
-      first = self._first(batches, input_fn)
+      first = first_batch(batches, input_fn)
       (features, _), _ = first[1]
       variables, global_step = self._variables(ModeKeys.PREDICT, features,
                                                None, checkpoint_path)
