@@ -24,7 +24,7 @@ from estlab.spec import ModeKeys
 __all__ = ["call_input_fn", "split_batch", "group_for_loops", "Prefetcher",
            "rows_of", "take_rows", "table_batches", "pad_short_batches",
            "prepare_batch", "feed", "device_put_fn", "on_cpu", "chain",
-           "table_loops", "input_batches", "first_batch"]
+           "table_loops", "input_batches", "first_batch", "Background"]
 
 _INPUT_FN_ARGS = ("mode", "params", "config", "input_context")
 
@@ -204,25 +204,34 @@ def take_rows(batch: Any, rows: Any) -> Any:
   return jax.tree.map(lambda a: np.take(a, rows, axis=0), batch)
 
 
-def table_batches(encoded: Callable[[], Any], selections: Iterator) -> Iterator:
+def table_batches(encoded: "Background", selections: Iterator) -> Iterator:
   """Rows of an encoded table, one batch per selection (``table_loops``'s
-  single steps); ``encoded()`` is called once, when the first is needed."""
+  single steps)."""
   return (batch for _, batch in table_loops(encoded, selections, 1, None))
 
 
-def table_loops(encoded: Callable[[], Any], selections: Iterator,
-                steps_per_loop: int, limit: int | None) -> Iterator[tuple]:
+def table_loops(encoded: "Background", selections: Iterator,
+                steps_per_loop: int, limit: int | None,
+                first: Callable[[Any], Any] | None = None) -> Iterator[tuple]:
   """``(n, batch)`` of table rows for training, grouped as ``group_for_loops``.
 
   The rows of a loop's ``n`` batches are stacked as indices first and
   gathered in one ``np.take`` per buffer (``[n, B, ...]``), not gathered
-  batch by batch and stacked. ``encoded()`` is called once, when needed.
+  batch by batch and stacked. With ``first`` (rows -> prepared batch) and the
+  table not encoded yet, the first item's rows are prepared directly and the
+  whole table is encoded in the background meanwhile, so the first step
+  (its compilation above all) does not wait for a large table.
   """
-  table = None
   for n, rows in _group_rows(selections, steps_per_loop, limit):
-    if table is None:
-      table = encoded()
-    yield n, take_rows(table, rows)
+    if first is not None and not encoded.done():
+      flat = rows if n == 1 else rows.reshape(-1)
+      batch = first(flat)
+      encoded.start()
+      yield n, batch if n == 1 else jax.tree.map(
+          lambda a: a.reshape((n, -1) + a.shape[1:]), batch)
+    else:
+      yield n, take_rows(encoded.get(), rows)
+    first = None
 
 
 def _group_rows(selections: Iterator, steps_per_loop: int,
@@ -338,7 +347,9 @@ def input_batches(input_fn: Callable, mode: str, *, strategy: Any, params: Any,
   ``features`` is usually a ``Packed`` and ``labels`` None; the compiled
   steps unpack them. Batches of an array input_fn (numpy, pandas) are rows of
   its whole table, prepared once and kept in ``tables`` (a weak mapping
-  table -> {mode: prepared}: it lives as long as the input_fn does; feature
+  table -> {mode: ``Background`` preparation}: it lives as long as the
+  input_fn does; the first training call prepares its first rows directly
+  and the table in the background, see ``table_loops``; feature
   columns encode row by row, so gathering encoded rows equals encoding the
   gathered rows). In EVAL and PREDICT the items are ``(n, ((features,
   labels), valid))``; with ``pad`` short batches are padded to the first
@@ -353,13 +364,14 @@ def input_batches(input_fn: Callable, mode: str, *, strategy: Any, params: Any,
   train = mode == ModeKeys.TRAIN
   inline = grouped = False
   if isinstance(source, ArrayBatches):
-    def encoded():
-      per_mode = tables.setdefault(source.table, {})
-      if mode not in per_mode:
-        per_mode[mode] = prepare(source.table.whole(), 0)
-      return per_mode[mode]
+    table = source.table
+    per_mode = tables.setdefault(table, {})
+    if mode not in per_mode:
+      per_mode[mode] = Background(lambda: prepare(table.whole(), 0))
+    encoded = per_mode[mode]
     grouped = train
-    host = (table_loops(encoded, source.selections, steps_per_loop, limit)
+    host = (table_loops(encoded, source.selections, steps_per_loop, limit,
+                        first=lambda rows: prepare(table.rows(rows), 0))
             if train else table_batches(encoded, source.selections))
     # A gather of encoded rows is cheaper than a thread hand-off.
     inline = strategy is None and on_cpu()
@@ -377,6 +389,46 @@ def first_batch(batches: Iterator, input_fn: Callable) -> tuple[int, Any]:
   except StopIteration:
     raise ValueError(f"input_fn {input_fn!r} yielded no batches; it must "
                      "yield at least one (features, labels) batch.") from None
+
+
+class Background:
+  """A value computed once: in a background thread once ``start`` is called,
+  else in the first caller of ``get``. ``get`` raises what the computation
+  raised."""
+
+  def __init__(self, compute: Callable[[], Any]):
+    self._compute = compute
+    self._thread: threading.Thread | None = None
+    self._lock = threading.Lock()
+    self._result: tuple | None = None  # (value, error)
+
+  def _run(self) -> None:
+    try:
+      self._result = (self._compute(), None)
+    except BaseException as e:  # pylint: disable=broad-except
+      self._result = (None, e)
+
+  def done(self) -> bool:
+    return self._result is not None
+
+  def start(self) -> None:
+    with self._lock:
+      if self._thread is None and self._result is None:
+        self._thread = threading.Thread(target=self._run, daemon=True,
+                                        name="estlab-encode")
+        self._thread.start()
+
+  def get(self) -> Any:
+    with self._lock:
+      thread = self._thread
+      if thread is None and self._result is None:
+        self._run()
+    if thread is not None:
+      thread.join()
+    value, error = self._result
+    if error is not None:
+      raise error
+    return value
 
 
 _END = object()

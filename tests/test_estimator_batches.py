@@ -43,7 +43,10 @@ def test_an_array_input_fn_is_encoded_once_per_table_and_mode(tmp_path):
   est.evaluate(eval_fn)
   est.evaluate(eval_fn)
   list(est.predict(eval_fn))
-  assert est.encoded == [(200, "train"), (200, "eval"), (200, "infer")]
+  # The first call prepares its first batch's rows directly (the first step
+  # need not wait for the table), the whole table once, in the background.
+  assert est.encoded == [(32, "train"), (200, "train"), (200, "eval"),
+                         (200, "infer")]
 
 
 def test_generator_input_fns_are_encoded_batch_by_batch(tmp_path):
