@@ -12,6 +12,7 @@ import inspect
 import itertools
 import queue
 import threading
+import weakref
 from typing import Any, Callable, Iterable, Iterator, Mapping
 
 import jax
@@ -366,8 +367,9 @@ def input_batches(input_fn: Callable, mode: str, *, strategy: Any, params: Any,
   if isinstance(source, ArrayBatches):
     table = source.table
     per_mode = tables.setdefault(table, {})
-    if mode not in per_mode:
-      per_mode[mode] = Background(lambda: prepare(table.whole(), 0))
+    if mode not in per_mode:  # (a weak reference: the cache must not keep it)
+      per_mode[mode] = Background(functools.partial(
+          _prepare_whole, weakref.ref(table), prepare))
     encoded = per_mode[mode]
     grouped = train
     host = (table_loops(encoded, source.selections, steps_per_loop, limit,
@@ -380,6 +382,10 @@ def input_batches(input_fn: Callable, mode: str, *, strategy: Any, params: Any,
   return feed(host, put=device_put_fn(strategy), train=train,
               steps_per_loop=steps_per_loop, limit=limit, pad=pad,
               ahead=0 if inline else config.prefetch_batches, grouped=grouped)
+
+
+def _prepare_whole(table: Callable[[], Any], prepare: Callable) -> Any:
+  return prepare(table().whole(), 0)
 
 
 def first_batch(batches: Iterator, input_fn: Callable) -> tuple[int, Any]:

@@ -191,3 +191,17 @@ def test_loops_of_table_rows_train_as_single_steps_do(tmp_path):
   for name, value in results[0].items():
     np.testing.assert_allclose(results[1][name], value, rtol=1e-5, atol=1e-7,
                                err_msg=name)
+
+
+def test_the_encoded_table_lives_only_as_long_as_its_input_fn(tmp_path):
+  import gc  # pylint: disable=g-import-not-at-top
+  features, labels = _data.table(64)
+  est = _classifier(tmp_path=tmp_path)
+  train_fn = estlab.inputs.numpy_input_fn(features, labels["binary"],
+                                          batch_size=16, num_epochs=None,
+                                          shuffle=True, seed=0)
+  est.train(train_fn, steps=6)
+  assert len(est._tables) == 1  # pylint: disable=protected-access
+  del train_fn
+  gc.collect()
+  assert len(est._tables) == 0  # pylint: disable=protected-access
