@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from estlab import _packing
-from estlab._pipeline import take_rows
+from estlab._tables import take_rows
 
 
 def _batch(rows=5):

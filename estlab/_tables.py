@@ -1,0 +1,128 @@
+"""Rows of an encoded table: gathers, loops of rows, a background encode.
+
+An array input_fn (numpy, pandas) is encoded once as a whole table (see
+``_pipeline.input_batches``); its batches are then row gathers from it,
+``steps_per_loop`` batches gathered at once.
+"""
+from __future__ import annotations
+
+import itertools
+import threading
+from typing import Any, Callable, Iterator
+
+import jax
+import numpy as np
+
+__all__ = ["Background", "take_rows", "table_batches", "table_loops"]
+
+
+def take_rows(batch: Any, rows: Any) -> Any:
+  """Rows (a slice or index array) of every array in a prepared batch."""
+  if isinstance(rows, slice):
+    return jax.tree.map(lambda a: a[rows], batch)
+  return jax.tree.map(lambda a: np.take(a, rows, axis=0), batch)
+
+
+def table_batches(encoded: "Background", selections: Iterator) -> Iterator:
+  """Rows of an encoded table, one batch per selection (``table_loops``'s
+  single steps)."""
+  return (batch for _, batch in table_loops(encoded, selections, 1, None))
+
+
+def table_loops(encoded: "Background", selections: Iterator,
+                steps_per_loop: int, limit: int | None,
+                first: Callable[[Any], Any] | None = None) -> Iterator[tuple]:
+  """``(n, batch)`` of table rows for training, grouped as ``group_for_loops``.
+
+  The rows of a loop's ``n`` batches are stacked as indices first and
+  gathered in one ``np.take`` per buffer (``[n, B, ...]``), not gathered
+  batch by batch and stacked. With ``first`` (rows -> prepared batch) and the
+  table not encoded yet, the first item's rows are prepared directly and the
+  whole table is encoded in the background meanwhile, so the first step
+  (its compilation above all) does not wait for a large table.
+  """
+  for n, rows in _group_rows(selections, steps_per_loop, limit):
+    if first is not None and not encoded.done():
+      flat = rows if n == 1 else rows.reshape(-1)
+      batch = first(flat)
+      encoded.start()
+      yield n, batch if n == 1 else jax.tree.map(
+          lambda a: a.reshape((n, -1) + a.shape[1:]), batch)
+    else:
+      yield n, take_rows(encoded.get(), rows)
+    first = None
+
+
+def _group_rows(selections: Iterator, steps_per_loop: int,
+                limit: int | None) -> Iterator[tuple[int, Any]]:
+  """``group_for_loops`` for row selections (slices or index arrays): ``n``
+  selections of equal length become one ``[n, B]`` index array. Kept apart
+  from the general one, whose per-batch tree signature would cost more than
+  the gather it feeds."""
+  if steps_per_loop == 1:
+    yield from ((1, s) for s in itertools.islice(selections, limit))
+    return
+  remaining = limit
+  pending: list = []
+  for rows in selections:
+    if isinstance(rows, slice):
+      rows = np.arange(rows.start, rows.stop)
+    if pending and len(rows) != len(pending[0]):
+      yield from ((1, p) for p in pending)  # a short last batch: alone
+      remaining = None if remaining is None else remaining - len(pending)
+      pending.clear()
+    if remaining is not None and remaining < steps_per_loop:
+      yield 1, rows
+      remaining -= 1
+      if remaining == 0:
+        return
+      continue
+    pending.append(rows)
+    if len(pending) == steps_per_loop:
+      yield steps_per_loop, np.concatenate(pending).reshape(steps_per_loop, -1)
+      pending.clear()
+      if remaining is not None:
+        remaining -= steps_per_loop
+        if remaining == 0:
+          return
+  yield from ((1, p) for p in pending)
+
+
+class Background:
+  """A value computed once: in a background thread once ``start`` is called,
+  else in the first caller of ``get``. ``get`` raises what the computation
+  raised."""
+
+  def __init__(self, compute: Callable[[], Any]):
+    self._compute = compute
+    self._thread: threading.Thread | None = None
+    self._lock = threading.Lock()
+    self._result: tuple | None = None  # (value, error)
+
+  def _run(self) -> None:
+    try:
+      self._result = (self._compute(), None)
+    except BaseException as e:  # pylint: disable=broad-except
+      self._result = (None, e)
+
+  def done(self) -> bool:
+    return self._result is not None
+
+  def start(self) -> None:
+    with self._lock:
+      if self._thread is None and self._result is None:
+        self._thread = threading.Thread(target=self._run, daemon=True,
+                                        name="estlab-encode")
+        self._thread.start()
+
+  def get(self) -> Any:
+    with self._lock:
+      thread = self._thread
+      if thread is None and self._result is None:
+        self._run()
+    if thread is not None:
+      thread.join()
+    value, error = self._result
+    if error is not None:
+      raise error
+    return value

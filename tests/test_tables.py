@@ -1,0 +1,69 @@
+"""Rows of an encoded table: loops of row gathers and the background encode."""
+import threading
+
+import numpy as np
+import pytest
+
+from estlab._tables import Background, table_batches, table_loops
+
+
+def test_table_batches_encodes_once_and_only_when_a_batch_is_needed():
+  calls = []
+
+  def encode():
+    calls.append(threading.current_thread().name)
+    return {"x": np.arange(10)}
+  encoded = Background(encode)
+  assert list(table_batches(encoded, iter([]))) == []
+  assert calls == []
+  out = list(table_batches(encoded, iter([slice(0, 3), np.array([9, 1])])))
+  assert calls == [threading.current_thread().name]  # here: nothing started it
+  assert [b["x"].tolist() for b in out] == [[0, 1, 2], [9, 1]]
+
+
+def test_table_loops_gathers_a_loop_of_batches_at_once_and_the_rest_singly():
+  table = {"x": np.arange(20) * 10}
+  selections = iter([slice(0, 2), slice(2, 4), np.array([9, 8]),
+                     np.array([7, 6]), np.array([5])])
+  out = list(table_loops(Background(lambda: table), selections,
+                         steps_per_loop=2, limit=None))
+  assert [n for n, _ in out] == [2, 2, 1]
+  assert out[0][1]["x"].tolist() == [[0, 10], [20, 30]]
+  assert out[1][1]["x"].tolist() == [[90, 80], [70, 60]]
+  assert out[2][1]["x"].tolist() == [50]
+
+
+def test_table_loops_prepares_the_first_rows_directly_and_the_table_behind():
+  prepared = []
+  release = threading.Event()
+
+  def encode():  # the whole table: waits until the first item is out
+    assert release.wait(10)
+    prepared.append(("table", threading.current_thread().name))
+    return {"x": np.arange(20) * 10}
+
+  def first(rows):
+    prepared.append(("rows", np.asarray(rows).tolist()))
+    return {"x": np.asarray(rows) * 10}
+  encoded = Background(encode)
+  loops = table_loops(encoded, iter([np.array([3, 1]), np.array([4, 0]),
+                                     np.array([5, 6]), np.array([7, 8])]),
+                      steps_per_loop=2, limit=None, first=first)
+  n, batch = next(loops)
+  assert (n, batch["x"].tolist()) == (2, [[30, 10], [40, 0]])
+  assert prepared == [("rows", [3, 1, 4, 0])]  # the table is not needed yet
+  release.set()
+  n, batch = next(loops)
+  assert (n, batch["x"].tolist()) == (2, [[50, 60], [70, 80]])
+  assert prepared[1] == ("table", "estlab-encode")
+  assert list(loops) == []
+
+
+def test_a_background_computation_raises_its_error_where_it_is_needed():
+  def fail():
+    raise ValueError("bad row 7")
+  encoded = Background(fail)
+  encoded.start()
+  with pytest.raises(ValueError, match="bad row 7"):
+    encoded.get()
+  assert encoded.done()
