@@ -172,7 +172,10 @@ class Estimator:
   def _latest_step(self) -> int | None:
     """The newest checkpoint's step. A ``model_dir`` with no directory named
     like a step (``<digits>...``) has none: answered without importing
-    Orbax, which would compete with the first compilation for the CPU."""
+    Orbax, which would compete with the first compilation for the CPU.
+    Remote directories (``gs://...``) are always asked through Orbax."""
+    if "://" in self._model_dir:
+      return self._ckpt().latest_step()
     try:
       names = os.listdir(self._model_dir)
     except FileNotFoundError:
