@@ -9,11 +9,11 @@ from typing import Any, Callable, Mapping, Sequence
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 from flax import struct
 
 from estlab import metrics as metrics_lib
 from estlab.heads import _labels
+from estlab.heads._losses import sigmoid_cross_entropy
 from estlab.heads._base import (Head, Reduction, validate_loss_fn,
                                  validate_thresholds)
 
@@ -138,7 +138,7 @@ class BinaryClassHead(Head):
     return labels, (labels < 0) | (labels > 1)
 
   def _default_loss(self, labels, logits):
-    return optax.sigmoid_binary_cross_entropy(logits, labels)
+    return sigmoid_cross_entropy(logits, labels)
 
   def predictions(self, logits, keys=None):
     """``logits``, ``logistic``, ``probabilities`` ``[B, 2]``, ``class_ids``,

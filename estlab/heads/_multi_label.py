@@ -6,10 +6,10 @@ from typing import Any, Callable, Mapping, Sequence
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
 from estlab import metrics as metrics_lib
 from estlab.heads import _labels
+from estlab.heads._losses import sigmoid_cross_entropy
 from estlab.heads._base import (Head, Reduction, validate_loss_fn,
                                  validate_thresholds)
 
@@ -165,7 +165,7 @@ class MultiLabelHead(Head):
     return labels.astype(jnp.int32), invalid
 
   def _default_loss(self, labels, logits):
-    loss = optax.sigmoid_binary_cross_entropy(logits, labels.astype(jnp.float32))
+    loss = sigmoid_cross_entropy(logits, labels.astype(jnp.float32))
     return jnp.mean(loss, axis=-1, keepdims=True)
 
   def predictions(self, logits, keys=None):

@@ -8,10 +8,10 @@ from typing import Any, Callable
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
 from estlab import metrics as metrics_lib
 from estlab.heads import _labels
+from estlab.heads._losses import sigmoid_cross_entropy
 from estlab.heads._base import Head, Reduction, validate_loss_fn
 
 __all__ = ["RegressionHead", "PoissonRegressionHead", "LogisticRegressionHead"]
@@ -196,4 +196,4 @@ class LogisticRegressionHead(RegressionHead):
     return labels, (labels < 0) | (labels > 1)
 
   def _default_loss(self, labels, logits):
-    return optax.sigmoid_binary_cross_entropy(logits, labels)
+    return sigmoid_cross_entropy(logits, labels)
