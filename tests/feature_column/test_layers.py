@@ -257,3 +257,48 @@ def test_columns_combined_in_one_gather_equal_the_per_column_sum(combiner):
   want = jax.grad(lambda t: per_column(t).sum())(tables)
   for got_table, want_table in zip(grads, want):
     np.testing.assert_allclose(got_table, want_table, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("combiner", ["sum", "mean", "sqrtn"])
+@pytest.mark.parametrize("fold_width", [0, 16])  # dense as a matmul / gathered
+@pytest.mark.parametrize("kinds", ["both", "categorical", "dense"])
+def test_linear_logits_from_one_table_equal_the_per_column_sum(
+    combiner, fold_width, kinds, monkeypatch):
+  monkeypatch.setattr(layers, "_FOLD_WIDTH", fold_width)
+  rng = np.random.default_rng(2)
+  units = 2
+  categorical = {  # ids past a column's rows are clipped to its last row
+      "a": (np.array([[0, 2], [-1, -1], [1, 7]]),
+            np.array([[1.0, 0.5], [1.0, 1.0], [2.0, 1.0]]), 3),
+      "c": (np.array([[4], [1], [-1]]), np.array([[1.0], [0.0], [3.0]]), 5)}
+  dense = {"b": rng.normal(size=(3, 2)), "d": rng.normal(size=(3, 1))}
+  if kinds == "categorical":
+    dense = {}
+  if kinds == "dense":
+    categorical = {}
+  rows = {**{n: r for n, (_, _, r) in categorical.items()},
+          **{n: x.shape[1] for n, x in dense.items()}, "bias_weights": 1}
+  names = sorted(rows)
+  leaves = {n: jnp.asarray(rng.normal(size=(rows[n], units)), jnp.float32)
+            for n in names}
+  inputs = {**{n: (jnp.asarray(i, jnp.int32), jnp.asarray(w, jnp.float32))
+               for n, (i, w, _) in categorical.items()},
+            **{n: jnp.asarray(x, jnp.float32) for n, x in dense.items()}}
+
+  def one_table(leaves):
+    table = jnp.concatenate([leaves[n] for n in names])
+    return layers.linear_logits(table, names, rows, inputs, combiner)
+
+  def per_column(leaves):
+    total = leaves["bias_weights"][0]
+    for n, value in inputs.items():
+      total = total + (layers.combine(leaves[n], *value, combiner)
+                       if isinstance(value, tuple) else value @ leaves[n])
+    return total
+  got = jax.jit(one_table)(leaves)
+  assert got.shape == (3, units)
+  np.testing.assert_allclose(got, per_column(leaves), rtol=1e-5, atol=1e-5)
+  grads = jax.grad(lambda t: one_table(t).sum())(leaves)
+  want = jax.grad(lambda t: per_column(t).sum())(leaves)
+  for n in names:
+    np.testing.assert_allclose(grads[n], want[n], rtol=1e-5, atol=1e-5)
