@@ -1,10 +1,14 @@
-"""Host batches packed into one buffer per dtype: one device transfer each.
+"""Host batches packed into one buffer per word size: one transfer each.
 
 A premade model's batch is ~20 small arrays (a value, ids and weights per
 feature column). Putting each on the device has a fixed cost (tens of µs)
 that is larger than the whole compiled step of a small model, so the host
-concatenates the leaves of each dtype along a last axis (``[rows, k]``) and
-the compiled step slices them back apart (static slices, free in XLA).
+concatenates the leaves along a last axis (``[rows, k]``) and the compiled
+step slices them back apart (static slices, free in XLA). Leaves of one
+word size (float32 values, int32 ids) share a buffer, stored as unsigned
+words and bit-cast back (free too): a row of a table is then one contiguous
+record, and gathering rows of an encoded table (``np.take``) touches one
+place in memory per row, not one per dtype.
 
 ``Packed`` is a pytree: its buffers are the leaves and its ``Layout`` (the
 tree structure, offsets and shapes) is static, so ``jax.jit`` keys its cache
@@ -17,8 +21,8 @@ Example:
   >>> batch = ({'x': np.ones((4, 2), np.float32), 'n': np.zeros(4, np.int64)},
   ...          np.arange(4))
   >>> packed = pack(batch)
-  >>> [b.shape for b in packed.buffers]
-  [(4, 2), (4, 2)]
+  >>> [(b.shape, b.dtype.name) for b in packed.buffers]
+  [((4, 4), 'uint32')]
   >>> features, labels = packed.unpack()
   >>> features['x'].shape, labels.tolist()
   ((4, 2), [0, 1, 2, 3])
@@ -41,12 +45,13 @@ class Layout:
   Attributes:
     treedef: the structure of the original tree.
     slots: per leaf ``(buffer index, first column, stop column, trailing
-      shape)``; the leaf is ``buffer[..., first:stop]`` reshaped to the
-      leading (batch) axes plus its trailing shape.
+      shape, dtype)``; the leaf is ``buffer[..., first:stop]`` bit-cast to
+      its dtype and reshaped to the leading (batch) axes plus its trailing
+      shape.
   """
 
   treedef: Any
-  slots: tuple[tuple[int, int, int, tuple[int, ...]], ...]
+  slots: tuple[tuple[int, int, int, tuple[int, ...], np.dtype], ...]
 
 
 @jax.tree_util.register_pytree_node_class
@@ -67,10 +72,13 @@ class Packed:
   def unpack(self) -> Any:
     """The original tree; works on numpy and on traced arrays alike."""
     leaves = []
-    for index, first, stop, trailing in self.layout.slots:
+    for index, first, stop, trailing, dtype in self.layout.slots:
       buffer = self.buffers[index]
-      leaves.append(buffer[..., first:stop].reshape(
-          tuple(buffer.shape[:-1]) + tuple(trailing)))
+      leaf = buffer[..., first:stop]
+      if leaf.dtype != dtype:
+        leaf = (leaf.view(dtype) if isinstance(leaf, np.ndarray)
+                else jax.lax.bitcast_convert_type(leaf, dtype))
+      leaves.append(leaf.reshape(tuple(buffer.shape[:-1]) + tuple(trailing)))
     return jax.tree.unflatten(self.layout.treedef, leaves)
 
   def __repr__(self):
@@ -93,20 +101,40 @@ def pack(tree: Any, batch_axes: int = 1) -> Packed | None:
   lead = leaves[0].shape[:batch_axes]
   if any(a.shape[:batch_axes] != lead for a in leaves):
     return None
-  groups: dict[np.dtype, list[np.ndarray]] = {}
-  columns: dict[np.dtype, int] = {}
+  groups: dict[Any, list[np.ndarray]] = {}
+  columns: dict[Any, int] = {}
   slots = []
   for leaf in leaves:
     dtype = np.dtype(jax.dtypes.canonicalize_dtype(leaf.dtype))
     flat = leaf.astype(dtype, copy=False).reshape(lead + (-1,))
-    index = list(groups).index(dtype) if dtype in groups else len(groups)
-    groups.setdefault(dtype, []).append(flat)
-    first = columns.get(dtype, 0)
-    columns[dtype] = first + flat.shape[-1]
-    slots.append((index, first, columns[dtype], tuple(leaf.shape[batch_axes:])))
-  buffers = tuple(np.ascontiguousarray(parts[0]) if len(parts) == 1 else
-                  np.concatenate(parts, axis=-1) for parts in groups.values())
+    key = _word(dtype)
+    index = list(groups).index(key) if key in groups else len(groups)
+    groups.setdefault(key, []).append(flat)
+    first = columns.get(key, 0)
+    columns[key] = first + flat.shape[-1]
+    slots.append((index, first, columns[key], tuple(leaf.shape[batch_axes:]),
+                  dtype))
+  buffers = tuple(_concatenate(parts) for parts in groups.values())
   return Packed(buffers, Layout(treedef, tuple(slots)))
+
+
+def _word(dtype: np.dtype) -> Any:
+  """The buffer a dtype goes to: one per word size (bool, complex and
+  non-numeric dtypes keep their own)."""
+  if dtype.kind in "iuf" and dtype.itemsize in (1, 2, 4, 8):
+    return dtype.itemsize
+  return dtype
+
+
+def _concatenate(parts: list[np.ndarray]) -> np.ndarray:
+  """One ``[..., k]`` buffer of ``parts``; as unsigned words if they differ
+  in dtype (a view of each part, bits unchanged)."""
+  if len({p.dtype for p in parts}) > 1:
+    word = np.dtype(f"u{parts[0].dtype.itemsize}")
+    parts = [p.view(word) for p in parts]
+  if len(parts) == 1:
+    return np.ascontiguousarray(parts[0])
+  return np.concatenate(parts, axis=-1)
 
 
 def unpacked(features: Any, labels: Any) -> tuple[Any, Any]:

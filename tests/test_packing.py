@@ -1,4 +1,4 @@
-"""Packing host batches into one buffer per dtype (estlab._packing)."""
+"""Packing host batches into one buffer per word size (estlab._packing)."""
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -19,12 +19,26 @@ def _batch(rows=5):
   return features, labels
 
 
-def test_pack_makes_one_buffer_per_dtype_with_the_batch_axis_first():
+def test_pack_makes_one_buffer_per_word_size_with_the_batch_axis_first():
   packed = _packing.pack(_batch())
   shapes = {str(b.dtype): b.shape for b in packed.buffers}
-  # float32: x (3) + weights (2) + grid (4); int32: ids (2) + labels (1);
-  # bool: flag (1). int64 labels become int32, as JAX would make them.
-  assert shapes == {"float32": (5, 9), "int32": (5, 3), "bool": (5, 1)}
+  # 32-bit words: x (3), ids (2), weights (2), grid (4) and the labels (1),
+  # int64 labels becoming int32 as JAX would make them; bool: flag (1).
+  assert shapes == {"uint32": (5, 12), "bool": (5, 1)}
+  # One dtype alone keeps it: no bit-casts to undo.
+  alone = _packing.pack({"x": np.ones((5, 2), np.float32)})
+  assert [str(b.dtype) for b in alone.buffers] == ["float32"]
+
+
+def test_values_of_any_bit_pattern_survive_the_shared_word_buffer():
+  features = {"f": np.array([[np.nan, -0.0], [np.inf, 1e-45]], np.float32),
+              "i": np.array([[-1, 2**31 - 1], [-2**31, 0]], np.int32)}
+  packed = _packing.pack(features)
+  for got, want in ((packed.unpack(), features),
+                    (jax.jit(lambda p: p.unpack())(packed), features)):
+    for key in want:
+      assert np.asarray(got[key]).dtype == want[key].dtype
+      assert np.asarray(got[key]).tobytes() == want[key].tobytes()
 
 
 def test_unpack_restores_every_leaf_exactly():
