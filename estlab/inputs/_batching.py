@@ -61,7 +61,7 @@ def epochs(num_epochs: Optional[int]) -> Iterable[int]:
 
 
 def index_batches(num_rows: int, batch_size: int, num_epochs: Optional[int],
-                  rng: Optional[np.random.Generator]) -> Iterator[Selection]:
+                  rng: Optional[np.random.Generator]) -> "IndexBatches":
   """Yields the rows of each batch, over ``num_epochs`` passes of the data.
 
   Without ``rng`` the rows come in order and a batch inside one epoch is a
@@ -75,9 +75,9 @@ def index_batches(num_rows: int, batch_size: int, num_epochs: Optional[int],
     num_epochs: passes over the data; None repeats forever.
     rng: shuffles each epoch when given.
 
-  Yields:
-    A ``slice`` or an int64 array per batch; only the last of a finite
-    input has fewer than ``batch_size`` rows.
+  Returns:
+    An ``IndexBatches`` iterator: a ``slice`` or an int64 array per batch;
+    only the last of a finite input has fewer than ``batch_size`` rows.
 
   Example:
     >>> [s for s in index_batches(3, 2, 1, None)]
@@ -86,27 +86,48 @@ def index_batches(num_rows: int, batch_size: int, num_epochs: Optional[int],
   if num_rows < 1:
     raise ValueError(f"Cannot batch an input with no rows (num_rows="
                      f"{num_rows!r}); pass at least one example.")
-  pending: List[Selection] = []  # Rows carried across an epoch boundary.
-  pending_rows = 0
-  for _ in epochs(num_epochs):
-    order = rng.permutation(num_rows) if rng is not None else None
-    start = 0
-    if pending_rows:
-      start = min(batch_size - pending_rows, num_rows)
-      pending.append(_part(order, 0, start))
-      pending_rows += start
-      if pending_rows < batch_size:
-        continue
-      yield _join(pending)
-      pending, pending_rows = [], 0
-    while num_rows - start >= batch_size:
-      yield _part(order, start, start + batch_size)
-      start += batch_size
-    if start < num_rows:
-      pending.append(_part(order, start, num_rows))
-      pending_rows += num_rows - start
-  if pending_rows:
-    yield _join(pending)
+  return IndexBatches(num_rows, batch_size, num_epochs, rng)
+
+
+class IndexBatches:
+  """The row stream of ``index_batches``: epochs of rows (each a fresh
+  permutation with an ``rng``) cut into batches. ``next_rows(k)`` takes the
+  next ``k`` rows of the same stream at once, e.g. a training loop's worth
+  of batches, without a Python step per batch."""
+
+  def __init__(self, num_rows: int, batch_size: int,
+               num_epochs: Optional[int], rng: Optional[np.random.Generator]):
+    self.num_rows, self.batch_size = num_rows, batch_size
+    self._epochs = iter(epochs(num_epochs))
+    self._rng = rng
+    self._order: Optional[np.ndarray] = None
+    self._position = num_rows  # the (not yet drawn) epoch 0 starts here
+
+  def next_rows(self, count: int) -> Optional[Selection]:
+    """The next ``count`` rows (fewer at the end of the input), or None."""
+    parts: List[Selection] = []
+    taken = 0
+    while taken < count:
+      if self._position == self.num_rows:
+        if next(self._epochs, None) is None:
+          break
+        self._order = (self._rng.permutation(self.num_rows)
+                       if self._rng is not None else None)
+        self._position = 0
+      stop = min(self.num_rows, self._position + count - taken)
+      parts.append(_part(self._order, self._position, stop))
+      taken += stop - self._position
+      self._position = stop
+    return _join(parts) if parts else None
+
+  def __iter__(self) -> "IndexBatches":
+    return self
+
+  def __next__(self) -> Selection:
+    rows = self.next_rows(self.batch_size)
+    if rows is None:
+      raise StopIteration
+    return rows
 
 
 def _part(order: Optional[np.ndarray], start: int, stop: int) -> Selection:
