@@ -7,13 +7,15 @@ the result holds only numeric numpy arrays, keyed by column name:
 * ``out[numeric.key]``: float32 ``[B, prod(shape)]``, NaN replaced by
   ``default_value``, for each numeric column used directly or as the source
   of a bucketized column (``normalizer_fn`` is applied later, on the device);
-* ``out[categorical.name]``: ``{'ids': int32 [B, K], 'weights': float32 [B,
-  K]}`` for each categorical column the device reads (used directly, or
-  wrapped by an embedding, shared embedding or indicator column; bucketized,
-  crossed and weighted columns included). ``ids == -1`` (weight 0) is "no
-  value"; each row's values come first. K is 1 for single-valued features,
-  else the most values in a row, rounded up to a power of two (at most the
-  input width) so the compiled step sees few shapes.
+* ``out[categorical.name]``: ``{'ids': int32 [B, K]}`` for each categorical
+  column the device reads (used directly, or wrapped by an embedding, shared
+  embedding or indicator column; bucketized and crossed columns included),
+  plus ``'weights': float32 [B, K]`` for a weighted column (an unweighted
+  column's weights would all be 1: they are left out, a third less to copy
+  per row). ``ids == -1`` (weight 0) is "no value"; each row's values come
+  first. K is 1 for single-valued features, else the most values in a row,
+  rounded up to a power of two (at most the input width) so the compiled
+  step sees few shapes.
 
 Each column is computed once per batch, however many columns reach it.
 
@@ -32,6 +34,7 @@ from __future__ import annotations
 from typing import Any, Iterator, Mapping
 
 from estlab.feature_column import _base, _host
+from estlab.feature_column.categorical import WeightedCategoricalColumn
 from estlab.feature_column.dense import (EmbeddingColumn, IndicatorColumn,
                                          SharedEmbeddingColumn)
 from estlab.feature_column.numeric import BucketizedColumn, NumericColumn
@@ -109,7 +112,9 @@ def encode(feature_columns: Any, features: Mapping[str, Any]) -> dict:
       else:
         ids, weights = _base.cached_ids(needed, features, cache)
         ids, weights = _host.compact(ids, weights)
-        out[name] = {"ids": ids, "weights": weights}
+        out[name] = ({"ids": ids, "weights": weights}
+                     if isinstance(needed, WeightedCategoricalColumn)
+                     else {"ids": ids})
   return out
 
 

@@ -248,10 +248,13 @@ def _ids(features: Mapping, column: _base.CategoricalColumn
   value = _encoded(features, column, column.name)
   if not isinstance(value, Mapping) or "ids" not in value:
     raise TypeError(
-        f"features[{column.name!r}] must be {{'ids': ..., 'weights': ...}} "
+        f"features[{column.name!r}] must be {{'ids': ...[, 'weights': ...]}} "
         f"from estlab.feature_column.encode, got {type(value).__name__}. "
         "Encode the batch on the host first.")
-  return jnp.asarray(value["ids"]), jnp.asarray(value["weights"], jnp.float32)
+  ids = jnp.asarray(value["ids"])
+  if "weights" not in value:  # an unweighted column: 1 per id (see encode)
+    return ids, (ids >= 0).astype(jnp.float32)
+  return ids, jnp.asarray(value["weights"], jnp.float32)
 
 
 class _Variables(nn.Module):

@@ -55,7 +55,6 @@ def test_raw_receiver_keeps_shapes_after_the_batch_and_flattens_nesting():
   assert receiver.kind == "raw"
   assert receiver.features == {
       "city/ids": estlab.export.ArraySpec((4, 1), "int32"),
-      "city/weights": estlab.export.ArraySpec((4, 1), "float32"),
       "x": estlab.export.ArraySpec((4, 3), "float32")}
 
 

@@ -23,7 +23,7 @@ def test_identity_passes_ids_through_and_drops_minus_one():
   assert col.parse_example_spec == {"video": fc.VarLenFeature("int64")}
   out = _encoded(col, {"video": np.array([[0, 4], [3, -1]])})
   np.testing.assert_array_equal(out["ids"], [[0, 4], [3, -1]])
-  np.testing.assert_array_equal(out["weights"], [[1, 1], [1, 0]])
+  assert "weights" not in out  # unweighted: 1 per id, left out
 
 
 def test_identity_out_of_range_goes_to_default_value():
