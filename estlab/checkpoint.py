@@ -59,6 +59,7 @@ from etils import epath
 
 from estlab import _orbax
 from estlab._state import TrainState
+from estlab._step_dirs import local_steps
 from estlab._trees import (CheckpointMismatchError, abstract_like,
                            check_variables, dtype_of, flatten_names,
                            reassemble_like)
@@ -198,7 +199,7 @@ class Checkpointer:
           'Convert arrays with float(...) or .tolist().'
       ) from None
     mngr = self._manager(create=True)
-    if step in _orbax.steps(mngr):
+    if self._has_step(mngr, step):
       return self.path(step)
     info.update(
         step=step,
@@ -365,6 +366,15 @@ class Checkpointer:
     self._mngr, self._readers = None, {}
     for mngr in managers:
       mngr.close()
+
+  def _has_step(self, mngr: ocp.CheckpointManager, step: int) -> bool:
+    """Whether ``step`` is saved or being saved by ``mngr``; a local
+    directory is listed rather than reloaded (``local_steps``)."""
+    on_disk = local_steps(self.directory)
+    if on_disk is None:
+      return step in _orbax.steps(mngr)
+    return step in on_disk or (mngr.is_saving_in_progress()
+                               and step in mngr.all_steps())
 
   def _manager(self, create: bool) -> ocp.CheckpointManager | None:
     """The manager of ``self.directory``; None if absent and not creating."""

@@ -36,6 +36,7 @@ from estlab._loops import (NanLossDuringTrainingError, TrainLoop,
                            evaluate_batches, predict_batches)
 from estlab._pipeline import Prefetcher, chain, first_batch, input_batches
 from estlab._step import CompiledSteps, compile_ahead
+from estlab._step_dirs import local_steps
 from estlab.hooks import SessionRunHook
 from estlab.run_config import RunConfig
 from estlab.spec import ModeKeys, call_model_fn, model_fn_args
@@ -170,19 +171,15 @@ class Estimator:
     return self._checkpointer
 
   def _latest_step(self) -> int | None:
-    """The newest checkpoint's step. A ``model_dir`` with no directory named
-    like a step (``<digits>...``) has none: answered without importing
-    Orbax, which would compete with the first compilation for the CPU.
-    Remote directories (``gs://...``) are always asked through Orbax."""
-    if "://" in self._model_dir:
+    """The newest checkpoint's step. A local ``model_dir`` is listed
+    (``_step_dirs.local_steps``), without importing Orbax (which would compete
+    with the first compilation for the CPU) or reading step metadata (which
+    every train call would pay); remote ones (``gs://...``) are asked
+    through Orbax."""
+    steps = local_steps(self._model_dir)
+    if steps is None:
       return self._ckpt().latest_step()
-    try:
-      names = os.listdir(self._model_dir)
-    except FileNotFoundError:
-      return None
-    if not any(name[:1].isdigit() for name in names):
-      return None
-    return self._ckpt().latest_step()
+    return steps[-1] if steps else None
 
   def _batches(self, input_fn: Callable, mode: str, *, limit: int | None,
                steps_per_loop: int = 1, pad: bool = False) -> Prefetcher:

@@ -1,0 +1,33 @@
+"""Steps of a local model_dir from its listing, as Orbax would find them."""
+import os
+
+import jax.numpy as jnp
+import optax
+
+from estlab import checkpoint
+from estlab._state import TrainState
+from estlab._step_dirs import local_steps
+
+
+def test_local_steps_are_the_digit_named_entries_only(tmp_path):
+  assert local_steps(str(tmp_path / "absent")) == []
+  for name in ("20", "3", "100.orbax-checkpoint-tmp-1700000000", "eval",
+               "events.out.tfevents.1", "7x"):
+    (tmp_path / name).mkdir()
+  assert local_steps(str(tmp_path)) == [3, 20]
+  assert local_steps("gs://bucket/model") is None  # remote: ask Orbax
+
+
+def test_local_steps_agree_with_orbax_after_saves_and_deletions(tmp_path):
+  ckpt = checkpoint.Checkpointer(tmp_path, max_to_keep=2, async_save=True)
+  params = {"w": jnp.ones(3)}
+  state = TrainState(step=jnp.int32(0), params=params, model_state={},
+                     opt_state=optax.adam(0.1).init(params),
+                     rng=jnp.zeros(2, jnp.uint32), bad_step=jnp.int32(-1))
+  for step in (1, 2, 3):
+    ckpt.save(state.replace(step=jnp.int32(step)))
+    ckpt.save(state.replace(step=jnp.int32(step)))  # in flight: not twice
+  ckpt.wait_until_finished()
+  assert local_steps(str(tmp_path)) == ckpt.all_steps() == [2, 3]
+  assert sorted(os.listdir(tmp_path)) == ["2", "3"]
+  ckpt.close()
