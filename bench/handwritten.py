@@ -11,7 +11,7 @@ them from its own venv (which has no optax and no estlab).
 
 Usage:
   python bench/handwritten.py [--model linear|dnn] [--rows N] [--steps N]
-      [--batch N] [--steps-per-loop N] [--learning-rate R]
+      [--batch N] [--steps-per-loop N] [--learning-rate R] [--loss one-exp|optax]
 """
 from __future__ import annotations
 
@@ -153,12 +153,26 @@ def dnn_model(learning_rate: float = 0.001
 # -- the loop -----------------------------------------------------------------
 
 
+def sigmoid_loss(name: str) -> Callable:
+  """The loop's sigmoid cross entropy: ``'one-exp'`` (default), TF's form with
+  one exp and one log1p per example and the exact gradient, as estlab's heads
+  compute it (on XLA:CPU optax's two ``log_sigmoid``s cost ~12 us a step);
+  ``'optax'``, ``optax.sigmoid_binary_cross_entropy`` (the loop as measured
+  before 2026-11-26c)."""
+  if name == "optax":
+    return optax.sigmoid_binary_cross_entropy
+  from estlab.heads._losses import sigmoid_cross_entropy  # pylint: disable=g-import-not-at-top
+  return sigmoid_cross_entropy
+
+
 def make_train_call(logits: Callable, opt: optax.GradientTransformation,
-                    steps_per_loop: int) -> Callable:
+                    steps_per_loop: int, loss: str = "one-exp") -> Callable:
   """Returns jit(state, batch) -> (state, loss); scans when steps_per_loop > 1."""
+  cross_entropy = sigmoid_loss(loss)
+
   def loss_fn(params, batch):
     z = logits(params, batch["numeric"], batch["ids"])
-    return optax.sigmoid_binary_cross_entropy(z, batch["label"]).mean()
+    return cross_entropy(z, batch["label"]).mean()
 
   def step(state, batch):
     params, opt_state = state
@@ -212,7 +226,7 @@ def predict_logits(logits: Callable, params: dict, data: dict,
 
 
 def run(model: str, rows: int, steps: int, batch: int, steps_per_loop: int,
-        learning_rate: float = 0.001) -> dict:
+        learning_rate: float = 0.001, loss_form: str = "one-exp") -> dict:
   """Trains ``steps`` steps after a compiling warm-up call; returns the JSON."""
   if steps % steps_per_loop:
     raise ValueError(f"--steps {steps} must be a multiple of --steps-per-loop "
@@ -223,7 +237,7 @@ def run(model: str, rows: int, steps: int, batch: int, steps_per_loop: int,
       linear_model() if linear else dnn_model(learning_rate))
   names = LINEAR_IDS if linear else DNN_IDS
   train, evaluation = (pack(d, names, offset=linear) for d in (train, evaluation))
-  call = make_train_call(logits, opt, steps_per_loop)
+  call = make_train_call(logits, opt, steps_per_loop, loss_form)
   batches = host_batches(train, batch, steps_per_loop)
   t0 = time.perf_counter()
   state = (params, opt.init(params))
@@ -240,7 +254,8 @@ def run(model: str, rows: int, steps: int, batch: int, steps_per_loop: int,
   t_eval = time.perf_counter() - t0
   return {"framework": "handwritten-jax", "model": model, "batch": batch,
           "steps": steps, "rows": rows, "steps_per_loop": steps_per_loop,
-          "optimizer": opt_name, "first_train_call_s": round(t_first, 2),
+          "optimizer": opt_name, "loss": loss_form,
+          "first_train_call_s": round(t_first, 2),
           "train_examples_per_s": round(steps * batch / t_train),
           "predict_examples_per_s": round(len(scores) / t_eval),
           "final_loss": round(float(loss), 4),
@@ -257,9 +272,12 @@ def main() -> None:
   parser.add_argument("--learning-rate", type=float, default=0.001,
                       help="the DNN's Adagrad rate (the linear model's FTRL "
                       "rate is tf.estimator's default)")
+  parser.add_argument("--loss", default="one-exp", choices=["one-exp", "optax"],
+                      help="the sigmoid cross entropy's form (see sigmoid_loss)")
   args = parser.parse_args()
   print(json.dumps(run(args.model, args.rows, args.steps, args.batch,
-                       args.steps_per_loop, args.learning_rate)), flush=True)
+                       args.steps_per_loop, args.learning_rate, args.loss)),
+        flush=True)
 
 
 if __name__ == "__main__":
