@@ -170,8 +170,8 @@ def linear_logits(table: jax.Array, names: Sequence[str],
     weights = jnp.concatenate(
         [weights, *(inputs[n] for n in dense_names),
          jnp.ones((batch, len(biases)), jnp.float32)], axis=1)
-    constant = np.concatenate([starts[n] + np.arange(rows[n]) for n in folded]
-                              ).astype(np.int32)
+    constant = np.concatenate([np.zeros(0, np.int64)] + [
+        starts[n] + np.arange(rows[n]) for n in folded]).astype(np.int32)
     if offsets is not None:  # one fused add: ids padded, then all offsets
       ids = jnp.pad(ids, ((0, 0), (0, len(constant))))
       ids = ids + np.concatenate([offsets, constant])

@@ -302,3 +302,10 @@ def test_linear_logits_from_one_table_equal_the_per_column_sum(
   want = jax.grad(lambda t: per_column(t).sum())(leaves)
   for n in names:
     np.testing.assert_allclose(grads[n], want[n], rtol=1e-5, atol=1e-5)
+
+
+def test_linear_logits_without_a_bias_or_dense_inputs():
+  table = jnp.arange(5.0).reshape(5, 1)
+  inputs = {"a": (jnp.array([[1, -1], [4, 9]]), jnp.ones((2, 2)))}
+  got = layers.linear_logits(table, ["a"], {"a": 5}, inputs, "sum")
+  np.testing.assert_array_equal(got[:, 0], [1.0, 4.0 + 4.0])  # 9 -> row 4
