@@ -34,8 +34,8 @@ import numpy as np
 from estlab.feature_column import _base, dense
 from estlab.feature_column.numeric import BucketizedColumn, NumericColumn
 
-__all__ = ["DenseFeatures", "LinearModel", "combine", "combine_columns",
-           "linear_logits", "multi_hot", "sparse_dot"]
+__all__ = ["DenseFeatures", "LinearModel", "combine", "linear_logits",
+           "multi_hot", "sparse_dot"]
 
 
 def _truncated_normal(stddev: float) -> Callable:
@@ -60,30 +60,19 @@ def combine(table: jax.Array, ids: jax.Array, weights: jax.Array,
   Ids < 0 are dropped, and so are weights <= 0 unless ``combiner == 'sum'``;
   a row with nothing left gives zeros.
   """
-  valid = ids >= 0
-  if combiner != "sum":
-    valid = valid & (weights > 0)
-  w = jnp.where(valid, weights, 0.0)
-  rows = jnp.take(table, jnp.where(valid, ids, 0), axis=0, mode="clip")
+  ids, w = _column_ids(ids, weights, table.shape[0], combiner)
+  rows = jnp.take(table, ids, axis=0)
   if max_norm is not None:
     rows = _clip_by_norm(rows, max_norm)
-  total = jnp.sum(w[..., None] * rows, axis=1)
-  if combiner == "sum":
-    return total
-  if combiner == "mean":
-    denominator = jnp.sum(w, axis=1, keepdims=True)
-  else:
-    denominator = jnp.sqrt(jnp.sum(w * w, axis=1, keepdims=True))
-  safe = jnp.where(denominator > 0, denominator, 1.0)
-  return jnp.where(denominator > 0, total / safe, 0.0)
+  return jnp.sum(w[..., None] * rows, axis=1)
 
 
 def _column_ids(ids: jax.Array, weights: jax.Array, rows: int,
                 combiner: str) -> tuple[jax.Array, jax.Array]:
   """One column's ``[B, K]`` ids clipped to its ``rows``, and its weights
-  zeroed where ``combine`` drops an id and divided by the column's own
-  ``mean``/``sqrtn`` denominator, so that ``sparse_dot`` over them is
-  ``combine(table, ids, weights, combiner)``."""
+  zeroed where an id is dropped (see ``combine``) and divided by the
+  column's own ``mean``/``sqrtn`` denominator: ``sparse_dot`` over them is
+  the column's combined lookup, alone or beside other columns."""
   valid = ids >= 0
   if combiner != "sum":
     valid = valid & (weights > 0)
@@ -107,30 +96,6 @@ def sparse_dot(table: jax.Array, ids: jax.Array, weights: jax.Array
   """
   rows = jnp.take(table, ids, axis=0, mode="clip")
   return jnp.sum(weights[..., None] * rows, axis=1)
-
-
-def combine_columns(columns: Sequence[tuple[jax.Array, jax.Array, jax.Array]],
-                    combiner: str) -> jax.Array:
-  """Sum over columns of ``combine(table, ids, weights, combiner)``: ``[B, D]``.
-
-  One gather from the tables stacked in one, not one per column: on XLA:CPU
-  every small kernel costs about half a microsecond, and a linear model has
-  a table per column. Each column's ids are clipped to its own table (as
-  ``combine``'s ``mode='clip'``) and its weights divided by its own
-  ``mean``/``sqrtn`` denominator first, so the result equals the per-column
-  sum up to float rounding.
-  """
-  if len(columns) == 1:
-    return combine(*columns[0], combiner)
-  all_ids, all_weights, offset = [], [], 0
-  for table, ids, weights in columns:
-    ids, w = _column_ids(ids, weights, table.shape[0], combiner)
-    all_ids.append(ids + offset)
-    all_weights.append(w)
-    offset += table.shape[0]
-  table = jnp.concatenate([t for t, _, _ in columns], axis=0)
-  return sparse_dot(table, jnp.concatenate(all_ids, axis=1),
-                    jnp.concatenate(all_weights, axis=1))
 
 
 # Dense inputs this narrow (total) join the gather; wider ones use a matmul.

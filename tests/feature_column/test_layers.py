@@ -229,37 +229,6 @@ def test_an_estimator_trains_on_encoded_text_features(tmp_path):
 
 
 @pytest.mark.parametrize("combiner", ["sum", "mean", "sqrtn"])
-def test_columns_combined_in_one_gather_equal_the_per_column_sum(combiner):
-  rng = np.random.default_rng(1)
-  sizes = (3, 5, 1)
-  tables = [jnp.asarray(rng.normal(size=(n, 2)), jnp.float32) for n in sizes]
-  # Missing ids (-1), zero and negative weights, an empty row, and ids past
-  # a column's table (clipped to its last row, never read from the next).
-  ids = [np.array([[0, 2], [-1, -1], [1, 7]]),
-         np.array([[4, 4, 0], [1, -1, 3], [9, 2, -1]]),
-         np.array([[0], [0], [-1]])]
-  weights = [np.array([[1.0, 0.5], [1.0, 1.0], [2.0, 1.0]]),
-             np.array([[1.0, -1.0, 3.0], [0.0, 1.0, 2.0], [1.0, 1.0, 1.0]]),
-             np.array([[2.0], [0.0], [1.0]])]
-  columns = [(t, jnp.asarray(i), jnp.asarray(w, jnp.float32))
-             for t, i, w in zip(tables, ids, weights)]
-
-  def combined(tables):
-    return layers.combine_columns(
-        [(t, i, w) for t, (_, i, w) in zip(tables, columns)], combiner)
-
-  def per_column(tables):
-    return sum(layers.combine(t, i, w, combiner)
-               for t, (_, i, w) in zip(tables, columns))
-  np.testing.assert_allclose(jax.jit(combined)(tables), per_column(tables),
-                             rtol=1e-6, atol=1e-6)
-  grads = jax.grad(lambda t: combined(t).sum())(tables)
-  want = jax.grad(lambda t: per_column(t).sum())(tables)
-  for got_table, want_table in zip(grads, want):
-    np.testing.assert_allclose(got_table, want_table, rtol=1e-6, atol=1e-6)
-
-
-@pytest.mark.parametrize("combiner", ["sum", "mean", "sqrtn"])
 @pytest.mark.parametrize("fold_width", [0, 16])  # dense as a matmul / gathered
 @pytest.mark.parametrize("kinds", ["both", "categorical", "dense"])
 def test_linear_logits_from_one_table_equal_the_per_column_sum(
@@ -267,10 +236,13 @@ def test_linear_logits_from_one_table_equal_the_per_column_sum(
   monkeypatch.setattr(layers, "_FOLD_WIDTH", fold_width)
   rng = np.random.default_rng(2)
   units = 2
-  categorical = {  # ids past a column's rows are clipped to its last row
+  # Missing ids (-1), zero and negative weights, an empty row, and ids past a
+  # column's rows (clipped to its last row, never read from the next column).
+  categorical = {
       "a": (np.array([[0, 2], [-1, -1], [1, 7]]),
             np.array([[1.0, 0.5], [1.0, 1.0], [2.0, 1.0]]), 3),
-      "c": (np.array([[4], [1], [-1]]), np.array([[1.0], [0.0], [3.0]]), 5)}
+      "c": (np.array([[4, 4, 0], [1, -1, 3], [9, 2, -1]]),
+            np.array([[1.0, -1.0, 3.0], [0.0, 1.0, 2.0], [1.0, 1.0, 1.0]]), 5)}
   dense = {"b": rng.normal(size=(3, 2)), "d": rng.normal(size=(3, 1))}
   if kinds == "categorical":
     dense = {}
