@@ -1,7 +1,7 @@
 """Host batches packed into one buffer per word size: one transfer each.
 
-A premade model's batch is ~20 small arrays (a value, ids and weights per
-feature column). Putting each on the device has a fixed cost (tens of µs)
+A premade model's batch is ~20 small arrays (a value or ids, and weights
+for weighted columns, per feature column). Putting each on the device has a fixed cost (tens of µs)
 that is larger than the whole compiled step of a small model, so the host
 concatenates the leaves along a last axis (``[rows, k]``) and the compiled
 step slices them back apart (static slices, free in XLA). Leaves of one

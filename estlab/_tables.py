@@ -94,8 +94,8 @@ def _group_rows(selections: Iterator, steps_per_loop: int,
 def _stream_loops(stream: Any, steps_per_loop: int,
                   limit: int | None) -> Iterator[tuple[int, Any]]:
   """``_group_rows`` of an ``IndexBatches``: the rows of a loop taken from
-  its stream in one piece, not batch by batch (a Python step per batch
-  costs ~10 us, a small model's whole step on XLA:CPU)."""
+  its stream in one piece, not batch by batch (Python work per batch cost
+  a few us, a sizeable part of a small model's step on XLA:CPU)."""
   batch = stream.batch_size
   remaining = limit
   while remaining is None or remaining > 0:
