@@ -2,7 +2,8 @@
 # The GPU part of issue #6: the DNN at batch 4096 through estlab (raw
 # DataFrame in) and the hand-written JAX loop (pre-encoded ids), same
 # machine, same process start-up. Prints JSON lines (census.py's).
-# Also runs an export made on this machine's JAX with its CUDA lowering.
+# Also runs an export made on this machine's JAX with its CUDA lowering, and
+# device_profile.py (GPU busy time per step, estlab vs hand-written).
 # Usage: bench/gpu.sh [PYTHON]   (a python with jax[cuda], flax, optax, orbax)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,5 +14,11 @@ for spl in 1 50; do
   $PY bench/census.py --model dnn --rows 1000000 --batch 4096 --steps 500 \
       --steps-per-loop $spl --handwritten
 done
-$PY bench/census.py --model linear --rows 1000000 --batch 4096 --steps 500 --handwritten
+for spl in 1 50; do
+  $PY bench/census.py --model linear --rows 1000000 --batch 4096 --steps 500 \
+      --steps-per-loop $spl --handwritten
+done
 $PY bench/gpu_export.py
+for model in dnn linear; do
+  $PY bench/device_profile.py --model $model --steps-per-loop 50
+done
