@@ -197,23 +197,25 @@ class Estimator:
   def _train_state(self, features: Any, labels: Any, n: int) -> Any:
     """The state to train from: in memory, restored, or initialised.
 
-    Without a strategy, the train step (of ``n`` stacked steps) compiles in
-    a background thread while checkpoints are looked up (the first lookup
-    imports Orbax) and the state is initialised or restored.
+    Without a strategy, the train step (of ``n`` stacked steps) is traced
+    first, then compiles in a background thread while checkpoints are looked
+    up and the state is initialised (init's own compile) or restored. Both
+    traces run here, one after the other: run side by side they share the
+    GIL, and the train step's compile, the longest part, starts later.
     """
     if (self._state is not None and
         self._latest_step() == self._state_step):
       return self._state
     steps = self._compiled()
     strategy = self._strategy(ModeKeys.TRAIN)
-    abstract = jax.eval_shape(steps.init, self._rng(), features, labels)
+    abstract = steps.abstract_state(self._rng(), features, labels)
     ahead = None
     if strategy is None:
       stacked = (features, labels) if n == 1 else jax.tree.map(
           lambda a: jax.ShapeDtypeStruct((n,) + a.shape, a.dtype),
           (features, labels))
-      ahead = compile_ahead(steps.train_step if n == 1 else steps.train_loop,
-                            abstract, *stacked)
+      step = steps.train_step if n == 1 else steps.train_loop
+      ahead = compile_ahead(step.lower(abstract, *stacked).compile)
     try:
       latest = self._latest_step()
       if latest is None:

@@ -80,3 +80,29 @@ def test_a_loop_over_mixed_dtype_params_keeps_each_dtype(tmp_path):
     np.testing.assert_allclose(np.asarray(got[name], np.float32),
                                np.asarray(value, np.float32), rtol=1e-2,
                                atol=1e-3, err_msg=name)
+
+
+def test_init_compiles_once_with_its_cpu_options_and_without_where_refused(
+    tmp_path, monkeypatch):
+  # This XLA knows the option: one trace, one compile, same state as without.
+  est, want = _train(tmp_path / "known", optax.sgd(0.1), 1)
+  assert est._compiled().traces["init"] == 1
+  # An XLA that refuses an option ("No such compile option"): init compiles
+  # without it, from the same trace, and trains to the same variables.
+  monkeypatch.setattr(_step, "_RUN_ONCE_CPU_OPTIONS",
+                      {"xla_cpu_no_such_option_for_estlab": True})
+  est, got = _train(tmp_path / "refused", optax.sgd(0.1), 1)
+  assert est._compiled().traces["init"] == 1
+  assert want.keys() == got.keys()
+  for name, value in want.items():
+    np.testing.assert_allclose(got[name], value, rtol=1e-6, err_msg=name)
+
+
+def test_a_model_fn_error_at_init_surfaces_unchanged(tmp_path):
+  def model_fn(features, labels, mode):
+    raise ValueError("bad model_fn, value 3")
+  est = estlab.Estimator(model_fn, model_dir=tmp_path, config=estlab.RunConfig(**CONFIG))
+  with pytest.raises(ValueError, match="bad model_fn, value 3"):
+    est.train(estlab.inputs.numpy_input_fn(
+        {"x": np.ones((8, 3), np.float32)}, np.ones(8, np.float32), batch_size=8,
+        shuffle=False), steps=1)
