@@ -11,10 +11,11 @@ On-disk layout (a contract: readable with plain Orbax, without estlab)::
   model_dir/
     <step>/                  one Orbax CheckpointManager step directory
       _CHECKPOINT_METADATA   Orbax's step metadata (items, commit time)
-      params/                StandardSave of TrainState.params
-      opt_state/             StandardSave of TrainState.opt_state
-      extra/                 StandardSave of {'step', 'rng', 'bad_step',
+      params/                PyTreeSave of TrainState.params
+      opt_state/             PyTreeSave of TrainState.opt_state
+      extra/                 PyTreeSave of {'step', 'rng', 'bad_step',
                              'model_state'}
+                             (arrays uncompressed; see _orbax.make_manager)
       metadata/metadata      JSON: {'step': int, 'estlab_version': str,
                              'time': unix seconds, 'variables':
                              {'Dense_0/kernel': [shape, dtype], ...},
@@ -60,9 +61,8 @@ from etils import epath
 from estlab import _orbax
 from estlab._state import TrainState
 from estlab._step_dirs import local_steps
-from estlab._trees import (CheckpointMismatchError, abstract_like,
-                           check_variables, dtype_of, flatten_names,
-                           reassemble_like)
+from estlab._trees import (CheckpointMismatchError, abstract_like, dtype_of,
+                           flatten_names)
 
 __all__ = [
     'CheckpointMismatchError',
@@ -210,12 +210,13 @@ class Checkpointer:
             for name, leaf in flatten_names(state.params).items()
         },
     )
+    items = {'params': state.params, 'opt_state': state.opt_state,
+             'extra': _extra(state)}
     mngr.save(
         step,
         args=ocp.args.Composite(
-            params=ocp.args.StandardSave(state.params),
-            opt_state=ocp.args.StandardSave(state.opt_state),
-            extra=ocp.args.StandardSave(_extra(state)),
+            **{name: ocp.args.PyTreeSave(tree) for name, tree in items.items()
+               if not _orbax.is_empty(tree)},
             metadata=ocp.args.JsonSave(info),
         ),
         # Our own "already saved" check is above; `force` lets a run that
@@ -260,7 +261,7 @@ class Checkpointer:
       >>> state = Checkpointer(model_dir).restore(abstract)  # doctest: +SKIP
     """
     mngr, step = self._locate(step, path)
-    got = _restore_checked(mngr, step, target.params, {
+    got = _orbax.restore_checked(mngr, step, target.params, {
         'opt_state': abstract_like(target.opt_state),
         'extra': abstract_like(_extra(target)),
     })
@@ -302,14 +303,14 @@ class Checkpointer:
     mngr, step = self._locate(step, path)
     collections = {k: v for k, v in target.items() if k != 'params'}
     # The scalars beside model_state are read as saved (shapes from Orbax).
-    saved = _item_tree(mngr, step, 'extra') or {}
+    saved = _orbax.item_tree(mngr, step, 'extra') or {}
     extra = {
         name: jax.ShapeDtypeStruct(saved[name].shape, saved[name].dtype)
         for name in ('step', 'rng', 'bad_step') if name in saved
     }
     extra = abstract_like(extra)
     extra['model_state'] = abstract_like(collections)
-    got = _restore_checked(mngr, step, target['params'], {'extra': extra})
+    got = _orbax.restore_checked(mngr, step, target['params'], {'extra': extra})
     return {'params': got['params'], **got['extra']['model_state']}
 
   def restore_params(
@@ -331,7 +332,7 @@ class Checkpointer:
       Array([0.1, 0.2], dtype=float32)
     """
     mngr, step = self._locate(step, path)
-    tree = _item_tree(mngr, step, 'params')
+    tree = _orbax.item_tree(mngr, step, 'params')
     if tree is None:
       args = ocp.args.StandardRestore()
     else:
@@ -356,7 +357,7 @@ class Checkpointer:
       {'Dense_0/bias': [[2], 'float32'], 'Dense_0/kernel': [[4, 2], 'float32']}
     """
     mngr, step = self._locate(step, path)
-    return _read_json(mngr, step)
+    return _orbax.read_json(mngr, step)
 
   def close(self) -> None:
     """Waits for background saves, then releases Orbax's resources."""
@@ -438,57 +439,3 @@ def _extra(state: TrainState) -> dict[str, Any]:
       'bad_step': state.bad_step,
       'model_state': state.model_state,
   }
-
-
-def _restore_checked(
-    mngr: ocp.CheckpointManager, step: int, params: Any,
-    abstract: dict[str, Any],
-) -> dict[str, Any]:
-  """Checks variables, then restores ``params`` and the ``abstract`` items."""
-  where = _orbax.join(str(mngr.directory), step)
-  check_variables(_saved_variables(mngr, step), params, where)
-  abstract = {'params': abstract_like(params), **abstract}
-  try:
-    restored = mngr.restore(step, args=ocp.args.Composite(**{
-        name: ocp.args.StandardRestore(tree)
-        for name, tree in abstract.items()
-    }))
-  except ValueError as e:
-    # Orbax: "... tree structures do not match: ..." for opt_state/extra.
-    raise CheckpointMismatchError(
-        f'The checkpoint {where!r} does not match the target state: {e}\n'
-        'The variables match, so the optimizer or the model_state '
-        'collections probably changed. Fix: use a new model_dir, or start '
-        'from this checkpoint with warm_start_from to load the matching '
-        'variables only.'
-    ) from e
-  return {name: reassemble_like(tree, restored[name])
-          for name, tree in abstract.items()}
-
-
-def _read_json(mngr: ocp.CheckpointManager, step: int) -> dict:
-  restored = mngr.restore(
-      step, args=ocp.args.Composite(metadata=ocp.args.JsonRestore()))
-  return dict(restored[_orbax.METADATA_ITEM] or {})
-
-
-def _item_tree(mngr: ocp.CheckpointManager, step: int, item: str) -> Any:
-  """Orbax's per-leaf metadata (shape, dtype) for ``item``, or None."""
-  try:
-    tree = mngr.item_metadata(step)[item]
-  except (KeyError, ValueError):
-    return None
-  return getattr(tree, 'tree', tree)
-
-
-def _saved_variables(
-    mngr: ocp.CheckpointManager, step: int
-) -> dict[str, tuple[int, ...]]:
-  """Variable name -> shape, from our metadata item (else Orbax's)."""
-  variables = _read_json(mngr, step).get('variables')
-  if variables is not None:
-    return {name: tuple(shape) for name, (shape, _) in variables.items()}
-  tree = _item_tree(mngr, step, 'params') or {}
-  return {name: tuple(m.shape) for name, m in flatten_names(tree).items()}
-
-

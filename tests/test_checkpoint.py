@@ -124,6 +124,73 @@ def test_plain_orbax_reads_latest_step_params_and_metadata(tmp_path):
       'Dense_0/bias': [[3], 'float32'], 'Dense_0/kernel': [[4, 3], 'float32']}
 
 
+def _dir_bytes(path):
+  return sum(os.path.getsize(os.path.join(d, f))
+             for d, _, files in os.walk(path) for f in files)
+
+
+def test_arrays_are_written_uncompressed_and_read_by_plain_orbax(tmp_path):
+  # 4 MB of zeros: zstd would shrink them to a few KB; uncompressed they stay.
+  state = make_state('sgd').replace(
+      params={'Dense_0': {'kernel': jnp.zeros((1000, 1000)),
+                          'bias': jnp.zeros(1000)}})
+  with ckpt_lib.Checkpointer(tmp_path) as ckpt:
+    ckpt.save(state)
+  assert _dir_bytes(tmp_path / '7' / 'params') > 4_000_000
+  _, params, _ = _read_with_plain_orbax(str(tmp_path))
+  assert_same_tree(params, state.params)
+
+
+def test_compressed_checkpoints_of_standard_save_still_restore(tmp_path):
+  """Checkpoints written by earlier estlab (Orbax StandardSave, zstd)."""
+  import orbax.checkpoint as ocp
+
+  state = make_state('adam', model_state=batch_stats())
+  mngr = ocp.CheckpointManager(str(tmp_path))
+  mngr.save(7, args=ocp.args.Composite(
+      params=ocp.args.StandardSave(state.params),
+      opt_state=ocp.args.StandardSave(state.opt_state),
+      extra=ocp.args.StandardSave(ckpt_lib._extra(state)),
+      metadata=ocp.args.JsonSave({'step': 7})))
+  mngr.wait_until_finished()
+  mngr.close()
+  with ckpt_lib.Checkpointer(tmp_path) as ckpt:
+    restored = ckpt.restore(make_state('adam', model_state=jax.tree.map(
+        jnp.zeros_like, batch_stats()), step=0, seed=3))
+    ckpt.save(restored.replace(step=jnp.asarray(8, jnp.int32)))  # next: ours
+  assert_same_tree(restored, state)
+  assert ckpt_lib.latest_checkpoint(tmp_path) == os.path.join(str(tmp_path), '8')
+
+
+@pytest.mark.parametrize('opt_state', [
+    optax.EmptyState(), (), {}], ids=['EmptyState', 'tuple', 'dict'])
+def test_a_stateless_optimizer_round_trips(tmp_path, opt_state):
+  # optax.scale / identity / scale_by_learning_rate(constant) keep no state:
+  # Orbax refuses an empty item, so it is not written and restores as given.
+  state = make_state('sgd').replace(opt_state=opt_state)
+  with ckpt_lib.Checkpointer(tmp_path) as ckpt:
+    ckpt.save(state)
+    restored = ckpt.restore(make_state('sgd', step=0, seed=3).replace(
+        opt_state=opt_state))
+  assert_same_tree(restored, state)
+  assert type(restored.opt_state) is type(opt_state)
+  assert not (tmp_path / '7' / 'opt_state').exists()
+  _, params, _ = _read_with_plain_orbax(str(tmp_path))
+  assert_same_tree(params, state.params)
+
+
+def test_optimizer_changed_to_or_from_stateless_is_a_mismatch_error(tmp_path):
+  with ckpt_lib.Checkpointer(tmp_path / 'a') as ckpt:
+    ckpt.save(make_state('sgd').replace(opt_state=optax.EmptyState()))
+    with pytest.raises(ckpt_lib.CheckpointMismatchError,
+                       match=r"\['opt_state'\] are empty in one.*warm_start_from"):
+      ckpt.restore(make_state('adam'))
+  with ckpt_lib.Checkpointer(tmp_path / 'b') as ckpt:
+    ckpt.save(make_state('adam'))
+    with pytest.raises(ckpt_lib.CheckpointMismatchError, match='opt_state'):
+      ckpt.restore(make_state('adam').replace(opt_state=optax.EmptyState()))
+
+
 def test_max_to_keep_keeps_the_newest(tmp_path):
   with ckpt_lib.Checkpointer(tmp_path, max_to_keep=2) as ckpt:
     for step in (1, 2, 3, 4):

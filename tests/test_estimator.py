@@ -133,6 +133,23 @@ def test_resume_in_a_new_process(tmp_path):
     assert out.stdout.strip().endswith(os.sep + expected)
 
 
+def test_a_stateless_train_op_checkpoints_and_resumes(tmp_path):
+  def model_fn(features, labels, mode):
+    pred = nn.Dense(1)(features["x"])[:, 0]
+    loss = jnp.mean((pred - labels) ** 2)
+    return estlab.EstimatorSpec(mode, loss=loss, predictions=pred,
+                                train_op=optax.scale(-0.1))  # plain SGD, no state
+  x, y = regression_data()
+  est = estlab.Estimator(model_fn, tmp_path / "m", config=quiet())
+  est.train(batches_input_fn(x, y), steps=3)
+  resumed = estlab.Estimator(model_fn, tmp_path / "m", config=quiet())
+  kernel = est.get_variable_value("Dense_0/kernel")
+  np.testing.assert_array_equal(resumed.get_variable_value("Dense_0/kernel"), kernel)
+  resumed.train(batches_input_fn(x, y), steps=2)
+  assert resumed.latest_checkpoint().endswith("/5")
+  assert not np.array_equal(resumed.get_variable_value("Dense_0/kernel"), kernel)
+
+
 def test_checkpoint_cadence_and_keep_max(tmp_path):
   x, y = regression_data(64)
   forever = lambda: itertools.repeat(({"x": x[:8]}, y[:8]))
