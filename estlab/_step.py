@@ -26,7 +26,7 @@ from estlab._packing import Packed, pack, unpacked
 from estlab._state import TrainState
 from estlab.spec import VALID_ROWS_KEY, EstimatorSpec, ModeKeys
 
-__all__ = ["CompiledSteps", "compile_ahead"]
+__all__ = ["CompiledSteps", "compile_ahead", "host_for_init"]
 
 logger = logging.getLogger("estlab")
 
@@ -37,8 +37,37 @@ _RUN_ONCE_OPTIONS = {"xla_backend_optimization_level": 0}
 # variable); XLA:CPU's older loop emitters compile them faster (0.8 -> 0.5 s
 # for a DNNClassifier, while the train step compiles beside it on 2 cores).
 # Not for the train step: its code runs slower that way. XLA versions that do
-# not know an option refuse it; ``CompiledSteps.init`` then compiles without.
+# not know an option refuse it (jaxlib 0.11 dropped this one);
+# ``CompiledSteps.init`` then compiles without, and stops asking.
 _RUN_ONCE_CPU_OPTIONS = {"xla_cpu_use_fusion_emitters": False}
+_REFUSED_OPTIONS: set = set()
+
+# On an accelerator a small state is initialised by the host CPU and then
+# copied over: on an H100, init's compile for the GPU (many small kernels)
+# took 1.8 s against 0.2 s for XLA:CPU on the same machine, on the first
+# step's critical path. The draws are the host's (threefry gives the same
+# bits on every backend; float transforms may differ in the last ulp). Only
+# for states the host draws quickly (64 MB: ~0.3 s on 2 cores) and never
+# under a strategy (each host of a multi-host run would draw its replicas).
+_HOST_INIT_MAX_BYTES = 64 << 20
+
+
+def init_on_host(backend: str, state_bytes: int, distributed: bool) -> bool:
+  """Whether ``CompiledSteps.init`` should run on the host (see above)."""
+  return (backend != "cpu" and not distributed
+          and state_bytes <= _HOST_INIT_MAX_BYTES)
+
+
+def host_for_init(abstract: Any, distributed: bool) -> jax.Device | None:
+  """The host's CPU device where ``init_on_host`` says so, else None."""
+  size = sum(x.size * getattr(x.dtype, "itemsize", 8)
+             for x in jax.tree.leaves(abstract))
+  if not init_on_host(jax.default_backend(), size, distributed):
+    return None
+  try:
+    return jax.devices("cpu")[0]
+  except RuntimeError:  # JAX_PLATFORMS without "cpu"
+    return None
 
 
 def compile_ahead(fn: Any, *args: Any, low_priority: bool = False,
@@ -162,17 +191,36 @@ class CompiledSteps:
 
   # -- initialisation ---------------------------------------------------------
 
-  def init(self, rng, features, labels) -> TrainState:
-    """The initial state: ``_init`` traced once, compiled for running once."""
-    lowered = self._init_jit.lower(rng, features, labels)
+  def init(self, rng, features, labels, *,
+           on: jax.Device | None = None) -> TrainState:
+    """The initial state: ``_init`` traced once, compiled for running once.
+
+    With ``on`` (a device), it runs there and the state is copied to the
+    default device (``init_on_host``); JAX traces again for the committed
+    arguments (~0.1 s, against seconds of an accelerator's compile).
+    """
+    args = (rng, features, labels)
+    if on is not None:
+      args = jax.device_put(args, on)
+    lowered = self._init_jit.lower(*args)
+    options = {**_RUN_ONCE_OPTIONS, **{
+        k: v for k, v in _RUN_ONCE_CPU_OPTIONS.items()
+        if k not in _REFUSED_OPTIONS}}
     try:
-      compiled = lowered.compile({**_RUN_ONCE_OPTIONS, **_RUN_ONCE_CPU_OPTIONS})
+      compiled = lowered.compile(options)
     except Exception as e:  # pylint: disable=broad-except
       if "No such compile option" not in str(e):
         raise
       logger.debug("This XLA refuses %s: compiling init without.", e)
+      _REFUSED_OPTIONS.update(_RUN_ONCE_CPU_OPTIONS)
       compiled = lowered.compile(_RUN_ONCE_OPTIONS)
-    return compiled(rng, features, labels)
+    state = compiled(*args)
+    if on is None:
+      return state
+    # Through numpy: the copy is then uncommitted, as a default-device init
+    # is; a state committed to a device compiles the steps (compiled ahead
+    # for uncommitted arguments) once more.
+    return jax.device_put(jax.device_get(state))
 
   def abstract_state(self, rng, features, labels) -> TrainState:
     """``init``'s shapes; its trace is the one ``init`` compiles."""

@@ -35,7 +35,7 @@ from estlab import summary
 from estlab._loops import (NanLossDuringTrainingError, TrainLoop,
                            evaluate_batches, predict_batches)
 from estlab._pipeline import Prefetcher, chain, first_batch, input_batches
-from estlab._step import CompiledSteps, compile_ahead
+from estlab._step import CompiledSteps, compile_ahead, host_for_init
 from estlab._step_dirs import local_steps
 from estlab.hooks import SessionRunHook
 from estlab.run_config import RunConfig
@@ -219,7 +219,8 @@ class Estimator:
     try:
       latest = self._latest_step()
       if latest is None:
-        state = steps.init(self._rng(), features, labels)
+        state = steps.init(self._rng(), features, labels,
+                           on=host_for_init(abstract, strategy is not None))
         if self._warm_start is not None:
           state = state.replace(params=warm_start(state.params,
                                                   self._warm_start))

@@ -91,8 +91,11 @@ def test_init_compiles_once_with_its_cpu_options_and_without_where_refused(
   # without it, from the same trace, and trains to the same variables.
   monkeypatch.setattr(_step, "_RUN_ONCE_CPU_OPTIONS",
                       {"xla_cpu_no_such_option_for_estlab": True})
+  monkeypatch.setattr(_step, "_REFUSED_OPTIONS", set())
   est, got = _train(tmp_path / "refused", optax.sgd(0.1), 1)
   assert est._compiled().traces["init"] == 1
+  # Asked once per process: later inits compile without it straight away.
+  assert _step._REFUSED_OPTIONS == {"xla_cpu_no_such_option_for_estlab"}
   assert want.keys() == got.keys()
   for name, value in want.items():
     np.testing.assert_allclose(got[name], value, rtol=1e-6, err_msg=name)
@@ -106,3 +109,32 @@ def test_a_model_fn_error_at_init_surfaces_unchanged(tmp_path):
     est.train(estlab.inputs.numpy_input_fn(
         {"x": np.ones((8, 3), np.float32)}, np.ones(8, np.float32), batch_size=8,
         shuffle=False), steps=1)
+
+
+@pytest.mark.parametrize("backend,size,distributed,want", [
+    ("cpu", 1000, False, False),       # the host is the device already
+    ("gpu", 1000, False, True),
+    ("tpu", 64 << 20, False, True),
+    ("gpu", (64 << 20) + 1, False, False),  # large: the device draws faster
+    ("gpu", 1000, True, False),        # a strategy: replicas must agree
+])
+def test_init_on_host_for_small_states_on_accelerators(backend, size,
+                                                       distributed, want):
+  assert _step.init_on_host(backend, size, distributed) is want
+
+
+def test_init_on_another_device_gives_the_same_state_on_the_default(tmp_path):
+  est, _ = _train(tmp_path, optax.adam(0.1), 1)
+  steps = est._compiled()
+  args = (jax.random.PRNGKey(3), {"x": np.ones((8, 3), np.float32)},
+          np.ones(8, np.float32))
+  want = steps.init(*args)
+  got = steps.init(*args, on=jax.devices()[1])  # as the host CPU on a GPU
+  for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
+    assert a.devices() == {jax.devices()[0]}
+    # Uncommitted, as a default-device init: else the steps compiled ahead
+    # for uncommitted arguments would compile again (seen on a GPU).
+    assert a._committed == b._committed  # pylint: disable=protected-access
+    np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+  # This CPU-only machine: nothing is moved.
+  assert _step.host_for_init(jax.eval_shape(lambda: want), False) is None
