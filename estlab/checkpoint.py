@@ -3,8 +3,8 @@
 ``Checkpointer`` saves and restores a ``TrainState`` under ``model_dir``, and
 answers what tf.estimator's checkpoint functions answered (latest checkpoint,
 variable names and values). Orbax does the work; this module only fixes the
-layout and checks that a checkpoint fits the model before reading arrays.
-(Past 500 lines because the layout is a user-facing contract, documented here.)
+layout and checks that a checkpoint fits the model before reading arrays
+(``_orbax`` holds the Orbax plumbing and the item readers).
 
 On-disk layout (a contract: readable with plain Orbax, without estlab)::
 
@@ -12,7 +12,8 @@ On-disk layout (a contract: readable with plain Orbax, without estlab)::
     <step>/                  one Orbax CheckpointManager step directory
       _CHECKPOINT_METADATA   Orbax's step metadata (items, commit time)
       params/                PyTreeSave of TrainState.params
-      opt_state/             PyTreeSave of TrainState.opt_state
+      opt_state/             PyTreeSave of TrainState.opt_state (absent for
+                             an optimizer without state, e.g. optax.scale)
       extra/                 PyTreeSave of {'step', 'rng', 'bad_step',
                              'model_state'}
                              (arrays uncompressed; see _orbax.make_manager)
