@@ -11,12 +11,11 @@ On-disk layout (a contract: readable with plain Orbax, without estlab)::
   model_dir/
     <step>/                  one Orbax CheckpointManager step directory
       _CHECKPOINT_METADATA   Orbax's step metadata (items, commit time)
-      params/                PyTreeSave of TrainState.params
-      opt_state/             PyTreeSave of TrainState.opt_state (absent for
-                             an optimizer without state, e.g. optax.scale)
-      extra/                 PyTreeSave of {'step', 'rng', 'bad_step',
+      params/                StandardSave of TrainState.params
+      opt_state/             StandardSave of TrainState.opt_state (absent
+                             for an optimizer without state, e.g. optax.scale)
+      extra/                 StandardSave of {'step', 'rng', 'bad_step',
                              'model_state'}
-                             (arrays uncompressed; see _orbax.make_manager)
       metadata/metadata      JSON: {'step': int, 'estlab_version': str,
                              'time': unix seconds, 'variables':
                              {'Dense_0/kernel': [shape, dtype], ...},
@@ -216,7 +215,7 @@ class Checkpointer:
     mngr.save(
         step,
         args=ocp.args.Composite(
-            **{name: ocp.args.PyTreeSave(tree) for name, tree in items.items()
+            **{name: ocp.args.StandardSave(tree) for name, tree in items.items()
                if not _orbax.is_empty(tree)},
             metadata=ocp.args.JsonSave(info),
         ),
