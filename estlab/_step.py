@@ -22,6 +22,7 @@ from jax.flatten_util import ravel_pytree
 import jax.numpy as jnp
 import optax
 
+from estlab import _xla_options
 from estlab._packing import Packed, pack, unpacked
 from estlab._state import TrainState
 from estlab.spec import VALID_ROWS_KEY, EstimatorSpec, ModeKeys
@@ -29,18 +30,6 @@ from estlab.spec import VALID_ROWS_KEY, EstimatorSpec, ModeKeys
 __all__ = ["CompiledSteps", "compile_ahead", "host_for_init"]
 
 logger = logging.getLogger("estlab")
-
-# Init runs once: XLA's backend optimisations would cost seconds of compile
-# (measured 3.6 s -> 1.0 s for a DNNClassifier on CPU) to save microseconds.
-_RUN_ONCE_OPTIONS = {"xla_backend_optimization_level": 0}
-# Init is many small fusions (an initializer and its random bits per
-# variable); XLA:CPU's older loop emitters compile them faster (0.8 -> 0.5 s
-# for a DNNClassifier, while the train step compiles beside it on 2 cores).
-# Not for the train step: its code runs slower that way. XLA versions that do
-# not know an option refuse it (jaxlib 0.11 dropped this one);
-# ``CompiledSteps.init`` then compiles without, and stops asking.
-_RUN_ONCE_CPU_OPTIONS = {"xla_cpu_use_fusion_emitters": False}
-_REFUSED_OPTIONS: set = set()
 
 # On an accelerator a small state is initialised by the host CPU and then
 # copied over: on an H100, init's compile for the GPU (many small kernels)
@@ -166,6 +155,9 @@ def _raveled(params: Any) -> tuple[jax.Array, Callable[[jax.Array], Any]] | None
   return ravel_pytree(params)
 
 
+_STEPS = ("train_step", "train_loop", "eval_step", "predict_step")
+
+
 class CompiledSteps:
   """The jitted functions of one Estimator, built once and reused.
 
@@ -183,11 +175,30 @@ class CompiledSteps:
     self._ahead_done: set = set()             # signatures compiled ahead
     self._module = {m: _ModelFnModule(call=call, mode=m) for m in ModeKeys.ALL}
     self._init_jit = jax.jit(self._init)  # compiled by ``init``
-    self.train_step = jax.jit(self._train_step, donate_argnums=0)
-    self.train_loop = jax.jit(self._train_loop, donate_argnums=0)
-    self.eval_step = jax.jit(self._eval_step, donate_argnums=0)
+    self.compiler_options: dict[str, Any] | None = None  # by ``_use_options``
+    self._jit_steps({})
+
+  def _jit_steps(self, options: dict[str, Any]) -> None:
+    kwargs = _xla_options.jit_kwargs(options)
+    self.train_step = jax.jit(self._train_step, donate_argnums=0, **kwargs)
+    self.train_loop = jax.jit(self._train_loop, donate_argnums=0, **kwargs)
+    self.eval_step = jax.jit(self._eval_step, donate_argnums=0, **kwargs)
     self.eval_result = jax.jit(self._eval_result)
-    self.predict_step = jax.jit(self._predict_step, static_argnames="keys")
+    self.predict_step = jax.jit(self._predict_step, static_argnames="keys",
+                                **kwargs)
+
+  def _use_options(self, params: Any) -> None:
+    """Sets the steps' compile options from the params' shapes, once, before
+    any step is traced (``_xla_options.dot_options``)."""
+    if self.compiler_options is not None:
+      return
+    if any(self.traces[name] for name in _STEPS):  # keep their compilations
+      self.compiler_options = {}
+      return
+    self.compiler_options = _xla_options.dot_options(
+        params, jax.default_backend())
+    if self.compiler_options:
+      self._jit_steps(self.compiler_options)
 
   # -- initialisation ---------------------------------------------------------
 
@@ -202,18 +213,8 @@ class CompiledSteps:
     args = (rng, features, labels)
     if on is not None:
       args = jax.device_put(args, on)
-    lowered = self._init_jit.lower(*args)
-    options = {**_RUN_ONCE_OPTIONS, **{
-        k: v for k, v in _RUN_ONCE_CPU_OPTIONS.items()
-        if k not in _REFUSED_OPTIONS}}
-    try:
-      compiled = lowered.compile(options)
-    except Exception as e:  # pylint: disable=broad-except
-      if "No such compile option" not in str(e):
-        raise
-      logger.debug("This XLA refuses %s: compiling init without.", e)
-      _REFUSED_OPTIONS.update(_RUN_ONCE_CPU_OPTIONS)
-      compiled = lowered.compile(_RUN_ONCE_OPTIONS)
+    compiled = self._init_jit.lower(*args).compile(
+        _xla_options.run_once_options())
     state = compiled(*args)
     if on is None:
       return state
@@ -224,7 +225,9 @@ class CompiledSteps:
 
   def abstract_state(self, rng, features, labels) -> TrainState:
     """``init``'s shapes; its trace is the one ``init`` compiles."""
-    return jax.eval_shape(self._init_jit, rng, features, labels)
+    state = jax.eval_shape(self._init_jit, rng, features, labels)
+    self._use_options(state.params)
+    return state
 
   def _init(self, rng, features, labels) -> TrainState:
     self.traces["init"] += 1
@@ -243,7 +246,9 @@ class CompiledSteps:
     def init(features, labels):
       rngs = {"params": jax.random.PRNGKey(0), "dropout": jax.random.PRNGKey(1)}
       return dict(self._module[mode].init(rngs, features, labels))
-    return jax.eval_shape(init, features, labels)
+    variables = jax.eval_shape(init, features, labels)
+    self._use_options(variables.get("params", {}))
+    return variables
 
   # -- training ---------------------------------------------------------------
 

@@ -7,7 +7,7 @@ import optax
 import pytest
 
 import estlab
-from estlab import _step
+from estlab import _step, _xla_options
 
 CONFIG = dict(progress_bar=False, tf_random_seed=0, save_checkpoints_steps=None)
 
@@ -89,13 +89,13 @@ def test_init_compiles_once_with_its_cpu_options_and_without_where_refused(
   assert est._compiled().traces["init"] == 1
   # An XLA that refuses an option ("No such compile option"): init compiles
   # without it, from the same trace, and trains to the same variables.
-  monkeypatch.setattr(_step, "_RUN_ONCE_CPU_OPTIONS",
+  monkeypatch.setattr(_xla_options, "_RUN_ONCE_CPU",
                       {"xla_cpu_no_such_option_for_estlab": True})
-  monkeypatch.setattr(_step, "_REFUSED_OPTIONS", set())
+  monkeypatch.setattr(_xla_options, "_ACCEPTED", {})
   est, got = _train(tmp_path / "refused", optax.sgd(0.1), 1)
   assert est._compiled().traces["init"] == 1
   # Asked once per process: later inits compile without it straight away.
-  assert _step._REFUSED_OPTIONS == {"xla_cpu_no_such_option_for_estlab"}
+  assert _xla_options._ACCEPTED["xla_cpu_no_such_option_for_estlab"] is False
   assert want.keys() == got.keys()
   for name, value in want.items():
     np.testing.assert_allclose(got[name], value, rtol=1e-6, err_msg=name)
