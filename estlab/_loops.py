@@ -87,7 +87,10 @@ class TrainLoop:
               want_summary: bool, want_log: bool, *, bar: Any) -> None:
     """Checks a dispatched step (of ``n``) for NaN; writes the summary and
     log line that were due when it was dispatched, at ``step`` and ``now``."""
-    bad = int(_last(outputs["bad_step"], n))
+    # One small array: np.asarray reads it in ~2 us on the CPU, where
+    # jax.device_get's tree walk and async copy took ~40 us, every step.
+    flags = np.asarray(outputs["bad_step"])
+    bad = int(flags if n == 1 else flags[-1])
     if bad >= 0:
       raise NanLossDuringTrainingError(bad, self._model_dir)
     if not (want_summary or want_log):

@@ -13,14 +13,20 @@ from typing import Any, Callable, Iterator
 import jax
 import numpy as np
 
+from estlab._packing import Packed
+
 __all__ = ["Background", "take_rows", "table_batches", "table_loops"]
 
 
 def take_rows(batch: Any, rows: Any) -> Any:
   """Rows (a slice or index array) of every array in a prepared batch."""
-  if isinstance(rows, slice):
-    return jax.tree.map(lambda a: a[rows], batch)
-  return jax.tree.map(lambda a: np.take(a, rows, axis=0), batch)
+  if isinstance(batch, Packed):  # every training step: no tree walk
+    return Packed(tuple(_take(b, rows) for b in batch.buffers), batch.layout)
+  return jax.tree.map(lambda a: _take(a, rows), batch)
+
+
+def _take(array: Any, rows: Any) -> Any:
+  return array[rows] if isinstance(rows, slice) else np.take(array, rows, axis=0)
 
 
 def table_batches(encoded: "Background", selections: Iterator) -> Iterator:
@@ -141,13 +147,19 @@ class Background:
         self._thread.start()
 
   def get(self) -> Any:
+    result = self._result  # set last by ``_run``: then the work is done
+    if result is None:
+      result = self._wait()
+    value, error = result
+    if error is not None:
+      raise error
+    return value
+
+  def _wait(self) -> tuple:
     with self._lock:
       thread = self._thread
       if thread is None and self._result is None:
         self._run()
     if thread is not None:
       thread.join()
-    value, error = self._result
-    if error is not None:
-      raise error
-    return value
+    return self._result

@@ -1,10 +1,12 @@
 """Rows of an encoded table: loops of row gathers and the background encode."""
 import threading
 
+import jax
 import numpy as np
 import pytest
 
-from estlab._tables import Background, table_batches, table_loops
+from estlab._packing import Packed, pack
+from estlab._tables import Background, table_batches, table_loops, take_rows
 
 
 def test_table_batches_encodes_once_and_only_when_a_batch_is_needed():
@@ -67,3 +69,17 @@ def test_a_background_computation_raises_its_error_where_it_is_needed():
   with pytest.raises(ValueError, match="bad row 7"):
     encoded.get()
   assert encoded.done()
+  with pytest.raises(ValueError, match="bad row 7"):  # and on every later get
+    encoded.get()
+
+
+def test_rows_of_a_packed_table_are_the_rows_of_its_tree():
+  tree = ({"a": np.arange(12, dtype=np.float32).reshape(6, 2),
+           "b": np.arange(6, dtype=np.int32)}, np.arange(6.0, dtype=np.float32))
+  packed = pack(tree)
+  assert isinstance(packed, Packed)
+  for rows in (slice(1, 4), np.array([5, 0, 2]), np.array([[1, 2], [3, 4]])):
+    got = take_rows(packed, rows)
+    assert isinstance(got, Packed) and got.layout is packed.layout
+    want = jax.tree.map(lambda a, r=rows: a[r], tree)
+    jax.tree.map(np.testing.assert_array_equal, got.unpack(), want)
