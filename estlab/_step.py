@@ -175,6 +175,7 @@ class CompiledSteps:
     self._ahead_done: set = set()             # signatures compiled ahead
     self._module = {m: _ModelFnModule(call=call, mode=m) for m in ModeKeys.ALL}
     self._init_jit = jax.jit(self._init)  # compiled by ``init``
+    _xla_options.probe_ahead()  # while the first batch is prepared
     self.compiler_options: dict[str, Any] | None = None  # by ``_use_options``
     self._jit_steps({})
 

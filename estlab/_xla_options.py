@@ -8,19 +8,22 @@ never one the user set in ``XLA_FLAGS``: theirs wins.
 Options name XLA internals that come and go between releases (jaxlib 0.11
 dropped ``xla_cpu_use_fusion_emitters``), so ``supported`` asks this XLA
 once per option and process with a trivial compile, and drops the ones it
-refuses ("No such compile option").
+refuses ("No such compile option"); ``probe_ahead`` asks in the background
+while the first batch is prepared.
 """
 from __future__ import annotations
 
 import inspect
 import logging
 import os
+import threading
 from typing import Any
 
 import jax
 import numpy as np
 
-__all__ = ["dot_options", "jit_kwargs", "run_once_options", "supported"]
+__all__ = ["dot_options", "jit_kwargs", "probe_ahead", "run_once_options",
+           "supported"]
 
 logger = logging.getLogger("estlab")
 
@@ -46,35 +49,70 @@ _SMALL_DOTS_CPU = {"xla_cpu_experimental_ynn_fusion_type": ""}
 _SMALL_KERNEL_ELEMENTS = 1 << 18
 
 _ACCEPTED: dict[str, bool] = {}  # option -> whether this XLA takes it
+_LOCK = threading.Lock()  # held while probing
+_AHEAD: list[threading.Thread] = []  # ``probe_ahead``'s thread
+_AHEAD_LOCK = threading.Lock()
 
 
 def _user_flags() -> str:
   return os.environ.get("XLA_FLAGS", "")
 
 
-def supported(options: dict[str, Any]) -> dict[str, Any]:
-  """The entries of ``options`` this XLA accepts and the user did not set.
+def _compiles_with(options: dict[str, Any]) -> bool:
+  """Whether XLA compiles ``x + 1`` with ``options`` (on the host CPU where
+  there is one: options are parsed alike everywhere, and an accelerator's
+  compile costs more)."""
+  x = np.float32(0)
+  try:
+    x = jax.device_put(x, jax.devices("cpu")[0])
+  except RuntimeError:  # JAX_PLATFORMS without "cpu"
+    pass
+  try:
+    jax.jit(lambda v: v + 1).lower(x).compile(options)
+    return True
+  except Exception as e:  # pylint: disable=broad-except
+    if "No such compile option" not in str(e):
+      raise
+    logger.debug("This XLA refuses one of %s.", sorted(options))
+    return False
 
-  Each new option costs one compile of ``x + 1`` (milliseconds) per process.
-  """
+
+def _probe(options: dict[str, Any]) -> None:
+  """Records which of ``options`` this XLA takes: one compile for all of
+  them, one per option only where XLA refuses some."""
+  with _LOCK:
+    new = {k: v for k, v in options.items() if k not in _ACCEPTED}
+    if not new:
+      return
+    if len(new) > 1 and _compiles_with(new):
+      _ACCEPTED.update(dict.fromkeys(new, True))
+      return
+    for name, value in new.items():
+      _ACCEPTED[name] = _compiles_with({name: value})
+
+
+def probe_ahead() -> None:
+  """Starts asking XLA about every option here, in a background thread (a
+  compile, ~50 ms), so that the first step does not wait for it. Once per
+  process; ``supported`` joins it."""
+  with _AHEAD_LOCK:
+    if _AHEAD:
+      return
+    thread = threading.Thread(
+        target=lambda: _probe({**_RUN_ONCE_CPU, **_SMALL_DOTS_CPU}),
+        daemon=False, name="estlab-xla-probe")
+    _AHEAD.append(thread)
+  thread.start()
+
+
+def supported(options: dict[str, Any]) -> dict[str, Any]:
+  """The entries of ``options`` this XLA accepts and the user did not set."""
   user = _user_flags()
-  kept = {}
-  for name, value in options.items():
-    if name in user:
-      continue
-    if name not in _ACCEPTED:
-      try:
-        jax.jit(lambda x: x + 1).lower(np.float32(0)).compile(
-            {name: value})
-        _ACCEPTED[name] = True
-      except Exception as e:  # pylint: disable=broad-except
-        if "No such compile option" not in str(e):
-          raise
-        logger.debug("This XLA refuses %s: not using it.", name)
-        _ACCEPTED[name] = False
-    if _ACCEPTED[name]:
-      kept[name] = value
-  return kept
+  options = {k: v for k, v in options.items() if k not in user}
+  for thread in list(_AHEAD):
+    thread.join()
+  _probe(options)
+  return {k: v for k, v in options.items() if _ACCEPTED[k]}
 
 
 def run_once_options() -> dict[str, Any]:

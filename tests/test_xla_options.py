@@ -120,3 +120,26 @@ def test_an_estimator_compiles_its_steps_once_with_the_options(
   plain, want = _train(tmp_path / "plain", 16, steps_per_loop)
   assert plain._compiled().compiler_options == {}
   np.testing.assert_allclose(preds, want, rtol=1e-4, atol=1e-5)
+
+
+def test_probe_ahead_asks_about_all_options_once_in_the_background(
+    monkeypatch):
+  monkeypatch.setattr(_xla_options, "_ACCEPTED", {})
+  monkeypatch.setattr(_xla_options, "_AHEAD", [])
+  # One option this XLA refuses among them: each is then asked alone.
+  monkeypatch.setattr(_xla_options, "_SMALL_DOTS_CPU",
+                      {"xla_cpu_no_such_option_for_estlab": ""})
+  monkeypatch.setattr(_xla_options, "_RUN_ONCE_CPU",
+                      {"xla_backend_optimization_level": 1})
+  _xla_options.probe_ahead()
+  _xla_options.probe_ahead()  # once per process
+  assert [t.name for t in _xla_options._AHEAD] == ["estlab-xla-probe"]
+  _xla_options._AHEAD[0].join(60)
+  assert _xla_options._ACCEPTED == {"xla_cpu_no_such_option_for_estlab": False,
+                                    "xla_backend_optimization_level": True}
+  calls = []
+  monkeypatch.setattr(jax, "jit", lambda *a, **k: calls.append(a))
+  assert _xla_options.run_once_options() == {
+      "xla_backend_optimization_level": 1}  # _RUN_ONCE's, then _RUN_ONCE_CPU's
+  assert _xla_options.dot_options(_kernels((50, 128)), "cpu") == {}
+  assert calls == []  # nothing compiled on the caller's thread
