@@ -11,11 +11,12 @@ On-disk layout (a contract: readable with plain Orbax, without estlab)::
   model_dir/
     <step>/                  one Orbax CheckpointManager step directory
       _CHECKPOINT_METADATA   Orbax's step metadata (items, commit time)
-      params/                StandardSave of TrainState.params
-      opt_state/             StandardSave of TrainState.opt_state (absent
-                             for an optimizer without state, e.g. optax.scale)
-      extra/                 StandardSave of {'step', 'rng', 'bad_step',
-                             'model_state'}
+      params/                Orbax PyTree item of TrainState.params
+      opt_state/             ... of TrainState.opt_state (absent for an
+                             optimizer without state, e.g. optax.scale)
+      extra/                 ... of {'step', 'rng', 'bad_step', 'model_state'}
+                             (each item zstd-compressed when it holds a
+                             table, ``_orbax.save_args``; else raw)
       metadata/metadata      JSON: {'step': int, 'estlab_version': str,
                              'time': unix seconds, 'variables':
                              {'Dense_0/kernel': [shape, dtype], ...},
@@ -215,7 +216,7 @@ class Checkpointer:
     mngr.save(
         step,
         args=ocp.args.Composite(
-            **{name: ocp.args.StandardSave(tree) for name, tree in items.items()
+            **{name: _orbax.save_args(tree) for name, tree in items.items()
                if not _orbax.is_empty(tree)},
             metadata=ocp.args.JsonSave(info),
         ),

@@ -129,17 +129,25 @@ def _dir_bytes(path):
              for d, _, files in os.walk(path) for f in files)
 
 
-def test_mostly_zero_arrays_are_compressed_and_read_by_plain_orbax(tmp_path):
-  # A wide model's hashed weights and optimizer slots are mostly zeros or
-  # constants: 4 MB of them should take a small fraction on disk.
-  kernel = np.zeros((1000, 1000), np.float32)
-  kernel[::97, ::89] = 1.5
+@pytest.mark.parametrize('rows,compressed', [
+    (ckpt_lib._orbax.COMPRESS_ROWS, True),  # a table (hash buckets): zstd
+    (1000, False),                          # dense layers: raw, faster
+], ids=['table', 'dense'])
+def test_items_with_tables_are_compressed_others_not_plain_orbax_reads_both(
+    tmp_path, rows, compressed):
+  # Both mostly zeros (as a wide model's untouched buckets): the rule is by
+  # shape, so only the table's item shrinks on disk.
+  kernel = np.zeros((rows, 1_000_000 // rows), np.float32)
+  kernel[::97, ::3] = 1.5
   state = make_state('sgd').replace(
       params={'Dense_0': {'kernel': jnp.asarray(kernel),
-                          'bias': jnp.zeros(1000)}})
+                          'bias': jnp.zeros(kernel.shape[1])}})
   with ckpt_lib.Checkpointer(tmp_path) as ckpt:
     ckpt.save(state)
-  assert _dir_bytes(tmp_path / '7' / 'params') < 400_000
+    restored = ckpt.restore(state)
+  assert_same_tree(restored.params, state.params)
+  on_disk = _dir_bytes(tmp_path / '7' / 'params')
+  assert (on_disk < 400_000) if compressed else (on_disk > 4_000_000)
   _, params, _ = _read_with_plain_orbax(str(tmp_path))
   assert_same_tree(params, state.params)
 
