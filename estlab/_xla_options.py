@@ -64,7 +64,7 @@ def _compiles_with(options: dict[str, Any]) -> bool:
   compile costs more)."""
   x = np.float32(0)
   try:
-    x = jax.device_put(x, jax.devices("cpu")[0])
+    x = jax.device_put(x, jax.local_devices(backend="cpu")[0])
   except RuntimeError:  # JAX_PLATFORMS without "cpu"
     pass
   try:
