@@ -165,6 +165,8 @@ class CompiledSteps:
     traces: Counter of traces per function name.
     hooks: mode -> hooks the model_fn returned when last traced.
     export_outputs: export_outputs the PREDICT model_fn returned when traced.
+    compiler_options: the XLA options the steps compile with (None until
+      the params' shapes are known; ``_xla_options.dot_options``).
   """
 
   def __init__(self, call: Callable[..., EstimatorSpec]):
