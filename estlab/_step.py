@@ -18,11 +18,11 @@ from typing import Any, Callable, Mapping
 from flax import errors as flax_errors
 import flax.linen as nn
 import jax
-from jax.flatten_util import ravel_pytree
 import jax.numpy as jnp
 import optax
 
 from estlab import _xla_options
+from estlab._flat import FlatParams
 from estlab._packing import Packed, pack, unpacked
 from estlab._state import TrainState
 from estlab.spec import VALID_ROWS_KEY, EstimatorSpec, ModeKeys
@@ -131,30 +131,6 @@ def _select(ok: jax.Array, new: Any, old: Any) -> Any:
   return jax.tree.map(lambda a, b: jnp.where(ok, a, b), new, old)
 
 
-# Params of at most this many bytes ride a training loop as one vector.
-_FLAT_MAX_BYTES = 1 << 20
-
-
-def _raveled(params: Any) -> tuple[jax.Array, Callable[[jax.Array], Any]] | None:
-  """``(vector, unravel)`` of small params of one float dtype, else None.
-
-  XLA:CPU runs each fused kernel of a step for ~0.5 us however small, and a
-  model of many small leaves (a linear model's per-column weights) gets a few
-  kernels per leaf for the update, the NaN select and the loop carry. On one
-  vector those are a few kernels in all. Raveling copies the params, so it
-  is done once per loop and only for small params (``_FLAT_MAX_BYTES``).
-  """
-  leaves = jax.tree.leaves(params)
-  if len(leaves) < 2 or len({a.dtype for a in leaves}) != 1:
-    return None
-  dtype = leaves[0].dtype
-  if not jnp.issubdtype(dtype, jnp.floating):
-    return None
-  if sum(a.size for a in leaves) * dtype.itemsize > _FLAT_MAX_BYTES:
-    return None
-  return ravel_pytree(params)
-
-
 _STEPS = ("train_step", "train_loop", "eval_step", "predict_step")
 
 
@@ -167,6 +143,8 @@ class CompiledSteps:
     export_outputs: export_outputs the PREDICT model_fn returned when traced.
     compiler_options: the XLA options the steps compile with (None until
       the params' shapes are known; ``_xla_options.dot_options``).
+    flat: how training carries small params as one vector (``_flat``), or
+      None (set with the train state's shapes).
   """
 
   def __init__(self, call: Callable[..., EstimatorSpec]):
@@ -179,6 +157,8 @@ class CompiledSteps:
     self._init_jit = jax.jit(self._init)  # compiled by ``init``
     _xla_options.probe_ahead()  # while the first batch is prepared
     self.compiler_options: dict[str, Any] | None = None  # by ``_use_options``
+    self.flat: FlatParams | None = None  # by ``abstract_state``
+    self._flat_jit: tuple[Callable, Callable] | None = None
     self._jit_steps({})
 
   def _jit_steps(self, options: dict[str, Any]) -> None:
@@ -230,6 +210,8 @@ class CompiledSteps:
     """``init``'s shapes; its trace is the one ``init`` compiles."""
     state = jax.eval_shape(self._init_jit, rng, features, labels)
     self._use_options(state.params)
+    if self.flat is None:
+      self.flat = FlatParams.of(state.params)
     return state
 
   def _init(self, rng, features, labels) -> TrainState:
@@ -255,9 +237,10 @@ class CompiledSteps:
 
   # -- training ---------------------------------------------------------------
 
-  def _train_body(self, state: TrainState, features, labels, unravel=None):
-    """One step. With ``unravel``, ``state.params`` is the raveled vector."""
-    as_tree = unravel or (lambda p: p)
+  def _train_body(self, state: TrainState, features, labels,
+                  flat: FlatParams | None = None):
+    """One step. With ``flat``, ``state.params`` is its vector (``_flat``)."""
+    as_tree = flat.unravel if flat is not None else (lambda p: p)
     dropout_rng = jax.random.fold_in(state.rng, state.step)
     mutable = list(state.model_state)
     static = {}
@@ -275,8 +258,8 @@ class CompiledSteps:
     self.hooks[ModeKeys.TRAIN] = static["hooks"]
     updates, opt_state = static["train_op"].update(
         as_tree(grads), state.opt_state, as_tree(state.params))
-    if unravel is not None:
-      updates = ravel_pytree(updates)[0]
+    if flat is not None:
+      updates = flat.ravel(updates)
     params = optax.apply_updates(state.params, updates)
     finite = jnp.isfinite(loss)
     ok = finite & (state.bad_step < 0)
@@ -295,22 +278,78 @@ class CompiledSteps:
     outputs.update({k: jnp.reshape(v, ()) for k, v in summaries.items()})
     return new_state, outputs
 
+  def _carried_flat(self, state) -> FlatParams | None:
+    """The layout when ``state`` carries its params raveled, else None."""
+    flat = self.flat
+    return flat if flat is not None and flat.is_raveled(state.params) else None
+
   def _train_step(self, state, features, labels):
     self.traces["train_step"] += 1
-    return self._train_body(state, features, labels)
+    return self._train_body(state, features, labels,
+                            self._carried_flat(state))
 
   def _train_loop(self, state, features, labels):
-    """``steps_per_loop`` steps in one call; inputs carry a leading loop axis."""
+    """``steps_per_loop`` steps in one call; inputs carry a leading loop axis.
+
+    Params arriving as a tree ride the loop raveled when small
+    (``FlatParams.of``): one copy each way per loop.
+    """
     self.traces["train_loop"] += 1
-    raveled = _raveled(state.params)
-    if raveled is None:
-      return jax.lax.scan(lambda s, batch: self._train_body(s, *batch),
-                          state, (features, labels))
-    vector, unravel = raveled
+    flat = self._carried_flat(state)
+    carried = flat is not None
+    if not carried:
+      flat = FlatParams.of(state.params)
+      if flat is not None:
+        state = state.replace(params=flat.ravel(state.params))
     state, outputs = jax.lax.scan(
-        lambda s, batch: self._train_body(s, *batch, unravel=unravel),
-        state.replace(params=vector), (features, labels))
-    return state.replace(params=unravel(state.params)), outputs
+        lambda s, batch: self._train_body(s, *batch, flat),
+        state, (features, labels))
+    if flat is not None and not carried:
+      state = state.replace(params=flat.unravel(state.params))
+    return state, outputs
+
+  # -- params as one vector between steps (``_flat``) -------------------------
+
+  def ravel_params(self, state: TrainState) -> TrainState:
+    """``state`` with its params raveled where ``flat`` says so (else as is).
+
+    The steps then carry them so from call to call; ``unravel_params``
+    gives the tree back (checkpoints, the end of ``train``).
+    """
+    if self.flat is None or self.flat.is_raveled(state.params):
+      return state
+    return state.replace(params=self._flat_jits()[0](state.params))
+
+  def unravel_params(self, state: TrainState) -> TrainState:
+    """``state`` with its params as the tree the model_fn made."""
+    if self._carried_flat(state) is None:
+      return state
+    return state.replace(params=self._flat_jits()[1](state.params))
+
+  def _flat_jits(self) -> tuple[Callable, Callable]:
+    """``flat``'s ravel and unravel, jitted to compile fast (run once per
+    train call or checkpoint: 30-50 ms each on 2 cores, 160 ms otherwise)."""
+    if self._flat_jit is None:
+      kwargs = _xla_options.jit_kwargs(_xla_options.run_once_options())
+      self._flat_jit = (jax.jit(self.flat.ravel, **kwargs),
+                        jax.jit(self.flat.unravel, **kwargs))
+    return self._flat_jit
+
+  def compile_flat_ahead(self, abstract: TrainState
+                         ) -> threading.Thread | None:
+    """Compiles ``ravel_params`` and ``unravel_params`` for ``abstract``
+    (``abstract_state``'s) in the background; None without ``flat``."""
+    if self.flat is None:
+      return None
+    ravel, unravel = self._flat_jits()
+    return compile_ahead(lambda: (ravel.lower(abstract.params).compile(),
+                                  unravel.lower(self.flat.abstract()).compile()))
+
+  def raveled_abstract(self, abstract: TrainState) -> TrainState:
+    """``ravel_params`` on shapes: what the steps are compiled ahead for."""
+    if self.flat is None:
+      return abstract
+    return abstract.replace(params=self.flat.abstract())
 
   # -- evaluation -------------------------------------------------------------
 

@@ -197,9 +197,11 @@ class Estimator:
   def _train_state(self, features: Any, labels: Any, n: int) -> Any:
     """The state to train from: in memory, restored, or initialised.
 
-    Without a strategy, the train step (of ``n`` stacked steps) is traced
-    first, then compiles in a background thread while checkpoints are looked
-    up and the state is initialised (init's own compile) or restored. Both
+    Without a strategy, the train step (of ``n`` stacked steps, on params
+    raveled where ``CompiledSteps.flat`` says) is traced first, then compiles
+    in a background thread, as do the ravel and unravel, while checkpoints
+    are looked up and the state is initialised (init's own compile) or
+    restored. Both
     traces run here, one after the other: run side by side they share the
     GIL, and the train step's compile, the longest part, starts later.
     """
@@ -215,7 +217,9 @@ class Estimator:
           lambda a: jax.ShapeDtypeStruct((n,) + a.shape, a.dtype),
           (features, labels))
       step = steps.train_step if n == 1 else steps.train_loop
-      ahead = compile_ahead(step.lower(abstract, *stacked).compile)
+      ahead = [compile_ahead(step.lower(steps.raveled_abstract(abstract),
+                                        *stacked).compile),
+               steps.compile_flat_ahead(abstract)]
     try:
       latest = self._latest_step()
       if latest is None:
@@ -230,8 +234,9 @@ class Estimator:
       logger.info("Restoring parameters from %s", self._ckpt().path(latest))
       return self._ckpt().restore(abstract, step=latest)
     finally:
-      if ahead is not None:
-        ahead.join()
+      for thread in ahead or ():
+        if thread is not None:
+          thread.join()
 
   def _checkpoint_path(self, checkpoint_path: str | None) -> str:
     path = checkpoint_path or self.latest_checkpoint()
@@ -306,10 +311,13 @@ class Estimator:
           lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype),
           {"params": state.params, **state.model_state})
       self._state = None  # donated by the steps below until the loop returns
+      if self._strategy(ModeKeys.TRAIN) is None:  # (sharded params stay trees)
+        state = compiled.ravel_params(state)  # small params: one vector
       writer = summary.TensorBoardWriter(self._model_dir)
 
       def save(s):
-        self._ckpt().save(s, metadata={"model": type(self).__name__})
+        self._ckpt().save(compiled.unravel_params(s),
+                          metadata={"model": type(self).__name__})
 
       loop = TrainLoop(step_fns=(compiled.train_step, compiled.train_loop),
                        save=save, writer=writer, config=config,
@@ -324,6 +332,7 @@ class Estimator:
         yield from batches
       try:
         state, saved = loop.run(state, chained(), limit)
+        state = compiled.unravel_params(state)
         self._compiled().join_compiles_ahead()  # never overlaps a later train call
       finally:
         writer.close()

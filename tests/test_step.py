@@ -1,4 +1,4 @@
-"""Compiled steps: a training loop carries small params as one vector."""
+"""Compiled steps: training carries small params as one vector."""
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -7,21 +7,9 @@ import optax
 import pytest
 
 import estlab
-from estlab import _step, _xla_options
+from estlab import _flat, _step, _xla_options
 
 CONFIG = dict(progress_bar=False, tf_random_seed=0, save_checkpoints_steps=None)
-
-
-def test_raveled_takes_small_float_params_of_one_dtype(monkeypatch):
-  params = {"a": jnp.ones((2, 3)), "b": {"c": jnp.arange(4.0)}}
-  vector, unravel = _step._raveled(params)
-  assert vector.shape == (10,)
-  np.testing.assert_array_equal(unravel(vector)["b"]["c"], np.arange(4.0))
-  assert _step._raveled({"a": jnp.ones(3)}) is None  # one leaf: nothing to gain
-  assert _step._raveled({"a": jnp.ones(3), "b": jnp.ones(3, jnp.bfloat16)}) is None
-  assert _step._raveled({"a": jnp.ones(3, jnp.int32), "b": jnp.ones(2, jnp.int32)}) is None
-  monkeypatch.setattr(_step, "_FLAT_MAX_BYTES", 39)  # 10 float32 = 40 bytes
-  assert _step._raveled(params) is None
 
 
 class _TwoLayers(nn.Module):
@@ -42,16 +30,19 @@ def _model_fn(optimizer, dtype=jnp.float32):
   return model_fn
 
 
-def _train(tmp_path, optimizer, steps_per_loop, dtype=jnp.float32):
+def _input():
   rng = np.random.default_rng(0)
   x = rng.normal(size=(64, 3)).astype(np.float32)
   y = (x @ np.array([1.0, -2.0, 0.5], np.float32)).astype(np.float32)
+  return estlab.inputs.numpy_input_fn({"x": x}, y, batch_size=8,
+                                      num_epochs=None, shuffle=True, seed=1)
+
+
+def _train(tmp_path, optimizer, steps_per_loop, dtype=jnp.float32):
   est = estlab.Estimator(
       _model_fn(optimizer, dtype), model_dir=tmp_path / f"spl{steps_per_loop}",
       config=estlab.RunConfig(**CONFIG, steps_per_loop=steps_per_loop))
-  est.train(estlab.inputs.numpy_input_fn({"x": x}, y, batch_size=8,
-                                         num_epochs=None, shuffle=True, seed=1),
-            steps=12)
+  est.train(_input(), steps=12)
   return est, {n: est.get_variable_value(n) for n in est.get_variable_names()}
 
 
@@ -70,6 +61,39 @@ def test_a_loop_trains_as_single_steps_with_any_optimizer(tmp_path, optimizer):
   for name, value in want.items():
     np.testing.assert_allclose(got[name], value, rtol=2e-5, atol=1e-6,
                                err_msg=name)
+
+
+@pytest.mark.parametrize("optimizer", [
+    optax.lamb(0.05), optax.chain(optax.clip_by_global_norm(0.1), optax.adam(0.05)),
+], ids=["lamb", "clip_adam"])
+def test_single_steps_on_raveled_params_train_as_on_the_tree(
+    tmp_path, optimizer, monkeypatch):
+  raveled, got = _train(tmp_path / "raveled", optimizer, 1)
+  assert raveled._compiled().flat.size == 3 * 4 + 4 + 4 + 1
+  monkeypatch.setattr(_flat, "MAX_BYTES", 0)  # nothing is raveled
+  tree, want = _train(tmp_path / "tree", optimizer, 1)
+  assert tree._compiled().flat is None
+  assert want.keys() == got.keys() and len(want) == 4
+  for name, value in want.items():
+    np.testing.assert_allclose(got[name], value, rtol=2e-5, atol=1e-6,
+                               err_msg=name)
+
+
+def test_steps_carry_the_vector_and_train_keeps_the_tree(tmp_path):
+  est, _ = _train(tmp_path, optax.adam(0.05), 1)
+  compiled = est._compiled()
+  kernel = "_TwoLayers_0/Dense_0/kernel"
+  assert est._state.params["_TwoLayers_0"]["Dense_0"]["kernel"].shape == (3, 4)
+  est.train(_input(), steps=3)  # from memory: raveled again, same step
+  assert compiled.traces["train_step"] == 1
+  assert est.train_step_cache_size() == 1
+  in_memory = np.asarray(est._state.params["_TwoLayers_0"]["Dense_0"]["kernel"])
+  np.testing.assert_array_equal(est.get_variable_value(kernel), in_memory)
+  # A fresh Estimator restores the tree and goes on from it.
+  again = estlab.Estimator(_model_fn(optax.adam(0.05)), model_dir=est.model_dir,
+                           config=est.config)
+  again.train(_input(), steps=2)
+  assert again.latest_checkpoint().endswith("/17")
 
 
 def test_a_loop_over_mixed_dtype_params_keeps_each_dtype(tmp_path):

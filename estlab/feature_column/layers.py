@@ -111,9 +111,10 @@ def linear_logits(table: jax.Array, names: Sequence[str],
   order; ``inputs[name]`` is ``(ids, weights)`` for a categorical column,
   a ``[B, rows[name]]`` value for a dense one, absent for the bias. Stacked
   in the parameters' own order (sorted names, as JAX flattens a dict), the
-  table is the model's slice of the training loop's raveled parameters, and
-  its gradient is one scatter-add into it: no per-column slices, no
-  concatenation (on XLA:CPU each small kernel costs ~0.5 us). Categorical
+  table is the model's slice of the training state's raveled parameters
+  (``estlab._flat``), and its gradient is one scatter-add into it: no
+  per-column slices, no concatenation (on XLA:CPU each small kernel costs
+  ~0.5 us). Categorical
   ids are clipped and offset all at once (per-entry constants), so a batch's
   id columns stay one array; dense inputs and the bias join the gather while
   narrow (``_FOLD_WIDTH``), else they are a matmul against their rows.
@@ -361,7 +362,7 @@ class LinearModel(nn.Module):
     bias = self.param("bias_weights", zeros, (self.units,), jnp.float32)
     weights["bias_weights"] = bias.reshape(1, self.units)
     # Concatenated flat, then reshaped: XLA merges adjacent 1-D slices of one
-    # array (the training loop's raveled parameters) back into that array.
+    # array (the training state's raveled parameters) back into that array.
     table = jnp.concatenate([weights[name].reshape(-1)
                              for name in sorted(weights)]).reshape(-1, self.units)
     return linear_logits(self._maybe_frozen(table), sorted(weights),
