@@ -20,9 +20,18 @@ __all__ = ["Background", "take_rows", "table_batches", "table_loops"]
 
 def take_rows(batch: Any, rows: Any) -> Any:
   """Rows (a slice or index array) of every array in a prepared batch."""
-  if isinstance(batch, Packed):  # every training step: no tree walk
-    return Packed(tuple(_take(b, rows) for b in batch.buffers), batch.layout)
+  # Every training step: no tree walk for a Packed batch, alone or as
+  # ``prepare_batch`` returns it, ``(Packed, None)``.
+  if isinstance(batch, Packed):
+    return _take_packed(batch, rows)
+  if (type(batch) is tuple and len(batch) == 2  # pylint: disable=unidiomatic-typecheck
+      and isinstance(batch[0], Packed) and batch[1] is None):
+    return _take_packed(batch[0], rows), None
   return jax.tree.map(lambda a: _take(a, rows), batch)
+
+
+def _take_packed(batch: Packed, rows: Any) -> Packed:
+  return Packed(tuple(_take(b, rows) for b in batch.buffers), batch.layout)
 
 
 def _take(array: Any, rows: Any) -> Any:

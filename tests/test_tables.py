@@ -83,3 +83,16 @@ def test_rows_of_a_packed_table_are_the_rows_of_its_tree():
     assert isinstance(got, Packed) and got.layout is packed.layout
     want = jax.tree.map(lambda a, r=rows: a[r], tree)
     jax.tree.map(np.testing.assert_array_equal, got.unpack(), want)
+
+
+def test_rows_of_a_prepared_batch_keep_its_packed_form():
+  # prepare_batch's ``(Packed, None)``, as every table-fed training step sees.
+  tree = ({"a": np.arange(12, dtype=np.float32).reshape(6, 2)},
+          np.arange(6, dtype=np.int32))
+  packed, labels = take_rows((pack(tree), None), np.array([5, 0]))
+  assert isinstance(packed, Packed) and labels is None
+  want = jax.tree.map(lambda a: a[[5, 0]], tree)
+  jax.tree.map(np.testing.assert_array_equal, packed.unpack(), want)
+  # Other trees are gathered leaf by leaf.
+  plain = take_rows(tree, slice(2, 4))
+  np.testing.assert_array_equal(plain[1], [2, 3])
