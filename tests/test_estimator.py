@@ -315,6 +315,16 @@ def test_hooks_see_outputs_and_can_stop(tmp_path):
   assert est.latest_checkpoint().endswith(os.sep + "7")
 
 
+def test_latest_checkpoint_is_orbax_latest_step(tmp_path):
+  est = _linear(tmp_path, save_checkpoints_steps=2, keep_checkpoint_max=2)
+  assert est.latest_checkpoint() is None  # nothing written yet
+  x, y = regression_data(64)
+  est.train(batches_input_fn(x, y, batch_size=8), steps=5)  # saves 2, 4, 5
+  assert est.latest_checkpoint() == os.path.join(est.model_dir, "5")
+  assert est.latest_checkpoint() == estlab.checkpoint.latest_checkpoint(
+      est.model_dir)
+
+
 def test_train_events_hold_the_tags(tmp_path):
   x, y = regression_data(64)
   est = _linear(tmp_path, save_summary_steps=2)
