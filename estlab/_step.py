@@ -328,22 +328,18 @@ class CompiledSteps:
 
   def _flat_jits(self) -> tuple[Callable, Callable]:
     """``flat``'s ravel and unravel, jitted to compile fast (run once per
-    train call or checkpoint: 30-50 ms each on 2 cores, 160 ms otherwise)."""
+    train call or checkpoint: 30-50 ms each on 2 cores, 160 ms otherwise).
+
+    They compile on first use, not ahead: traced and lowered in a background
+    thread they held the GIL against init's lowering, and the first step of
+    a DNNLinearCombinedClassifier came 0.2-0.5 s later (2.82-2.88 s against
+    2.32-2.66 s).
+    """
     if self._flat_jit is None:
       kwargs = _xla_options.jit_kwargs(_xla_options.run_once_options())
       self._flat_jit = (jax.jit(self.flat.ravel, **kwargs),
                         jax.jit(self.flat.unravel, **kwargs))
     return self._flat_jit
-
-  def compile_flat_ahead(self, abstract: TrainState
-                         ) -> threading.Thread | None:
-    """Compiles ``ravel_params`` and ``unravel_params`` for ``abstract``
-    (``abstract_state``'s) in the background; None without ``flat``."""
-    if self.flat is None:
-      return None
-    ravel, unravel = self._flat_jits()
-    return compile_ahead(lambda: (ravel.lower(abstract.params).compile(),
-                                  unravel.lower(self.flat.abstract()).compile()))
 
   def raveled_abstract(self, abstract: TrainState) -> TrainState:
     """``ravel_params`` on shapes: what the steps are compiled ahead for."""

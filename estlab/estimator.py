@@ -199,9 +199,8 @@ class Estimator:
 
     Without a strategy, the train step (of ``n`` stacked steps, on params
     raveled where ``CompiledSteps.flat`` says) is traced first, then compiles
-    in a background thread, as do the ravel and unravel, while checkpoints
-    are looked up and the state is initialised (init's own compile) or
-    restored. Both
+    in a background thread while checkpoints are looked up and the state is
+    initialised (init's own compile) or restored. Both
     traces run here, one after the other: run side by side they share the
     GIL, and the train step's compile, the longest part, starts later.
     """
@@ -217,9 +216,8 @@ class Estimator:
           lambda a: jax.ShapeDtypeStruct((n,) + a.shape, a.dtype),
           (features, labels))
       step = steps.train_step if n == 1 else steps.train_loop
-      ahead = [compile_ahead(step.lower(steps.raveled_abstract(abstract),
-                                        *stacked).compile),
-               steps.compile_flat_ahead(abstract)]
+      ahead = compile_ahead(step.lower(steps.raveled_abstract(abstract),
+                                       *stacked).compile)
     try:
       latest = self._latest_step()
       if latest is None:
@@ -234,9 +232,8 @@ class Estimator:
       logger.info("Restoring parameters from %s", self._ckpt().path(latest))
       return self._ckpt().restore(abstract, step=latest)
     finally:
-      for thread in ahead or ():
-        if thread is not None:
-          thread.join()
+      if ahead is not None:
+        ahead.join()
 
   def _checkpoint_path(self, checkpoint_path: str | None) -> str:
     path = checkpoint_path or self.latest_checkpoint()
