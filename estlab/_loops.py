@@ -17,7 +17,7 @@ import jax
 import numpy as np
 from tqdm import auto as tqdm
 
-from estlab._pipeline import rows_of
+from estlab._pipeline import on_cpu, rows_of
 from estlab.hooks import HookRunner, PeriodicTrigger, SessionRunHook
 from estlab.spec import ModeKeys
 
@@ -46,11 +46,20 @@ class NanLossDuringTrainingError(RuntimeError):
 _STEPS_IN_FLIGHT = 2
 
 
+def _host(tree: Any) -> Any:
+  """``jax.device_get(tree)``; on the CPU leaf by leaf with ``np.asarray``,
+  which reads a host buffer in ~2 us where ``device_get``'s async copy took
+  ~40 us a leaf (a classifier's predictions are 7 leaves, every batch)."""
+  if not on_cpu():
+    return jax.device_get(tree)
+  return jax.tree.map(np.asarray, tree)
+
+
 def _last(tree: Any, n: int) -> Any:
   """Outputs of the last step, on the host: loops return them stacked on
   axis 0, and the whole (small) stack is fetched, then indexed in numpy (an
   index on the device would be one more dispatch per output)."""
-  host = jax.device_get(tree)
+  host = _host(tree)
   return host if n == 1 else jax.tree.map(lambda a: np.asarray(a)[-1], host)
 
 
@@ -221,7 +230,7 @@ def _first_rows(predictions: Any, rows: int | None) -> Any:
 def _emit(predictions: Any, rows: int | None, *, postprocess: Callable,
           single: bool, keys: tuple[str, ...] | None) -> Iterator[Any]:
   """One batch's predictions on the host: per example or whole."""
-  host = postprocess(_first_rows(jax.device_get(predictions), rows))
+  host = postprocess(_first_rows(_host(predictions), rows))
   if keys is not None:
     unknown = [k for k in keys if k not in host]
     if unknown:
@@ -264,7 +273,7 @@ def predict_batches(compiled: Any, variables: Any, items: Iterable, *,
       if ready is not None:
         yield from emit(*ready)
       if runner.after_run(context, lambda p=pending: _first_rows(
-          jax.device_get(p[0]), p[1])):
+          _host(p[0]), p[1])):
         break
     yield from emit(*pending)
   runner.end()

@@ -51,3 +51,16 @@ def test_nan_found_late_still_names_its_step_and_keeps_the_good_state(tmp_path):
   with pytest.raises(estlab.NanLossDuringTrainingError, match="step 6"):
     est.train(lambda: iter(batches))
   assert all(np.isfinite(v) for _, v in estlab.summary.read_scalars(tmp_path)["loss"])
+
+
+def test_host_reads_outputs_as_device_get_does():
+  import jax  # pylint: disable=g-import-not-at-top
+  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+  from estlab import _loops  # pylint: disable=g-import-not-at-top
+  tree = jax.jit(lambda x: {"p": x * 2, "b": x.astype(jnp.bfloat16),
+                            "n": {"s": x.sum()}})(jnp.arange(6.0).reshape(3, 2))
+  got, want = _loops._host(tree), jax.device_get(tree)
+  assert jax.tree.structure(got) == jax.tree.structure(want)
+  for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
+    assert isinstance(a, np.ndarray) and a.dtype == b.dtype
+    np.testing.assert_array_equal(a, b)
