@@ -106,3 +106,14 @@ def test_take_rows_gathers_rows_of_every_buffer_of_a_packed_batch():
 ])
 def test_pack_declines_trees_it_cannot_pack(tree):
   assert _packing.pack(tree) is None
+
+
+def test_equal_layouts_are_one_object_and_compare_as_values():
+  import pickle  # pylint: disable=g-import-not-at-top
+  first, second = _packing.pack(_batch()), _packing.pack(_batch())
+  assert first.layout is second.layout  # interned: jit compares by identity
+  other = _packing.Layout(first.layout.treedef, first.layout.slots)
+  assert other == first.layout and hash(other) == hash(first.layout)
+  assert other != _packing.Layout(first.layout.treedef, first.layout.slots[:-1])
+  copy = pickle.loads(pickle.dumps(first.layout))
+  assert copy == first.layout and hash(copy) == hash(first.layout)
