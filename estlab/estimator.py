@@ -441,8 +441,9 @@ class Estimator:
   def latest_checkpoint(self) -> str | None:
     """Path of the newest checkpoint in ``model_dir`` (``model_dir/<step>``).
 
-    A local ``model_dir`` is listed (``_latest_step``): every ``evaluate``
-    and ``predict`` asks, and a fresh Orbax manager took ~30 ms to answer.
+    A local ``model_dir`` is listed (``_step_dirs.local_steps``, as
+    ``_latest_step``): every ``evaluate`` and ``predict`` asks, and a fresh
+    Orbax manager took ~30 ms to answer; a remote one is asked through Orbax.
     """
     steps = local_steps(self._model_dir)
     if steps is None:  # remote: ask Orbax
