@@ -9,12 +9,13 @@ few kernels in all, and the concatenation of slices of that vector folds
 away. So small params of one float dtype are raveled when training starts,
 stay one vector in the state the compiled steps pass along, and are unraveled
 for checkpoints and when ``train`` returns. Measured on 2 cores at one step
-per call: a census LinearClassifier step 226-235 -> 85-92 us, the DNN
-[128, 64] 659-718 -> 603-674 us.
+per call, the compiled step alone: a census LinearClassifier 194-196 ->
+55-107 us, the DNN [128, 64] 650-774 -> 592-673 us.
 
-``jax.flatten_util.ravel_pytree`` does the same, but only from concrete
-arrays; here the layout comes from shapes (``jax.ShapeDtypeStruct``) too, so
-the steps compile ahead, before any array exists.
+``jax.flatten_util.ravel_pytree`` does the same, but its layout comes from
+raveling arrays (or tracers); here it comes from shapes
+(``jax.ShapeDtypeStruct``) too, so the steps compile ahead, before any array
+exists.
 """
 from __future__ import annotations
 
