@@ -11,7 +11,7 @@ Usage:
       [--steps N] [--batch N] [--steps-per-loop N]
       [--peer-python PATH_TO_TF_VENV_PYTHON --peer-script PATH]
       [--keras-python PATH_TO_KERAS_VENV_PYTHON] [--handwritten]
-      [--compilation-cache DIR]
+      [--compilation-cache DIR] [--input dataframe|generator]
 """
 from __future__ import annotations
 
@@ -22,6 +22,8 @@ import resource
 import subprocess
 import sys
 import time
+
+import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import census_data as cd  # noqa: E402  pylint: disable=g-import-not-at-top
@@ -82,8 +84,28 @@ def _Steady(estlab, last_step):  # pylint: disable=invalid-name
   return Steady()
 
 
+def generator_input_fn(df, keys: list, batch: int, shuffle: bool):
+  """Raw batches from a Python generator, as a tf.data pipeline's
+  ``as_numpy_iterator`` gives them (the peer's input_fn): every batch is
+  encoded on the host as it comes, where a DataFrame is encoded once."""
+  columns = {k: df[k].to_numpy() for k in keys}
+  labels = df[cd.LABEL].to_numpy()
+
+  def input_fn():
+    rng = np.random.default_rng(0)
+    while True:
+      order = rng.permutation(len(labels)) if shuffle else np.arange(len(labels))
+      for start in range(0, len(order), batch):
+        rows = order[start:start + batch]
+        yield {k: v[rows] for k, v in columns.items()}, labels[rows]
+      if not shuffle:
+        return
+  return input_fn
+
+
 def run_estlab(model: str, rows: int, steps: int, batch: int,
-               steps_per_loop: int, compilation_cache: str | None = None) -> dict:
+               steps_per_loop: int, compilation_cache: str | None = None,
+               source: str = "dataframe") -> dict:
   # `import estlab` is lazy: time it, and the jax-pulling first use, afresh.
   import_s = import_time.time_import(import_time.STATEMENTS["import_s"])
   import_est_s = import_time.time_import(
@@ -111,11 +133,15 @@ def run_estlab(model: str, rows: int, steps: int, batch: int,
     est = estlab.DNNLinearCombinedClassifier(
         linear_feature_columns=lin, dnn_feature_columns=dnn,
         dnn_hidden_units=[128, 64], config=config)
-  train_fn = estlab.inputs.pandas_input_fn(
-      train_df[feature_keys], train_df[cd.LABEL], batch_size=batch,
-      num_epochs=None, shuffle=True, seed=0)
-  eval_fn = estlab.inputs.pandas_input_fn(
-      eval_df[feature_keys], eval_df[cd.LABEL], batch_size=batch, shuffle=False)
+  if source == "dataframe":
+    train_fn = estlab.inputs.pandas_input_fn(
+        train_df[feature_keys], train_df[cd.LABEL], batch_size=batch,
+        num_epochs=None, shuffle=True, seed=0)
+    eval_fn = estlab.inputs.pandas_input_fn(
+        eval_df[feature_keys], eval_df[cd.LABEL], batch_size=batch, shuffle=False)
+  else:
+    train_fn = generator_input_fn(train_df, feature_keys, batch, shuffle=True)
+    eval_fn = generator_input_fn(eval_df, feature_keys, batch, shuffle=False)
   first_step = _FirstStepDone(estlab)
   # The warm-up call compiles what the timed call runs: 20 single steps (as
   # the peer), or one loop of steps_per_loop steps.
@@ -131,7 +157,8 @@ def run_estlab(model: str, rows: int, steps: int, batch: int,
   t0 = time.perf_counter(); metrics = est.evaluate(eval_fn); t_eval = time.perf_counter() - t0
   t0 = time.perf_counter(); n = sum(1 for _ in est.predict(eval_fn)); t_pred = time.perf_counter() - t0
   t_all = time.perf_counter() - t_all
-  return {"framework": f"estlab {estlab.__version__}", "model": model, "batch": batch,
+  return {"framework": f"estlab {estlab.__version__}", "model": model,
+          "input": source, "batch": batch,
           "steps": steps, "rows": rows, "steps_per_loop": steps_per_loop,
           "compilation_cache": bool(compilation_cache),
           "import_s": round(import_s, 3),
@@ -202,11 +229,16 @@ def main() -> None:
   parser.add_argument("--compilation-cache", default=None, metavar="DIR",
                       help="use JAX's persistent compilation cache in DIR "
                       "(run twice: the second run's first call is warm)")
+  parser.add_argument("--input", default="dataframe",
+                      choices=["dataframe", "generator"],
+                      help="estlab's input_fn: pandas_input_fn on the DataFrame "
+                      "(encoded once), or a generator of raw batches (encoded "
+                      "batch by batch, as the peer's tf.data input_fn)")
   parser.add_argument("--handwritten", action="store_true",
                       help="also run the hand-written JAX loop (handwritten.py)")
   args = parser.parse_args()
   ours = run_estlab(args.model, args.rows, args.steps, args.batch,
-                    args.steps_per_loop, args.compilation_cache)
+                    args.steps_per_loop, args.compilation_cache, args.input)
   print(json.dumps(ours), flush=True)
   for name, cmd in peers(args).items():
     env = {"PYTHONPATH": BENCH_DIR} if name == "peer" else {"KERAS_BACKEND": "jax"}

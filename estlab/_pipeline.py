@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import itertools
 import queue
 import threading
 import weakref
@@ -17,13 +18,14 @@ from typing import Any, Callable, Iterable, Iterator, Mapping
 import jax
 import numpy as np
 
-from estlab import _packing
+from estlab import _chunks, _packing
 from estlab._tables import Background, table_batches, table_loops, take_rows
 from estlab.inputs._batching import ArrayBatches
 from estlab.spec import ModeKeys
 
 __all__ = ["call_input_fn", "split_batch", "group_for_loops", "Prefetcher",
-           "rows_of", "pad_short_batches", "prepare_batch", "feed",
+           "rows_of", "pad_short_batches", "prepare_batch", "prepare_batches",
+           "feed",
            "device_put_fn", "on_cpu", "chain", "input_batches", "first_batch"]
 
 _INPUT_FN_ARGS = ("mode", "params", "config", "input_context")
@@ -130,19 +132,86 @@ def prepare_batch(item: Any, index: int, *, mode: str,
     ``(Packed, None)`` (features and labels in one ``_packing.Packed``), or
     ``(features, labels)`` when the arrays cannot be packed.
   """
+  features, labels = _checked(item, index, mode, takes_labels)
+  features, labels = host_transform(features, labels, mode)
+  _check_transformed(features, labels)
+  return _packed(features, labels)
+
+
+def _checked(item: Any, index: int, mode: str, takes_labels: bool) -> tuple:
+  """``split_batch``, then the labels as the mode and model_fn take them."""
   features, labels = split_batch(item, index)
   if labels is not None and not takes_labels:
     raise ValueError("input_fn yields labels but model_fn takes no "
                      "`labels` argument; add one or yield features only.")
   if mode == ModeKeys.PREDICT:
     labels = None  # as tf.estimator: predict ignores the input's labels
-  features, labels = host_transform(features, labels, mode)
+  return features, labels
+
+
+def _check_transformed(features: Any, labels: Any) -> None:
   check_no_strings(features)
   if labels is not None:
     check_no_strings(labels if isinstance(labels, Mapping)
                      else {"labels": labels})
+
+
+def _packed(features: Any, labels: Any) -> tuple:
   packed = _packing.pack((features, labels))
   return (features, labels) if packed is None else (packed, None)
+
+
+def prepare_batches(source: Iterator, *, chunk_rows: int, limit: int | None,
+                    **kwargs: Any) -> Iterator[tuple]:
+  """``prepare_batch`` of each item of ``source``, in order.
+
+  With ``chunk_rows``, batches are read ahead in chunks of up to that many
+  rows (1, 2, 4, ... batches, so the first is not delayed; never past
+  ``limit`` batches) and the host transform runs once per chunk
+  (``_chunks``). A chunk that cannot be joined, or whose joined transform
+  fails, is prepared batch by batch: an error names its own batch, and the
+  batches before it still arrive first.
+  """
+  prepare = functools.partial(prepare_batch, **kwargs)
+  if not chunk_rows:
+    yield from (prepare(item, index) for index, item in enumerate(source))
+    return
+  index, size, most = 0, 1, None
+  while limit is None or index < limit:
+    take = size if limit is None else min(size, limit - index)
+    items = [_chunks.snapshot(item) for item in itertools.islice(source, take)]
+    if not items:
+      return
+    joined = None
+    if len(items) > 1:
+      try:
+        joined = _prepare_joined(items, index, **kwargs)
+      except Exception:  # pylint: disable=broad-except
+        joined = None  # batch by batch below: the error names its batch
+    for i, item in enumerate(items):
+      batch = prepare(item, index + i) if joined is None else joined[i]
+      if most is None:  # batches per chunk, from the first batch's rows
+        most = max(1, chunk_rows // max(rows_of(batch), 1))
+      yield batch
+    index += len(items)
+    size = min(2 * size, most)
+
+
+def _prepare_joined(items: list, index: int, *, mode: str,
+                    host_transform: Callable, takes_labels: bool
+                    ) -> list[tuple] | None:
+  """``prepare_batch`` of each item, transformed as one; None if the items
+  cannot be joined (``_chunks.join``)."""
+  pairs = [_checked(item, index + i, mode, takes_labels)
+           for i, item in enumerate(items)]
+  joined = _chunks.join(pairs)
+  if joined is None or not jax.tree.leaves(joined):
+    return None
+  transformed = host_transform(*joined, mode)
+  _check_transformed(*transformed)
+  batch = _packed(*transformed)  # packed once, cut into views
+  return [take_rows(batch, rows) for rows in
+          _chunks.row_ranges([rows_of(pair) for pair in pairs])]
 
 
 def feed(host: Iterator, *, put: Callable[[Any, int], Any], train: bool,
@@ -268,7 +337,7 @@ def group_for_loops(batches: Iterator, steps_per_loop: int,
 def input_batches(input_fn: Callable, mode: str, *, strategy: Any, params: Any,
                   config: Any, host_transform: Callable, takes_labels: bool,
                   tables: Any, limit: int | None, steps_per_loop: int = 1,
-                  pad: bool = False) -> "Prefetcher":
+                  pad: bool = False, chunk_rows: int = 0) -> "Prefetcher":
   """Device batches ``(n, (features, labels))`` of ``input_fn``, prefetched.
 
   Host batches are packed into one buffer per dtype (``_packing``), so
@@ -281,7 +350,9 @@ def input_batches(input_fn: Callable, mode: str, *, strategy: Any, params: Any,
   columns encode row by row, so gathering encoded rows equals encoding the
   gathered rows). In EVAL and PREDICT the items are ``(n, ((features,
   labels), valid))``; with ``pad`` short batches are padded to the first
-  one's size (``pad_short_batches``).
+  one's size (``pad_short_batches``). Batches of any other input_fn are
+  prepared as they come, or ``chunk_rows`` rows at a time
+  (``prepare_batches``).
   """
   source = call_input_fn(
       input_fn, mode=mode, params=params, config=config,
@@ -305,7 +376,9 @@ def input_batches(input_fn: Callable, mode: str, *, strategy: Any, params: Any,
     # A gather of encoded rows is cheaper than a thread hand-off.
     inline = strategy is None and on_cpu()
   else:
-    host = (prepare(item, index) for index, item in enumerate(source))
+    host = prepare_batches(source, chunk_rows=chunk_rows, limit=limit,
+                           mode=mode, host_transform=host_transform,
+                           takes_labels=takes_labels)
   return feed(host, put=device_put_fn(strategy), train=train,
               steps_per_loop=steps_per_loop, limit=limit, pad=pad,
               ahead=0 if inline else config.prefetch_batches, grouped=grouped)

@@ -130,9 +130,19 @@ class Estimator:
   # do): then a short last EVAL batch is padded instead of compiled anew.
   _pads_eval_batches = False
 
+  # Rows an input_fn's batches are host-transformed at a time (read ahead
+  # and joined, ``_pipeline.prepare_batches``); 0: batch by batch. Nothing to
+  # amortise for the identity transform here.
+  _host_chunk_rows = 0
+
   def _host_transform(self, features: dict, labels: Any, mode: str
                       ) -> tuple[dict, Any]:
-    """Host-side encoding before the compiled step (feature columns, vocab)."""
+    """Host-side encoding before the compiled step (feature columns, vocab).
+
+    Row by row: transforming batches joined and splitting the result must
+    equal transforming each (array input_fns transform their whole table
+    once; ``_host_chunk_rows`` joins batches).
+    """
     del mode
     return features, labels
 
@@ -189,7 +199,8 @@ class Estimator:
         input_fn, mode, strategy=self._strategy(mode), params=self.params,
         config=self._config, host_transform=self._host_transform,
         takes_labels="labels" in self._model_fn_args, tables=self._tables,
-        limit=limit, steps_per_loop=steps_per_loop, pad=pad)
+        limit=limit, steps_per_loop=steps_per_loop, pad=pad,
+        chunk_rows=self._host_chunk_rows)
 
   def _rng(self) -> jax.Array:
     return jax.random.PRNGKey(self._seed)

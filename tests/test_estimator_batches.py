@@ -49,11 +49,59 @@ def test_an_array_input_fn_is_encoded_once_per_table_and_mode(tmp_path):
                          (200, "infer")]
 
 
-def test_generator_input_fns_are_encoded_batch_by_batch(tmp_path):
+def test_generator_input_fns_are_encoded_in_growing_chunks(tmp_path):
   features, labels = _data.table(64)
   est = _classifier(_CountingClassifier, tmp_path)
-  est.train(lambda: [(features, labels["binary"])] * 3)
-  assert est.encoded == [(64, "train")] * 3
+  est.train(lambda: [(features, labels["binary"])] * 7)
+  # The first batch alone (the first step waits for nothing more), then 2
+  # and 4 batches joined: premade estimators encode up to 4096 rows at once.
+  assert est.encoded == [(64, "train"), (128, "train"), (256, "train")]
+  est.evaluate(lambda: [(features, labels["binary"])] * 2, name="gen")
+  assert est.encoded[3:] == [(64, "eval"), (64, "eval")]
+
+
+def test_a_custom_estimator_transforms_batch_by_batch(tmp_path):
+  seen = []
+
+  class Counting(estlab.Estimator):
+    def _host_transform(self, features, labels, mode):
+      seen.append(len(features["x"]))
+      return features, labels
+
+  def model_fn(features, labels, mode):
+    pred = nn.Dense(1)(features["x"])[:, 0]
+    return estlab.EstimatorSpec(mode, predictions=pred,
+                                loss=jnp.mean((pred - labels) ** 2),
+                                train_op=optax.sgd(0.1))
+  est = Counting(model_fn, model_dir=tmp_path,
+                 config=estlab.RunConfig(**CONFIG))
+  batch = ({"x": np.ones((8, 2), np.float32)}, np.zeros(8, np.float32))
+  est.train(lambda: [batch] * 4)
+  assert seen == [8] * 4
+
+
+def test_training_on_a_refilled_buffer_equals_training_on_fresh_batches(
+    tmp_path):
+  features, labels = _data.table(96)
+  y = labels["binary"]
+
+  def fresh():
+    for start in range(0, 96, 16):
+      yield ({k: v[start:start + 16].copy() for k, v in features.items()},
+             y[start:start + 16].copy())
+
+  def refilled():  # one buffer per feature, overwritten for every batch
+    buffers = ({k: v[:16].copy() for k, v in features.items()}, y[:16].copy())
+    for start in range(0, 96, 16):
+      for k, v in features.items():
+        buffers[0][k][:] = v[start:start + 16]
+      buffers[1][:] = y[start:start + 16]
+      yield buffers
+  a = _classifier(tmp_path=tmp_path / "fresh").train(fresh)
+  b = _classifier(tmp_path=tmp_path / "refilled").train(refilled)
+  for name in a.get_variable_names():
+    np.testing.assert_array_equal(a.get_variable_value(name),
+                                  b.get_variable_value(name))
 
 
 def test_training_on_encoded_table_rows_equals_encoding_each_batch(tmp_path):
