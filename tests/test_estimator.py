@@ -92,6 +92,23 @@ def test_compiled_once_and_state_stays_on_device(tmp_path, monkeypatch):
   assert est.train_step_cache_size() == 1
 
 
+def test_repeated_evaluate_calls_do_not_trace_the_model_fn_again(tmp_path):
+  x, y = regression_data(64)
+  modes = []
+
+  def model_fn(features, labels, mode, params):
+    modes.append(mode)
+    return linear_model_fn(features, labels, mode, params)
+  est = estlab.Estimator(model_fn, tmp_path, config=quiet(), params={})
+  est.train(batches_input_fn(x, y, batch_size=16))
+  first = est.evaluate(batches_input_fn(x, y, batch_size=16))
+  traced = modes.count("eval")
+  for _ in range(3):
+    again = est.evaluate(batches_input_fn(x, y, batch_size=16))
+  assert modes.count("eval") == traced
+  assert again == first
+
+
 def test_new_batch_shape_compiles_once_more(tmp_path):
   x, y = regression_data(40)
   est = _linear(tmp_path)
