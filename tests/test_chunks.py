@@ -5,6 +5,7 @@ import pytest
 from estlab import _chunks
 from estlab._packing import unpacked
 from estlab._pipeline import prepare_batch, prepare_batches
+from tests.test_pipeline import _Counting
 
 
 def _batch(i, rows=4):
@@ -24,22 +25,6 @@ class _Encoder:
     self.rows.append(len(features["x"]))
     lengths = np.array([len(w) for w in features["word"]], np.int32)
     return {"x": features["x"] * 2, "length": lengths}, labels
-
-
-class _Counting:
-  """An iterator over ``items`` that records how many were pulled from it."""
-
-  def __init__(self, items):
-    self._items = iter(items)
-    self.pulled = 0
-
-  def __iter__(self):
-    return self
-
-  def __next__(self):
-    item = next(self._items)
-    self.pulled += 1
-    return item
 
 
 def _prepare(items, chunk_rows, limit=None, transform=None, mode="train"):
