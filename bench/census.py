@@ -92,14 +92,21 @@ def generator_input_fn(df, keys: list, batch: int, shuffle: bool):
   labels = df[cd.LABEL].to_numpy()
 
   def input_fn():
-    rng = np.random.default_rng(0)
-    while True:
-      order = rng.permutation(len(labels)) if shuffle else np.arange(len(labels))
-      for start in range(0, len(order), batch):
-        rows = order[start:start + batch]
+    if not shuffle:  # one pass; the last batch is short
+      for start in range(0, len(labels), batch):
+        rows = slice(start, start + batch)
         yield {k: v[rows] for k, v in columns.items()}, labels[rows]
-      if not shuffle:
-        return
+      return
+    # Shuffled epochs run into each other, full batches only, as the peer's
+    # ``shuffle().repeat().batch()`` (a short batch at each epoch's end would
+    # compile the step once more for its shape).
+    rng = np.random.default_rng(0)
+    order = np.empty(0, np.int64)
+    while True:
+      while len(order) < batch:
+        order = np.concatenate([order, rng.permutation(len(labels))])
+      rows, order = order[:batch], order[batch:]
+      yield {k: v[rows] for k, v in columns.items()}, labels[rows]
   return input_fn
 
 
