@@ -26,7 +26,8 @@ from estlab.spec import ModeKeys
 __all__ = ["call_input_fn", "split_batch", "group_for_loops", "Prefetcher",
            "rows_of", "pad_short_batches", "prepare_batch", "prepare_batches",
            "feed",
-           "device_put_fn", "on_cpu", "chain", "input_batches", "first_batch"]
+           "device_put_fn", "on_cpu", "prefetch_ahead", "chain", "input_batches",
+           "first_batch"]
 
 _INPUT_FN_ARGS = ("mode", "params", "config", "input_context")
 
@@ -361,7 +362,8 @@ def input_batches(input_fn: Callable, mode: str, *, strategy: Any, params: Any,
                               host_transform=host_transform,
                               takes_labels=takes_labels)
   train = mode == ModeKeys.TRAIN
-  inline = grouped = False
+  ahead = prefetch_ahead(config.prefetch_batches, strategy)
+  grouped = False
   if isinstance(source, ArrayBatches):
     table = source.table
     per_mode = tables.setdefault(table, {})
@@ -373,15 +375,24 @@ def input_batches(input_fn: Callable, mode: str, *, strategy: Any, params: Any,
     host = (table_loops(encoded, source.selections, steps_per_loop, limit,
                         first=lambda rows: prepare(table.rows(rows), 0))
             if train else table_batches(encoded, source.selections))
-    # A gather of encoded rows is cheaper than a thread hand-off.
-    inline = strategy is None and on_cpu()
   else:
     host = prepare_batches(source, chunk_rows=chunk_rows, limit=limit,
                            mode=mode, host_transform=host_transform,
                            takes_labels=takes_labels)
   return feed(host, put=device_put_fn(strategy), train=train,
               steps_per_loop=steps_per_loop, limit=limit, pad=pad,
-              ahead=0 if inline else config.prefetch_batches, grouped=grouped)
+              ahead=ahead, grouped=grouped)
+
+
+def prefetch_ahead(setting: int | None, strategy: Any) -> int:
+  """Batches a thread prepares ahead: ``RunConfig.prefetch_batches``, or for
+  None 2 on an accelerator or with a strategy and 0 (inline) on the CPU,
+  where XLA:CPU overlaps a step with the host's preparing the next one and a
+  thread (a gather of encoded rows, or encoding a chunk: Python under the
+  GIL) only contends with the loop's dispatch."""
+  if setting is not None:
+    return setting
+  return 0 if strategy is None and on_cpu() else 2
 
 
 def _prepare_whole(table: Callable[[], Any], prepare: Callable) -> Any:

@@ -67,8 +67,15 @@ class RunConfig:
       checkpoints are then handled once per loop.
     progress_bar: show a tqdm progress bar on train/evaluate/predict.
     async_checkpoints: write checkpoints in the background (Orbax async).
-    prefetch_batches: host batches converted and put on the device ahead of
-      the running step.
+    prefetch_batches: how many host batches a background thread prepares
+      and puts on the device ahead of the running step. ``None`` (default):
+      2 on a GPU or TPU or with a ``train_distribute`` strategy; on the CPU
+      without one, batches are prepared inline (0), since XLA:CPU runs a step
+      while Python prepares the next and a thread would only contend with it
+      for the GIL (2-core VM, census generator input: 281k vs 229k
+      examples/s for the Linear model, 256k vs 244k for the DNN; on an H100 the
+      thread was 1.0-1.25x inline). An int is used as given: raise it for an
+      input_fn that waits on files or the network, 0 for inline everywhere.
     session_config, keep_checkpoint_every_n_hours, device_fn, protocol,
     experimental_max_worker_delay_secs, session_creation_timeout_secs,
     checkpoint_save_graph_def: accepted so TF code ports unchanged; they have
@@ -87,7 +94,7 @@ class RunConfig:
   steps_per_loop: int
   progress_bar: bool
   async_checkpoints: bool
-  prefetch_batches: int
+  prefetch_batches: int | None
   session_config: Any
   keep_checkpoint_every_n_hours: Any
   device_fn: Any
@@ -105,7 +112,7 @@ class RunConfig:
                experimental_max_worker_delay_secs=None,
                session_creation_timeout_secs=7200,
                checkpoint_save_graph_def=True, *, steps_per_loop=1,
-               progress_bar=True, async_checkpoints=True, prefetch_batches=2):
+               progress_bar=True, async_checkpoints=True, prefetch_batches=None):
     steps, secs = save_checkpoints_steps, save_checkpoints_secs
     if steps is _USE_DEFAULT and secs is _USE_DEFAULT:
       steps, secs = None, _DEFAULT_SAVE_CHECKPOINTS_SECS
@@ -144,7 +151,7 @@ class RunConfig:
     _check_nonneg_int("steps_per_loop", self.steps_per_loop, allow_none=False,
                       positive=True)
     _check_nonneg_int("prefetch_batches", self.prefetch_batches,
-                      allow_none=False)
+                      allow_none=True)
     secs = self.save_checkpoints_secs
     if secs is not None and (isinstance(secs, bool) or
                              not isinstance(secs, (int, float)) or secs < 0):

@@ -6,6 +6,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+import pytest
 
 import estlab
 from estlab.premade import _base as premade_base
@@ -58,6 +59,27 @@ def test_generator_input_fns_are_encoded_in_growing_chunks(tmp_path):
   assert est.encoded == [(64, "train"), (128, "train"), (256, "train")]
   est.evaluate(lambda: [(features, labels["binary"])] * 2, name="gen")
   assert est.encoded[3:] == [(64, "eval"), (64, "eval")]
+
+
+@pytest.mark.parametrize("prefetch_batches,in_thread", [(None, False),
+                                                        (0, False), (2, True)])
+def test_generator_input_is_read_inline_on_the_cpu_unless_asked(
+    tmp_path, prefetch_batches, in_thread):
+  features, labels = _data.table(16)
+  readers = []
+
+  def input_fn():
+    for _ in range(6):
+      readers.append(threading.current_thread())
+      yield features, labels["binary"]
+
+  linear, _ = _data.columns()
+  est = estlab.LinearClassifier(linear, model_dir=tmp_path, config=estlab.RunConfig(
+      **CONFIG, prefetch_batches=prefetch_batches))
+  est.train(input_fn)
+  assert len(readers) == 6
+  read_here = [t is threading.current_thread() for t in readers]
+  assert read_here == [not in_thread] * 6
 
 
 def test_a_custom_estimator_transforms_batch_by_batch(tmp_path):

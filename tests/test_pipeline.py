@@ -3,6 +3,7 @@ import inspect
 import itertools
 import threading
 
+import jax
 import numpy as np
 import pandas as pd
 import pytest
@@ -10,7 +11,7 @@ import pytest
 from estlab import _packing
 from estlab._pipeline import (Prefetcher, call_input_fn, check_no_strings,
                               feed, group_for_loops, pad_short_batches,
-                              prepare_batch, split_batch)
+                              prefetch_ahead, prepare_batch, split_batch)
 
 
 def _batch(i, n=2, dtype=np.float32):
@@ -407,6 +408,17 @@ def test_prefetcher_size_zero_runs_inline_in_the_consumer_thread():
   assert list(prefetcher) == [1, 2]
   assert threads == [threading.current_thread()] * 3
   prefetcher.close()
+
+
+@pytest.mark.parametrize("setting,strategy,ahead", [
+    (None, None, 0),        # the CPU (these tests' backend): inline
+    (None, object(), 2),    # a strategy: a thread, 2 ahead
+    (3, None, 3), (0, object(), 0), (1, None, 1),  # an int as given
+])
+def test_prefetch_ahead_resolves_the_run_configs_setting(setting, strategy,
+                                                         ahead):
+  assert jax.default_backend() == "cpu"
+  assert prefetch_ahead(setting, strategy) == ahead
 
 
 # -- prepare_batch, table_batches, pad_short_batches, feed ---------------------

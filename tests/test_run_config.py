@@ -146,6 +146,11 @@ def test_bad_seed_names_the_field_and_value(value):
   assert f"tf_random_seed={value!r}" in str(info.value)
 
 
+def test_prefetch_batches_defaults_to_none_meaning_chosen_by_device():
+  assert RunConfig().prefetch_batches is None
+  assert RunConfig(prefetch_batches=3).prefetch_batches == 3
+
+
 def test_zero_and_none_are_valid_cadences():
   config = RunConfig(save_summary_steps=0, log_step_count_steps=None,
                      keep_checkpoint_max=None, prefetch_batches=0)
