@@ -9,6 +9,14 @@ time means the gap is on the host (feeding, bookkeeping, the checkpoint at
 the end of ``train``), not in the compiled step. On a CPU-only machine only
 the wall lines are printed (XLA:CPU has no device timeline).
 
+On a GPU, XLA's command buffers (CUDA graphs) are limited here to fusions
+and library calls: with its default set, which also records ``while`` loops
+into graphs, the Linear model's ``steps_per_loop`` loop traced under the
+profiler failed with CUDA_ERROR_LAUNCH_FAILED (H100, jax 0.11.2, 2026-11-26;
+the same loop ran untraced, and traced with command buffers off or without
+WHILE/CONDITIONAL; busy time per step 32.1-32.6 us either way). Set
+``--xla_gpu_enable_command_buffer`` in XLA_FLAGS to choose otherwise.
+
 Usage: python bench/device_profile.py [--model dnn|linear] [--rows N]
            [--batch N] [--steps-per-loop N]
 """
@@ -24,7 +32,11 @@ import sys
 import tempfile
 import time
 
-import jax
+if "xla_gpu_enable_command_buffer" not in os.environ.get("XLA_FLAGS", ""):
+  os.environ["XLA_FLAGS"] = (
+      os.environ.get("XLA_FLAGS", "") +
+      " --xla_gpu_enable_command_buffer=FUSION,CUBLAS,CUBLASLT,CUSTOM_CALL,CUDNN")
+import jax  # noqa: E402  (after XLA_FLAGS)
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import census  # noqa: E402  pylint: disable=g-import-not-at-top
