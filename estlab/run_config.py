@@ -69,7 +69,7 @@ class RunConfig:
     async_checkpoints: write checkpoints in the background (Orbax async).
     prefetch_batches: how many host batches a background thread prepares
       and puts on the device ahead of the running step. ``None`` (default):
-      2 on a GPU or TPU or with a ``train_distribute`` strategy; on the CPU
+      2 on a GPU or TPU or under a distribution strategy; on the CPU
       without one, batches are prepared inline (0), since XLA:CPU runs a step
       while Python prepares the next and a thread would only contend with it
       for the GIL (2-core VM, census generator input: 281k vs 229k
