@@ -9,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${1:-python3}
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
-$PY -c "import jax; print({'jax': jax.__version__, 'devices': [str(d) for d in jax.devices()]})"
+$PY -c "import jax, json; print(json.dumps({'jax': jax.__version__, 'devices': [str(d) for d in jax.devices()]}))"
 for spl in 1 50; do
   $PY bench/census.py --model dnn --rows 1000000 --batch 4096 --steps 500 \
       --steps-per-loop $spl --handwritten
