@@ -307,6 +307,12 @@ class Estimator:
         return self
       limit = max_steps - start
     config = self._config
+    per_loop = config.steps_per_loop
+    if per_loop > 1 and limit is not None and limit % per_loop:
+      logger.info("train: %d steps at steps_per_loop=%d, so the last %d "
+                  "run one by one (their program compiles the first time); "
+                  "train a multiple of %d steps to run whole loops only.",
+                  limit, per_loop, limit % per_loop, per_loop)
     compiled = self._compiled()
     with self._batches(input_fn, ModeKeys.TRAIN, limit=limit,
                        steps_per_loop=config.steps_per_loop) as batches:

@@ -131,6 +131,20 @@ def test_steps_per_loop_matches_single_steps(tmp_path):
                                looped.get_variable_value(name), rtol=1e-5)
 
 
+def test_steps_that_do_not_fill_loops_are_named_in_the_log(tmp_path, caplog):
+  x, y = regression_data(64)
+  forever = lambda: itertools.cycle(
+      [({"x": x[i:i + 8]}, y[i:i + 8]) for i in range(0, 64, 8)])
+  est = _linear(tmp_path, steps_per_loop=5)
+  with caplog.at_level("INFO", logger="estlab"):
+    est.train(forever, steps=10)
+    est.train(forever, steps=12)
+  notes = [r.getMessage() for r in caplog.records if "one by one" in r.getMessage()]
+  assert notes == ["train: 12 steps at steps_per_loop=5, so the last 2 run one "
+                   "by one (their program compiles the first time); train a "
+                   "multiple of 5 steps to run whole loops only."]
+
+
 def test_resume_in_a_new_process(tmp_path):
   model_dir = tmp_path / "m"
   script = textwrap.dedent(f"""
