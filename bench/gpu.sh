@@ -2,7 +2,8 @@
 # The GPU part of issue #6: the DNN at batch 4096 through estlab (raw
 # DataFrame in) and the hand-written JAX loop (pre-encoded ids), same
 # machine, same process start-up. Prints JSON lines (census.py's).
-# Also runs an export made on this machine's JAX with its CUDA lowering, and
+# Also runs an export made on this machine's JAX with its CUDA lowering,
+# prefetch.py (generator input: a prefetch thread vs inline) and
 # device_profile.py (GPU busy time per step, estlab vs hand-written).
 # Usage: bench/gpu.sh [PYTHON]   (a python with jax[cuda], flax, optax, orbax)
 set -euo pipefail
@@ -19,6 +20,10 @@ for spl in 1 50; do
       --steps-per-loop $spl --handwritten
 done
 $PY bench/gpu_export.py
+# Generator input: the prefetch thread (the accelerator default) vs inline.
+for model in dnn linear; do
+  $PY bench/prefetch.py --model $model --rounds 3
+done
 for model in dnn linear; do
   $PY bench/device_profile.py --model $model --steps-per-loop 50
 done
