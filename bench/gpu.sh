@@ -3,8 +3,9 @@
 # DataFrame in) and the hand-written JAX loop (pre-encoded ids), same
 # machine, same process start-up. Prints JSON lines (census.py's).
 # Also runs an export made on this machine's JAX with its CUDA lowering,
-# prefetch.py (generator input: a prefetch thread vs inline) and
-# device_profile.py (GPU busy time per step, estlab vs hand-written).
+# partial_loops.py (calls with a tail at steps_per_loop 50), prefetch.py
+# (generator input: a prefetch thread vs inline) and device_profile.py
+# (GPU busy time per step, estlab vs hand-written).
 # Usage: bench/gpu.sh [PYTHON]   (a python with jax[cuda], flax, optax, orbax)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,6 +21,11 @@ for spl in 1 50; do
       --steps-per-loop $spl --handwritten
 done
 $PY bench/gpu_export.py
+# Calls with a tail (not a multiple of steps_per_loop): no program compiles anew.
+for model in dnn linear; do
+  $PY bench/partial_loops.py --model $model --rows 1000000 --batch 4096 \
+      --steps-per-loop 50 --steps 525
+done
 # Generator input: the prefetch thread (the accelerator default) vs inline.
 for model in dnn linear; do
   $PY bench/prefetch.py --model $model --rounds 3

@@ -15,5 +15,7 @@ $PY bench/census.py --model dnn "${peer[@]}" --keras-python "$KERAS_PY" --handwr
 $PY bench/census.py --model linear --steps-per-loop 100 --handwritten
 $PY bench/census.py --model dnn --steps-per-loop 100 --keras-python "$KERAS_PY" --handwritten
 $PY bench/census.py --model combined
+$PY bench/partial_loops.py --model linear
+$PY bench/partial_loops.py --model dnn
 $PY bench/checkpoint_io.py
 $PY bench/scaling.py

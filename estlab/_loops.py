@@ -55,19 +55,13 @@ def _host(tree: Any) -> Any:
   return jax.tree.map(np.asarray, tree)
 
 
-def _last(tree: Any, n: int) -> Any:
-  """Outputs of the last step, on the host: loops return them stacked on
-  axis 0, and the whole (small) stack is fetched, then indexed in numpy (an
-  index on the device would be one more dispatch per output)."""
-  host = _host(tree)
-  return host if n == 1 else jax.tree.map(lambda a: np.asarray(a)[-1], host)
-
-
 class TrainLoop:
   """Runs compiled train steps over device batches until the input or limit ends.
 
   Args:
-    step_fns: ``(train_step, train_loop)`` compiled functions.
+    step_fns: ``(train_step, train_loop)`` compiled functions: with
+      ``config.steps_per_loop`` 1 every item is one batch for ``train_step``,
+      else ``n`` steps of a padded stack for ``train_loop`` (``_pipeline``).
     save: ``save(state) -> None`` writes a checkpoint.
     writer: summary writer for the train events.
     config: the RunConfig (cadences, progress bar).
@@ -92,19 +86,19 @@ class TrainLoop:
     self._after_first_step = after_first_step
     self._rate_from = (0, 0.0)  # (step, time) of the last rate measured
 
-  def _settle(self, outputs: Any, n: int, step: int, now: float,
+  def _settle(self, outputs: Any, step: int, now: float,
               want_summary: bool, want_log: bool, *, bar: Any) -> None:
-    """Checks a dispatched step (of ``n``) for NaN; writes the summary and
-    log line that were due when it was dispatched, at ``step`` and ``now``."""
-    # One small array: np.asarray reads it in ~2 us on the CPU, where
+    """Checks a dispatched step (or loop: its last step's outputs) for NaN;
+    writes the summary and log line that were due when it was dispatched,
+    at ``step`` and ``now``."""
+    # One scalar: np.asarray reads it in ~2 us on the CPU, where
     # jax.device_get's tree walk and async copy took ~40 us, every step.
-    flags = np.asarray(outputs["bad_step"])
-    bad = int(flags if n == 1 else flags[-1])
+    bad = int(np.asarray(outputs["bad_step"]))
     if bad >= 0:
       raise NanLossDuringTrainingError(bad, self._model_dir)
     if not (want_summary or want_log):
       return
-    scalars = {k: float(v) for k, v in _last(outputs, n).items()
+    scalars = {k: float(v) for k, v in _host(outputs).items()
                if k not in ("bad_step", "global_step")}
     rate = (step - self._rate_from[0]) / max(now - self._rate_from[1], 1e-9)
     self._rate_from = (step, now)
@@ -134,11 +128,12 @@ class TrainLoop:
     runner = HookRunner(self._hooks, "train")
     bar = tqdm.tqdm(total=limit, desc="train", unit="step",
                     disable=not config.progress_bar)
-    # Dispatched steps not yet checked: (outputs, n, step, time, summary?,
+    # Dispatched steps not yet checked: (outputs, step, time, summary?,
     # log?). Their summaries and log lines are written when they are checked,
     # a few steps late, so the host never waits on the step it just queued.
     in_flight: collections.deque = collections.deque()
     first = True
+    looped = config.steps_per_loop > 1
 
     def settle(pending: int) -> None:
       while len(in_flight) > pending:
@@ -146,19 +141,22 @@ class TrainLoop:
     try:
       for n, (features, labels) in batches:
         context = runner.before_run(step)
-        fn = self._train_step if n == 1 else self._train_loop
-        state, outputs = fn(state, features, labels)
+        if looped:  # n steps of a padded stack (``train_loop``)
+          state, outputs = self._train_loop(state, features, labels,
+                                            np.int32(n))
+        else:
+          state, outputs = self._train_step(state, features, labels)
         if first:
           runner.add(self._spec_hooks())
         step += n
         context.global_step = step
         bar.update(n)
         now = time.monotonic()
-        in_flight.append((outputs, n, step, now, summary_due(step, now),
+        in_flight.append((outputs, step, now, summary_due(step, now),
                           log_due(step, now)))
         settle(_STEPS_IN_FLIGHT)
-        stop = runner.after_run(context, lambda o=outputs, n=n: {
-            k: np.asarray(v) for k, v in _last(o, n).items()})
+        stop = runner.after_run(context, lambda o=outputs: {
+            k: np.asarray(v) for k, v in _host(o).items()})
         if first:
           self._after_first_step()  # the device runs the next steps meanwhile
           first = False

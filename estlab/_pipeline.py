@@ -215,23 +215,23 @@ def _prepare_joined(items: list, index: int, *, mode: str,
           _chunks.row_ranges([rows_of(pair) for pair in pairs])]
 
 
-def feed(host: Iterator, *, put: Callable[[Any, int], Any], train: bool,
+def feed(host: Iterator, *, put: Callable[[Any, bool], Any], train: bool,
          steps_per_loop: int, limit: int | None, pad: bool,
          ahead: int, grouped: bool = False) -> "Prefetcher":
   """Prepared host batches to the device, ``ahead`` of the consumer.
 
-  Training items are ``(n, batch)`` (``n`` stacked steps; ``grouped`` when
+  Training items are ``(n, batch)`` (``group_for_loops``; ``grouped`` when
   ``host`` yields them so already, as ``table_loops``); evaluation and
   prediction items ``(1, (batch, valid))`` (``pad_short_batches``).
   """
-  if train and grouped:
-    items = ((n, put(batch, n)) for n, batch in host)
-  elif train:
-    grouped = group_for_loops(host, steps_per_loop, limit)
-    items = ((n, put(batch, n)) for n, batch in grouped)
+  stacked = train and steps_per_loop > 1
+  if train:
+    if not grouped:
+      host = group_for_loops(host, steps_per_loop, limit)
+    items = ((n, put(batch, stacked)) for n, batch in host)
   else:
     grouped = group_for_loops(pad_short_batches(host, pad), 1, limit)
-    items = ((n, (put(batch, n), valid)) for n, (batch, valid) in grouped)
+    items = ((n, (put(batch, False), valid)) for n, (batch, valid) in grouped)
   return Prefetcher(items, ahead)
 
 
@@ -240,8 +240,8 @@ def on_cpu() -> bool:
   return jax.default_backend() == "cpu"
 
 
-def device_put_fn(strategy: Any) -> Callable[[Any, int], Any]:
-  """How a host batch (``n`` stacked steps) goes to the device(s).
+def device_put_fn(strategy: Any) -> Callable[[Any, bool], Any]:
+  """How a host batch (``stacked`` for a loop) goes to the device(s).
 
   With a strategy its shardings. On the CPU the numpy batch goes to the
   compiled step as it is: ``jit``'s C++ dispatch takes numpy arguments for a
@@ -250,10 +250,10 @@ def device_put_fn(strategy: Any) -> Callable[[Any, int], Any]:
   prefetch thread.
   """
   if strategy is not None:
-    return lambda batch, n: strategy.put_batch(batch, stacked=n > 1)
+    return lambda batch, stacked: strategy.put_batch(batch, stacked=stacked)
   if on_cpu():
-    return lambda batch, n: batch
-  return lambda batch, n: jax.device_put(batch)
+    return lambda batch, stacked: batch
+  return lambda batch, stacked: jax.device_put(batch)
 
 
 def chain(first: Any, rest: Iterator) -> Iterator:
@@ -298,41 +298,41 @@ def _signature(batch: Any) -> Any:
 
 def group_for_loops(batches: Iterator, steps_per_loop: int,
                     limit: int | None) -> Iterator[tuple[int, Any]]:
-  """Yields ``(n, batch)``: n=1 single batches, or n stacked on a new axis 0.
+  """Yields ``(n, batch)``: with ``steps_per_loop`` 1 single batches (n=1),
+  else ``n`` batches stacked on a new axis 0 and padded to ``steps_per_loop``
+  (``stack_loop``) for ``CompiledSteps.train_loop``, which trains on the
+  first ``n``: a call's tail, a finite input's end and a shape change run in
+  the loop program too.
 
   Stops pulling from ``batches`` once ``limit`` steps are covered. Batches of
   a different shape than those pending are never stacked together.
   """
+  if steps_per_loop == 1:
+    yield from ((1, batch) for batch in itertools.islice(batches, limit))
+    return
   remaining = limit
   pending: list = []
-
-  def flush():
-    nonlocal remaining
-    for b in pending:
-      yield 1, b
-    if remaining is not None:
-      remaining -= len(pending)
-    pending.clear()
-
   for batch in batches:
     if pending and _signature(pending[0]) != _signature(batch):
-      yield from flush()
-    if steps_per_loop == 1 or (remaining is not None and
-                               remaining < steps_per_loop):
-      yield from flush()
-      yield 1, batch
-      if remaining is not None:
-        remaining -= 1
-    else:
-      pending.append(batch)
-      if len(pending) == steps_per_loop:
-        yield steps_per_loop, jax.tree.map(lambda *xs: np.stack(xs), *pending)
-        if remaining is not None:
-          remaining -= steps_per_loop
-        pending.clear()
-    if remaining is not None and remaining <= 0:
-      return
-  yield from flush()
+      yield len(pending), stack_loop(pending, steps_per_loop)
+      pending = []
+    pending.append(batch)
+    if remaining is not None:
+      remaining -= 1
+    if len(pending) == steps_per_loop or remaining == 0:
+      yield len(pending), stack_loop(pending, steps_per_loop)
+      pending = []
+      if remaining == 0:
+        return
+  if pending:
+    yield len(pending), stack_loop(pending, steps_per_loop)
+
+
+def stack_loop(batches: list, steps_per_loop: int) -> Any:
+  """``batches`` stacked on a new axis 0, padded to ``steps_per_loop`` with
+  copies of the last (never trained on: a loop runs its first ``n``)."""
+  padded = batches + batches[-1:] * (steps_per_loop - len(batches))
+  return jax.tree.map(lambda *xs: np.stack(xs), *padded)
 
 
 def input_batches(input_fn: Callable, mode: str, *, strategy: Any, params: Any,

@@ -289,11 +289,18 @@ class CompiledSteps:
     return self._train_body(state, features, labels,
                             self._carried_flat(state))
 
-  def _train_loop(self, state, features, labels):
-    """``steps_per_loop`` steps in one call; inputs carry a leading loop axis.
+  def _train_loop(self, state, features, labels, steps):
+    """Up to ``steps_per_loop`` steps in one call, as TPUEstimator's loop.
 
-    Params arriving as a tree ride the loop raveled when small
-    (``FlatParams.of``): one copy each way per loop.
+    ``features`` and ``labels`` carry a leading loop axis of
+    ``steps_per_loop`` batches; the first ``steps`` (an int32 the caller
+    passes, traced) are trained on and the rest, padding, is never read. So
+    one program serves full loops and partial ones (the tail of a call that
+    is no multiple of ``steps_per_loop``, a finite input's end), where a
+    static trip count compiled one program per length. Returns the state
+    and the last step's outputs (all the host reads of a loop). Params
+    arriving as a tree ride the loop raveled when small (``FlatParams.of``):
+    one copy each way per loop.
     """
     self.traces["train_loop"] += 1
     flat = self._carried_flat(state)
@@ -302,9 +309,17 @@ class CompiledSteps:
       flat = FlatParams.of(state.params)
       if flat is not None:
         state = state.replace(params=flat.ravel(state.params))
-    state, outputs = jax.lax.scan(
-        lambda s, batch: self._train_body(s, *batch, flat),
-        state, (features, labels))
+
+    def step(i, carry):
+      batch = jax.tree.map(
+          lambda a: jax.lax.dynamic_index_in_dim(a, i, keepdims=False),
+          (features, labels))
+      return self._train_body(carry[0], *batch, flat)
+    # The outputs' structure (scalars the model_fn chose, as summaries) comes
+    # from one abstract step: the loop carries the last step's outputs.
+    _, shapes = jax.eval_shape(step, 0, (state, None))
+    outputs = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
+    state, outputs = jax.lax.fori_loop(0, steps, step, (state, outputs))
     if flat is not None and not carried:
       state = state.replace(params=flat.unravel(state.params))
     return state, outputs

@@ -47,33 +47,48 @@ def table_batches(encoded: "Background", selections: Iterator) -> Iterator:
 def table_loops(encoded: "Background", selections: Iterator,
                 steps_per_loop: int, limit: int | None,
                 first: Callable[[Any], Any] | None = None) -> Iterator[tuple]:
-  """``(n, batch)`` of table rows for training, grouped as ``group_for_loops``.
+  """``(n, batch)`` of table rows for training, grouped as ``group_for_loops``
+  (with ``steps_per_loop`` > 1: ``n`` real batches of a ``[steps_per_loop,
+  B, ...]`` stack, the rest padding).
 
-  The rows of a loop's ``n`` batches are stacked as indices first and
-  gathered in one ``np.take`` per buffer (``[n, B, ...]``), not gathered
-  batch by batch and stacked. With ``first`` (rows -> prepared batch) and the
-  table not encoded yet, the first item's rows are prepared directly and the
-  whole table is encoded in the background meanwhile, so the first step
-  (its compilation above all) does not wait for a large table.
+  The rows of a loop's batches are stacked as indices first and gathered in
+  one ``np.take`` per buffer (``[n, B, ...]``), not gathered batch by batch
+  and stacked. With ``first`` (rows -> prepared batch) and the table not
+  encoded yet, the first item's real rows are prepared directly (then
+  padded) and the whole table is encoded in the background meanwhile, so
+  the first step (its compilation above all) does not wait for a large
+  table.
   """
   for n, rows in _group_rows(selections, steps_per_loop, limit):
     if first is not None and not encoded.done():
-      flat = rows if n == 1 else rows.reshape(-1)
-      batch = first(flat)
+      if steps_per_loop == 1:
+        batch = first(rows)
+      else:
+        real = first(rows[:n].reshape(-1))
+        batch = jax.tree.map(lambda a: _pad_loop(
+            a.reshape((n, -1) + a.shape[1:]), steps_per_loop), real)
       encoded.start()
-      yield n, batch if n == 1 else jax.tree.map(
-          lambda a: a.reshape((n, -1) + a.shape[1:]), batch)
+      yield n, batch
     else:
       yield n, take_rows(encoded.get(), rows)
     first = None
 
 
+def _pad_loop(stack: np.ndarray, steps_per_loop: int) -> np.ndarray:
+  """``[n, ...]`` -> ``[steps_per_loop, ...]``, the last entry repeated."""
+  missing = steps_per_loop - len(stack)
+  if not missing:
+    return stack
+  return np.concatenate([stack, np.repeat(stack[-1:], missing, axis=0)])
+
+
 def _group_rows(selections: Iterator, steps_per_loop: int,
                 limit: int | None) -> Iterator[tuple[int, Any]]:
-  """``group_for_loops`` for row selections (slices or index arrays): ``n``
-  selections of equal length become one ``[n, B]`` index array. Kept apart
-  from the general one, whose per-batch tree signature would cost more than
-  the gather it feeds."""
+  """``group_for_loops`` for row selections (slices or index arrays): up to
+  ``steps_per_loop`` selections of equal length become one padded
+  ``[steps_per_loop, B]`` index array. Kept apart from the general one,
+  whose per-batch tree signature would cost more than the gather it
+  feeds."""
   if steps_per_loop == 1:
     yield from ((1, s) for s in itertools.islice(selections, limit))
     return
@@ -82,28 +97,20 @@ def _group_rows(selections: Iterator, steps_per_loop: int,
     return
   remaining = limit
   pending: list = []
-  for rows in selections:
+  for rows in itertools.islice(selections, limit):
     if isinstance(rows, slice):
       rows = np.arange(rows.start, rows.stop)
-    if pending and len(rows) != len(pending[0]):
-      yield from ((1, p) for p in pending)  # a short last batch: alone
-      remaining = None if remaining is None else remaining - len(pending)
-      pending.clear()
-    if remaining is not None and remaining < steps_per_loop:
-      yield 1, rows
-      remaining -= 1
-      if remaining == 0:
-        return
-      continue
+    if pending and len(rows) != len(pending[0]):  # a short last batch
+      yield len(pending), _pad_loop(np.stack(pending), steps_per_loop)
+      pending = []
     pending.append(rows)
-    if len(pending) == steps_per_loop:
-      yield steps_per_loop, np.concatenate(pending).reshape(steps_per_loop, -1)
-      pending.clear()
-      if remaining is not None:
-        remaining -= steps_per_loop
-        if remaining == 0:
-          return
-  yield from ((1, p) for p in pending)
+    if remaining is not None:
+      remaining -= 1
+    if len(pending) == steps_per_loop or remaining == 0:
+      yield len(pending), _pad_loop(np.stack(pending), steps_per_loop)
+      pending = []
+  if pending:
+    yield len(pending), _pad_loop(np.stack(pending), steps_per_loop)
 
 
 def _stream_loops(stream: Any, steps_per_loop: int,
@@ -114,16 +121,20 @@ def _stream_loops(stream: Any, steps_per_loop: int,
   batch = stream.batch_size
   remaining = limit
   while remaining is None or remaining > 0:
-    n = steps_per_loop if remaining is None or remaining >= steps_per_loop else 1
+    n = steps_per_loop if remaining is None else min(steps_per_loop, remaining)
     rows = stream.next_rows(n * batch)
     if rows is None:
       return
     if isinstance(rows, slice):
       rows = np.arange(rows.start, rows.stop)
+    full = len(rows) // batch
+    if full:
+      yield full, _pad_loop(rows[:full * batch].reshape(full, batch),
+                            steps_per_loop)
     if len(rows) < n * batch:  # the input ends: full batches, a short one
-      yield from ((1, rows[i:i + batch]) for i in range(0, len(rows), batch))
+      if len(rows) > full * batch:
+        yield 1, _pad_loop(rows[None, full * batch:], steps_per_loop)
       return
-    yield n, rows if n == 1 else rows.reshape(n, batch)
     if remaining is not None:
       remaining -= n
 

@@ -205,10 +205,10 @@ class Estimator:
   def _rng(self) -> jax.Array:
     return jax.random.PRNGKey(self._seed)
 
-  def _train_state(self, features: Any, labels: Any, n: int) -> Any:
+  def _train_state(self, features: Any, labels: Any, per_loop: int) -> Any:
     """The state to train from: in memory, restored, or initialised.
 
-    Without a strategy, the train step (of ``n`` stacked steps, on params
+    Without a strategy, the train step (or loop of ``per_loop``, on params
     raveled where ``CompiledSteps.flat`` says) is traced first, then compiles
     in a background thread while checkpoints are looked up and the state is
     initialised (init's own compile) or restored. Both
@@ -223,12 +223,16 @@ class Estimator:
     abstract = steps.abstract_state(self._rng(), features, labels)
     ahead = None
     if strategy is None:
-      stacked = (features, labels) if n == 1 else jax.tree.map(
-          lambda a: jax.ShapeDtypeStruct((n,) + a.shape, a.dtype),
-          (features, labels))
-      step = steps.train_step if n == 1 else steps.train_loop
-      ahead = compile_ahead(step.lower(steps.raveled_abstract(abstract),
-                                       *stacked).compile)
+      raveled = steps.raveled_abstract(abstract)
+      if per_loop == 1:
+        lowered = steps.train_step.lower(raveled, features, labels)
+      else:
+        stacked = jax.tree.map(
+            lambda a: jax.ShapeDtypeStruct((per_loop,) + a.shape, a.dtype),
+            (features, labels))
+        lowered = steps.train_loop.lower(
+            raveled, *stacked, jax.ShapeDtypeStruct((), np.int32))
+      ahead = compile_ahead(lowered.compile)
     try:
       latest = self._latest_step()
       if latest is None:
@@ -308,19 +312,14 @@ class Estimator:
       limit = max_steps - start
     config = self._config
     per_loop = config.steps_per_loop
-    if per_loop > 1 and limit is not None and limit % per_loop:
-      logger.info("train: %d steps at steps_per_loop=%d, so the last %d "
-                  "run one by one (their program compiles the first time); "
-                  "train a multiple of %d steps to run whole loops only.",
-                  limit, per_loop, limit % per_loop, per_loop)
     compiled = self._compiled()
     with self._batches(input_fn, ModeKeys.TRAIN, limit=limit,
                        steps_per_loop=config.steps_per_loop) as batches:
       n, (features, labels) = first_batch(batches, input_fn)
       one = features, labels
-      if n > 1:
+      if per_loop > 1:  # a loop's padded stack of batches
         one = jax.tree.map(lambda a: a[0], (features, labels))
-      state = self._train_state(*one, n)
+      state = self._train_state(*one, per_loop)
       variables = jax.tree.map(
           lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype),
           {"params": state.params, **state.model_state})

@@ -62,9 +62,12 @@ class RunConfig:
       late as summaries).
     train_distribute: a strategy from ``estlab.distribute`` for training.
     eval_distribute: a strategy for evaluation (defaults to train_distribute).
-    steps_per_loop: steps run inside one compiled call (``lax.scan``), like
-      TPUEstimator's ``iterations_per_loop``; hooks, summaries and
-      checkpoints are then handled once per loop.
+    steps_per_loop: steps run inside one compiled call (a loop whose trip
+      count is an argument), like TPUEstimator's ``iterations_per_loop``;
+      hooks, summaries and checkpoints are then handled once per loop.
+      Steps that do not fill a loop (a call's tail, a finite input's end)
+      run in the same program, over a stack padded to ``steps_per_loop``
+      batches.
     progress_bar: show a tqdm progress bar on train/evaluate/predict.
     async_checkpoints: write checkpoints in the background (Orbax async).
     prefetch_batches: how many host batches a background thread prepares

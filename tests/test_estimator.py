@@ -124,25 +124,56 @@ def test_steps_per_loop_matches_single_steps(tmp_path):
   single = _linear(tmp_path / "a").train(forever, steps=12)
   looped = _linear(tmp_path / "b", steps_per_loop=5).train(forever, steps=12)
   traces = looped._compiled().traces
-  assert traces["train_loop"] == 1 and traces["train_step"] == 1  # 5+5 then 1+1
+  assert traces["train_loop"] == 1 and traces["train_step"] == 0  # 5, 5 and 2
   assert looped.latest_checkpoint().endswith(os.sep + "12")
   for name in single.get_variable_names():
     np.testing.assert_allclose(single.get_variable_value(name),
                                looped.get_variable_value(name), rtol=1e-5)
 
 
-def test_steps_that_do_not_fill_loops_are_named_in_the_log(tmp_path, caplog):
+@pytest.mark.parametrize("calls", [(3,), (5, 2), (12, 1, 4), (2, 9)])
+def test_partial_loops_reuse_the_loop_program_and_equal_single_steps(
+    tmp_path, calls):
+  # A call's tail, a call shorter than a loop and a finite input's end run
+  # in the one loop program (a dynamic trip count), never a one-step one.
   x, y = regression_data(64)
   forever = lambda: itertools.cycle(
       [({"x": x[i:i + 8]}, y[i:i + 8]) for i in range(0, 64, 8)])
-  est = _linear(tmp_path, steps_per_loop=5)
-  with caplog.at_level("INFO", logger="estlab"):
-    est.train(forever, steps=10)
-    est.train(forever, steps=12)
-  notes = [r.getMessage() for r in caplog.records if "one by one" in r.getMessage()]
-  assert notes == ["train: 12 steps at steps_per_loop=5, so the last 2 run one "
-                   "by one (their program compiles the first time); train a "
-                   "multiple of 5 steps to run whole loops only."]
+  single, looped = _linear(tmp_path / "a"), _linear(tmp_path / "b",
+                                                    steps_per_loop=5)
+  for steps in calls:
+    single.train(forever, steps=steps)
+    looped.train(forever, steps=steps)
+  finite = lambda: iter([({"x": x[:8]}, y[:8]), ({"x": x[8:16]}, y[8:16])])
+  single.train(finite)
+  looped.train(finite)
+  traces = looped._compiled().traces
+  assert traces["train_loop"] == 1 and traces["train_step"] == 0
+  assert looped.latest_checkpoint().endswith(os.sep + str(sum(calls) + 2))
+  for name in single.get_variable_names():
+    np.testing.assert_allclose(single.get_variable_value(name),
+                               looped.get_variable_value(name), rtol=1e-5)
+
+
+def test_a_loop_hands_hooks_and_summaries_its_last_real_steps_outputs(tmp_path):
+  x, y = regression_data(64)
+  forever = lambda: itertools.cycle(
+      [({"x": x[i:i + 8]}, y[i:i + 8]) for i in range(0, 64, 8)])
+  seen = []
+
+  class Losses(estlab.SessionRunHook):
+    def after_run(self, run_context, run_values):
+      seen.append((run_context.global_step,
+                   float(run_values.results["loss"]),
+                   int(run_values.results["global_step"])))
+  _linear(tmp_path / "a").train(forever, steps=7, hooks=[Losses()])
+  ones = dict((step, loss) for step, loss, _ in seen)
+  seen.clear()
+  _linear(tmp_path / "b", steps_per_loop=5).train(forever, steps=7,
+                                                  hooks=[Losses()])
+  assert [(step, gs) for step, _, gs in seen] == [(5, 5), (7, 7)]
+  for step, loss, _ in seen:  # the loop's last real step, not its padding
+    np.testing.assert_allclose(loss, ones[step], rtol=1e-5)
 
 
 def test_resume_in_a_new_process(tmp_path):

@@ -243,10 +243,12 @@ def test_group_for_loops_stacks_batches_on_a_new_leading_axis():
   np.testing.assert_array_equal(features["x"][:, 0, 0], [3, 4, 5])
 
 
-def test_group_for_loops_runs_the_tail_shorter_than_a_loop_as_singles():
+def test_group_for_loops_pads_the_tail_to_a_whole_loop_of_its_last_batch():
   grouped = list(group_for_loops(iter([_batch(i) for i in range(8)]), 3, None))
-  assert [n for n, _ in grouped] == [3, 3, 1, 1]
-  assert [int(b[1][0]) for _, b in grouped[2:]] == [6, 7]
+  assert [n for n, _ in grouped] == [3, 3, 2]
+  features, labels = grouped[2][1]
+  assert features["x"].shape == (3, 2, 3)  # the loop program's shape
+  np.testing.assert_array_equal(labels[:, 0], [6, 7, 7])
 
 
 @pytest.mark.parametrize("steps_per_loop", [1, 2, 3, 4])
@@ -259,10 +261,13 @@ def test_group_for_loops_covers_min_of_limit_and_input_without_pulling_more(
   covered = min(available, limit) if limit is not None else available
   assert sum(n for n, _ in grouped) == covered
   assert source.pulled == covered  # nothing pulled past the limit
-  # Every step is there once, in order.
-  steps = np.concatenate([np.atleast_2d(labels)[:, 0]
-                          for _, (_, labels) in grouped])
-  np.testing.assert_array_equal(steps, np.arange(covered))
+  # Every step is there once, in order: the first n of each loop.
+  if steps_per_loop == 1:
+    steps = [int(labels[0]) for _, (_, labels) in grouped]
+  else:
+    assert all(labels.shape == (steps_per_loop, 2) for _, (_, labels) in grouped)
+    steps = [int(step) for n, (_, labels) in grouped for step in labels[:n, 0]]
+  assert steps == list(range(covered))
 
 
 @pytest.mark.parametrize("steps_per_loop,limit,expected", [
@@ -270,7 +275,7 @@ def test_group_for_loops_covers_min_of_limit_and_input_without_pulling_more(
     (3, 6, [3, 3]),
     (3, 4, [3, 1]),
     (4, 9, [4, 4, 1]),
-    (3, 2, [1, 1]),
+    (3, 2, [2]),
 ])
 def test_group_for_loops_uses_full_loops_whenever_the_limit_allows(
     steps_per_loop, limit, expected):
@@ -279,19 +284,21 @@ def test_group_for_loops_uses_full_loops_whenever_the_limit_allows(
   assert [n for n, _ in grouped] == expected
 
 
-def test_group_for_loops_flushes_pending_batches_as_singles_on_a_shape_change():
+def test_group_for_loops_stacks_each_shape_apart_on_a_shape_change():
   batches = [_batch(0, n=2), _batch(1, n=3), _batch(2, n=3), _batch(3, n=3)]
   grouped = list(group_for_loops(iter(batches), 2, None))
   assert [n for n, _ in grouped] == [1, 2, 1]
-  assert grouped[0][1][0]["x"].shape == (2, 3)
+  assert grouped[0][1][0]["x"].shape == (2, 2, 3)
   assert grouped[1][1][0]["x"].shape == (2, 3, 3)
   np.testing.assert_array_equal(grouped[1][1][1][:, 0], [1, 2])
+  np.testing.assert_array_equal(grouped[2][1][1][:, 0], [3, 3])
 
 
 def test_group_for_loops_never_stacks_batches_of_different_dtypes():
   batches = [_batch(0), _batch(1, dtype=np.float64), _batch(2, dtype=np.float64)]
   grouped = list(group_for_loops(iter(batches), 2, None))
   assert [n for n, _ in grouped] == [1, 2]
+  assert grouped[0][1][1].dtype == np.float32
   assert grouped[1][1][1].dtype == np.float64
 
 

@@ -23,7 +23,7 @@ def test_table_batches_encodes_once_and_only_when_a_batch_is_needed():
   assert [b["x"].tolist() for b in out] == [[0, 1, 2], [9, 1]]
 
 
-def test_table_loops_gathers_a_loop_of_batches_at_once_and_the_rest_singly():
+def test_table_loops_gathers_a_loop_of_batches_at_once_and_pads_the_rest():
   table = {"x": np.arange(20) * 10}
   selections = iter([slice(0, 2), slice(2, 4), np.array([9, 8]),
                      np.array([7, 6]), np.array([5])])
@@ -32,7 +32,16 @@ def test_table_loops_gathers_a_loop_of_batches_at_once_and_the_rest_singly():
   assert [n for n, _ in out] == [2, 2, 1]
   assert out[0][1]["x"].tolist() == [[0, 10], [20, 30]]
   assert out[1][1]["x"].tolist() == [[90, 80], [70, 60]]
-  assert out[2][1]["x"].tolist() == [50]
+  # The short last batch: its own loop of one real step, padded to two.
+  assert out[2][1]["x"].tolist() == [[50], [50]]
+
+
+def test_table_loops_with_one_step_per_loop_gives_single_batches():
+  table = {"x": np.arange(20) * 10}
+  out = list(table_loops(Background(lambda: table),
+                         iter([slice(0, 2), np.array([9, 8]), np.array([5])]),
+                         steps_per_loop=1, limit=2))
+  assert [(n, b["x"].tolist()) for n, b in out] == [(1, [0, 10]), (1, [90, 80])]
 
 
 def test_table_loops_prepares_the_first_rows_directly_and_the_table_behind():
@@ -49,7 +58,8 @@ def test_table_loops_prepares_the_first_rows_directly_and_the_table_behind():
     return {"x": np.asarray(rows) * 10}
   encoded = Background(encode)
   loops = table_loops(encoded, iter([np.array([3, 1]), np.array([4, 0]),
-                                     np.array([5, 6]), np.array([7, 8])]),
+                                     np.array([5, 6]), np.array([7, 8]),
+                                     np.array([9, 2])]),
                       steps_per_loop=2, limit=None, first=first)
   n, batch = next(loops)
   assert (n, batch["x"].tolist()) == (2, [[30, 10], [40, 0]])
@@ -58,7 +68,23 @@ def test_table_loops_prepares_the_first_rows_directly_and_the_table_behind():
   n, batch = next(loops)
   assert (n, batch["x"].tolist()) == (2, [[50, 60], [70, 80]])
   assert prepared[1] == ("table", "estlab-encode")
+  n, batch = next(loops)  # a partial loop: padded with its last batch
+  assert (n, batch["x"].tolist()) == (1, [[90, 20], [90, 20]])
   assert list(loops) == []
+
+
+def test_table_loops_prepares_only_the_first_loops_real_rows_directly():
+  prepared = []
+
+  def first(rows):
+    prepared.append(np.asarray(rows).tolist())
+    return {"x": np.asarray(rows) * 10}
+  loops = table_loops(Background(lambda: {"x": np.arange(20) * 10}),
+                      iter([np.array([3, 1]), np.array([4, 0])]),
+                      steps_per_loop=4, limit=None, first=first)
+  assert [(n, b["x"].tolist()) for n, b in loops] == [
+      (2, [[30, 10], [40, 0], [40, 0], [40, 0]])]
+  assert prepared == [[3, 1, 4, 0]]  # not the padding
 
 
 def test_a_background_computation_raises_its_error_where_it_is_needed():

@@ -46,17 +46,19 @@ def test_table_loops_take_a_loop_of_rows_from_the_stream_at_once():
   assert [n for n, _ in out] == [2, 2, 1]
   assert out[0][1]["x"].tolist() == [[0, 10], [20, 30]]
   assert out[1][1]["x"].tolist() == [[40, 50], [60, 70]]
-  assert out[2][1]["x"].tolist() == [80, 90]
+  assert out[2][1]["x"].tolist() == [[80, 90], [80, 90]]  # 1 real, padded
 
 
-def test_table_loops_end_of_input_and_limit_go_batch_by_batch():
+def test_table_loops_end_of_input_and_limit_make_padded_loops():
   table = {"x": np.arange(9)}
   out = list(table_loops(Background(lambda: table),
                          index_batches(9, 2, 1, None), 3, None))
-  # 3 batches in a loop, then 2 rows + 2 rows + 1 row that make no loop
+  # 3 batches in a loop, then 2 rows (a loop of 1) and 1 row (a loop of its
+  # own shape), each padded to 3 with its last batch.
   assert [(n, b["x"].tolist()) for n, b in out] == [
-      (3, [[0, 1], [2, 3], [4, 5]]), (1, [6, 7]), (1, [8])]
+      (3, [[0, 1], [2, 3], [4, 5]]), (1, [[6, 7], [6, 7], [6, 7]]),
+      (1, [[8], [8], [8]])]
   out = list(table_loops(Background(lambda: table),
                          index_batches(9, 2, None, None), 3, limit=5))
-  assert [n for n, _ in out] == [3, 1, 1]          # 5 steps, no more
-  assert out[-1][1]["x"].tolist() == [8, 0]        # across the epoch
+  assert [n for n, _ in out] == [3, 2]             # 5 steps, no more
+  assert out[-1][1]["x"][:2].tolist() == [[6, 7], [8, 0]]  # across the epoch
