@@ -14,14 +14,18 @@ parameters) is trained for one step by an ``estlab.Estimator``. Then:
 * ``async_checkpoint_stall``: train steps/s with ``async_checkpoints=True``
   and a save every ``--every`` steps, against the same run with no periodic
   saves (and, for contrast, with synchronous saves). Every run ends with the
-  Estimator's final save, waited for, as ``train`` always does.
+  Estimator's final save, waited for, as ``train`` always does. The
+  reference (``NumpyWriter``): the run without periodic saves while a numpy
+  thread writes the same bytes at the same cadence, the least a background
+  writer costs; ``ratio_async_over_numpy_thread`` near 1 means estlab's
+  async saves add nothing to what writing those bytes costs this machine.
 
 The trained state is read from ``Estimator._state`` (there is no public
 getter for the live state; ``Checkpointer`` is the public API timed here).
 
 Usage:
   python bench/checkpoint_io.py [--width 5000] [--repeats 3]
-      [--steps 100] [--every 20] [--batch 8]
+      [--steps 100] [--every 20] [--batch 8] [--rounds 3]
 """
 from __future__ import annotations
 
@@ -32,6 +36,7 @@ import os
 import shutil
 import statistics
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 
@@ -141,8 +146,48 @@ def bench_save(width: int, batch: int, repeats: int, root: str) -> dict:
           "numpy_fsync": True, "numpy_load_includes_device_put": True}
 
 
+class NumpyWriter(estlab.SessionRunHook):
+  """The reference for async saves: every ``every`` steps the training
+  thread copies ``n_bytes`` of host memory (the snapshot any async save takes
+  first) and a thread writes them with ``np.save`` and fsync. What this costs
+  a training run is the least any background writer of those bytes at that
+  cadence costs on this machine (the CPU and memory bandwidth it shares)."""
+
+  def __init__(self, n_bytes: int, every: int, directory: str):
+    self._source = np.ones(n_bytes // 4, np.float32)
+    self._snapshot = np.zeros_like(self._source)
+    self._snapshot[:] = 0  # touched: no page faults while training
+    self._every, self._directory = every, directory
+    self._thread: threading.Thread | None = None
+    self.blocked: list[float] = []
+
+  def _write(self, data: np.ndarray, step: int) -> None:
+    with open(os.path.join(self._directory, f"{step}.npy"), "wb") as f:
+      np.save(f, data)
+      f.flush()
+      os.fsync(f.fileno())
+
+  def after_run(self, run_context, run_values):
+    if run_context.global_step % self._every:
+      return
+    t = time.perf_counter()
+    self._join()  # as Orbax, one write in flight at a time
+    np.copyto(self._snapshot, self._source)
+    self._thread = threading.Thread(
+        target=self._write, args=(self._snapshot, run_context.global_step))
+    self._thread.start()
+    self.blocked.append(time.perf_counter() - t)
+
+  def _join(self) -> None:
+    if self._thread is not None:
+      self._thread.join()
+
+  def end(self, session=None):
+    self._join()
+
+
 def steps_per_s(root: str, name: str, width: int, batch: int, steps: int,
-               **config) -> tuple[float, float]:
+               hooks: tuple = (), **config) -> tuple[float, float]:
   """Train steps/s of a fresh Estimator, after a compiling 2-step call, and
   the median seconds the training loop spent blocked in a periodic save (the
   stall; the rest of any slowdown is the background write sharing the CPU)."""
@@ -161,7 +206,7 @@ def steps_per_s(root: str, name: str, width: int, batch: int, steps: int,
   Checkpointer.save = timed_save
   try:
     t0 = time.perf_counter()
-    est.train(data, steps=steps)
+    est.train(data, steps=steps, hooks=list(hooks))
     seconds = time.perf_counter() - t0
   finally:
     Checkpointer.save = save
@@ -169,25 +214,49 @@ def steps_per_s(root: str, name: str, width: int, batch: int, steps: int,
   return steps / seconds, (statistics.median(periodic) if periodic else 0.0)
 
 
-def bench_stall(width: int, batch: int, steps: int, every: int, root: str) -> dict:
-  """Steps/s with async saves every ``every`` steps vs none (vs sync saves)."""
-  base, _ = steps_per_s(root, "none", width, batch, steps)
-  async_, async_block = steps_per_s(
-      root, "async", width, batch, steps, save_checkpoints_steps=every,
-      async_checkpoints=True)
-  sync, sync_block = steps_per_s(
-      root, "sync", width, batch, steps, save_checkpoints_steps=every,
-      async_checkpoints=False)
+def bench_stall(width: int, batch: int, steps: int, every: int, root: str,
+                rounds: int = 3) -> dict:
+  """Steps/s with async saves every ``every`` steps vs none, vs a numpy
+  thread writing the same bytes, vs sync saves: medians of ``rounds`` rounds,
+  the variants alternating within each (this VM drifts by minutes)."""
+  n_bytes = 4 * (width * width + 2 * width + 1)  # the params; SGD: no slots
+  runs: dict[str, list] = {"none": [], "async": [], "numpy": [], "sync": []}
+  blocked: dict[str, list] = {name: [] for name in runs}
+  for index in range(rounds):
+    for name in runs:
+      directory = os.path.join(root, f"{name}_{index}")
+      hooks, config = (), {}
+      if name == "numpy":
+        os.makedirs(directory + "_writer")
+        writer = NumpyWriter(n_bytes, every, directory + "_writer")
+        hooks = (writer,)
+      elif name != "none":
+        config = dict(save_checkpoints_steps=every,
+                      async_checkpoints=name == "async")
+      rate, block = steps_per_s(root, os.path.basename(directory), width,
+                                batch, steps, hooks=hooks, **config)
+      runs[name].append(rate)
+      blocked[name].append(statistics.median(writer.blocked)
+                           if name == "numpy" else block)
+      shutil.rmtree(directory, ignore_errors=True)
+      shutil.rmtree(directory + "_writer", ignore_errors=True)
+  rate = {name: statistics.median(r) for name, r in runs.items()}
   return {"bench": "async_checkpoint_stall", "width": width, "batch": batch,
           "steps": steps, "save_every_steps": every,
-          "periodic_saves": steps // every,
-          "no_checkpoint_steps_per_s": round(base, 2),
-          "async_checkpoint_steps_per_s": round(async_, 2),
-          "ratio_async_over_none": round(async_ / base, 3),
-          "sync_checkpoint_steps_per_s": round(sync, 2),
-          "ratio_sync_over_none": round(sync / base, 3),
-          "async_save_blocks_s": round(async_block, 3),
-          "sync_save_blocks_s": round(sync_block, 3)}
+          "periodic_saves": steps // every, "rounds": rounds,
+          "no_checkpoint_steps_per_s": round(rate["none"], 2),
+          "async_checkpoint_steps_per_s": round(rate["async"], 2),
+          "ratio_async_over_none": round(rate["async"] / rate["none"], 3),
+          "sync_checkpoint_steps_per_s": round(rate["sync"], 2),
+          "ratio_sync_over_none": round(rate["sync"] / rate["none"], 3),
+          "numpy_thread_steps_per_s": round(rate["numpy"], 2),
+          "ratio_numpy_thread_over_none": round(rate["numpy"] / rate["none"], 3),
+          "ratio_async_over_numpy_thread": round(rate["async"] / rate["numpy"], 3),
+          "per_round_steps_per_s": {k: [round(x, 2) for x in v]
+                                    for k, v in runs.items()},
+          "numpy_thread_blocks_s": round(statistics.median(blocked["numpy"]), 3),
+          "async_save_blocks_s": round(statistics.median(blocked["async"]), 3),
+          "sync_save_blocks_s": round(statistics.median(blocked["sync"]), 3)}
 
 
 def main() -> None:
@@ -198,6 +267,8 @@ def main() -> None:
   parser.add_argument("--repeats", type=int, default=3)
   parser.add_argument("--steps", type=int, default=100)
   parser.add_argument("--every", type=int, default=20)
+  parser.add_argument("--rounds", type=int, default=3,
+                      help="alternating rounds of the stall runs (medians)")
   parser.add_argument("--dir", default=None,
                       help="scratch directory (default: a temporary one)")
   args = parser.parse_args()
@@ -206,7 +277,7 @@ def main() -> None:
     print(json.dumps(bench_save(args.width, args.batch, args.repeats, root)),
           flush=True)
     print(json.dumps(bench_stall(args.width, args.batch, args.steps, args.every,
-                                 root)), flush=True)
+                                 root, args.rounds)), flush=True)
   finally:
     shutil.rmtree(root, ignore_errors=True)
 

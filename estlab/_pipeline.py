@@ -230,8 +230,8 @@ def feed(host: Iterator, *, put: Callable[[Any, bool], Any], train: bool,
       host = group_for_loops(host, steps_per_loop, limit)
     items = ((n, put(batch, stacked)) for n, batch in host)
   else:
-    grouped = group_for_loops(pad_short_batches(host, pad), 1, limit)
-    items = ((n, (put(batch, False), valid)) for n, (batch, valid) in grouped)
+    singles = group_for_loops(pad_short_batches(host, pad), 1, limit)
+    items = ((n, (put(batch, False), valid)) for n, (batch, valid) in singles)
   return Prefetcher(items, ahead)
 
 
