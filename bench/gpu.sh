@@ -26,6 +26,13 @@ for model in dnn linear; do
   $PY bench/partial_loops.py --model $model --rows 1000000 --batch 4096 \
       --steps-per-loop 50 --steps 525
 done
+# First step and first train call with XLA's GPU autotuning on (default) and
+# off for the whole process (README: off shortened both for small models).
+for r in 1 2; do
+  for flags in "" "--xla_gpu_autotune_level=0"; do
+    XLA_FLAGS=$flags $PY bench/census.py --model dnn --steps 1000
+  done
+done
 # Generator input: the prefetch thread (the accelerator default) vs inline.
 for model in dnn linear; do
   $PY bench/prefetch.py --model $model --rounds 3
