@@ -270,6 +270,40 @@ def test_predict_modes_and_keys(tmp_path):
   assert len(list(est.predict(features_only))) == 5
 
 
+def test_single_examples_are_the_rows_of_each_batch_as_numpy(tmp_path):
+  x, y = regression_data(40)
+  est = _linear(tmp_path).train(batches_input_fn(x, y), steps=2)
+  batches = list(est.predict(batches_input_fn(x, y, batch_size=16),
+                             yield_single_examples=False))
+  rows = list(est.predict(batches_input_fn(x, y, batch_size=16)))
+  assert len(rows) == 40
+  for i, row in enumerate(rows):
+    batch = batches[i // 16]
+    for key, value in row.items():
+      expected = batch[key][i % 16]
+      assert type(value) is type(expected)  # numpy scalars, as v[i] gives
+      np.testing.assert_array_equal(value, expected)
+
+
+def test_single_examples_need_one_batch_size_across_predictions(tmp_path):
+  def model_fn(features, labels, mode):
+    out = nn.Dense(1)(features["x"])[:, 0]
+    if mode == estlab.ModeKeys.PREDICT:
+      return estlab.EstimatorSpec(mode, predictions={
+          "y": out, "mean": jnp.full((3,), jnp.mean(out))})
+    return estlab.EstimatorSpec(mode, loss=jnp.mean((out - labels) ** 2),
+                                train_op=optax.sgd(0.1))
+  x, y = regression_data(20)
+  est = estlab.Estimator(model_fn, tmp_path, config=quiet())
+  est.train(batches_input_fn(x, y, batch_size=4), steps=1)
+  with pytest.raises(ValueError, match=r"\{'mean': 3, 'y': 8\}.*"
+                     "yield_single_examples=False"):
+    list(est.predict(batches_input_fn(x, y, batch_size=8)))
+  whole = list(est.predict(batches_input_fn(x, y, batch_size=8),
+                           yield_single_examples=False))
+  assert whole[0]["mean"].shape == (3,)
+
+
 def test_predict_single_array_and_checkpoint_path(tmp_path):
   def model_fn(features, labels, mode):
     out = nn.Dense(1)(features["x"])[:, 0]
