@@ -19,7 +19,8 @@ import jax
 import numpy as np
 
 from estlab import _chunks, _packing
-from estlab._tables import Background, table_batches, table_loops, take_rows
+from estlab._tables import (Background, pad_loop, table_batches, table_loops,
+                            take_rows)
 from estlab.inputs._batching import ArrayBatches
 from estlab.spec import ModeKeys
 
@@ -330,9 +331,9 @@ def group_for_loops(batches: Iterator, steps_per_loop: int,
 
 def stack_loop(batches: list, steps_per_loop: int) -> Any:
   """``batches`` stacked on a new axis 0, padded to ``steps_per_loop`` with
-  copies of the last (never trained on: a loop runs its first ``n``)."""
-  padded = batches + batches[-1:] * (steps_per_loop - len(batches))
-  return jax.tree.map(lambda *xs: np.stack(xs), *padded)
+  copies of the last (``pad_loop``)."""
+  return jax.tree.map(lambda *xs: pad_loop(np.stack(xs), steps_per_loop),
+                      *batches)
 
 
 def input_batches(input_fn: Callable, mode: str, *, strategy: Any, params: Any,

@@ -15,7 +15,8 @@ import numpy as np
 
 from estlab._packing import Packed
 
-__all__ = ["Background", "take_rows", "table_batches", "table_loops"]
+__all__ = ["Background", "pad_loop", "take_rows", "table_batches",
+           "table_loops"]
 
 
 def take_rows(batch: Any, rows: Any) -> Any:
@@ -65,7 +66,7 @@ def table_loops(encoded: "Background", selections: Iterator,
         batch = first(rows)
       else:
         real = first(rows[:n].reshape(-1))
-        batch = jax.tree.map(lambda a: _pad_loop(
+        batch = jax.tree.map(lambda a: pad_loop(
             a.reshape((n, -1) + a.shape[1:]), steps_per_loop), real)
       encoded.start()
       yield n, batch
@@ -74,8 +75,9 @@ def table_loops(encoded: "Background", selections: Iterator,
     first = None
 
 
-def _pad_loop(stack: np.ndarray, steps_per_loop: int) -> np.ndarray:
-  """``[n, ...]`` -> ``[steps_per_loop, ...]``, the last entry repeated."""
+def pad_loop(stack: np.ndarray, steps_per_loop: int) -> np.ndarray:
+  """``[n, ...]`` -> ``[steps_per_loop, ...]``, the last entry repeated (a
+  loop's padding: ``CompiledSteps.train_loop`` never trains on it)."""
   missing = steps_per_loop - len(stack)
   if not missing:
     return stack
@@ -101,16 +103,16 @@ def _group_rows(selections: Iterator, steps_per_loop: int,
     if isinstance(rows, slice):
       rows = np.arange(rows.start, rows.stop)
     if pending and len(rows) != len(pending[0]):  # a short last batch
-      yield len(pending), _pad_loop(np.stack(pending), steps_per_loop)
+      yield len(pending), pad_loop(np.stack(pending), steps_per_loop)
       pending = []
     pending.append(rows)
     if remaining is not None:
       remaining -= 1
     if len(pending) == steps_per_loop or remaining == 0:
-      yield len(pending), _pad_loop(np.stack(pending), steps_per_loop)
+      yield len(pending), pad_loop(np.stack(pending), steps_per_loop)
       pending = []
   if pending:
-    yield len(pending), _pad_loop(np.stack(pending), steps_per_loop)
+    yield len(pending), pad_loop(np.stack(pending), steps_per_loop)
 
 
 def _stream_loops(stream: Any, steps_per_loop: int,
@@ -129,11 +131,11 @@ def _stream_loops(stream: Any, steps_per_loop: int,
       rows = np.arange(rows.start, rows.stop)
     full = len(rows) // batch
     if full:
-      yield full, _pad_loop(rows[:full * batch].reshape(full, batch),
+      yield full, pad_loop(rows[:full * batch].reshape(full, batch),
                             steps_per_loop)
     if len(rows) < n * batch:  # the input ends: full batches, a short one
       if len(rows) > full * batch:
-        yield 1, _pad_loop(rows[None, full * batch:], steps_per_loop)
+        yield 1, pad_loop(rows[None, full * batch:], steps_per_loop)
       return
     if remaining is not None:
       remaining -= n
