@@ -3,7 +3,8 @@
 # DataFrame in) and the hand-written JAX loop (pre-encoded ids), same
 # machine, same process start-up. Prints JSON lines (census.py's).
 # Also runs an export made on this machine's JAX with its CUDA lowering,
-# partial_loops.py (calls with a tail at steps_per_loop 50), prefetch.py
+# partial_loops.py (calls with a tail at steps_per_loop 50), first_op.py (a
+# process's first GPU operation), prefetch.py
 # (generator input: a prefetch thread vs inline) and device_profile.py
 # (GPU busy time per step, estlab vs hand-written).
 # Usage: bench/gpu.sh [PYTHON]   (a python with jax[cuda], flax, optax, orbax)
@@ -26,11 +27,22 @@ for model in dnn linear; do
   $PY bench/partial_loops.py --model $model --rows 1000000 --batch 4096 \
       --steps-per-loop 50 --steps 525
 done
-# First step and first train call with XLA's GPU autotuning on (default) and
-# off for the whole process (README: off shortened both for small models).
+# A process's first GPU operation: JAX's memory preallocation (default) vs
+# none vs a small fraction (README: preallocating ~105 GB took ~1.9 s).
 for r in 1 2; do
-  for flags in "" "--xla_gpu_autotune_level=0"; do
-    XLA_FLAGS=$flags $PY bench/census.py --model dnn --steps 1000
+  $PY bench/first_op.py
+  XLA_PYTHON_CLIENT_PREALLOCATE=false $PY bench/first_op.py
+  XLA_PYTHON_CLIENT_MEM_FRACTION=0.05 $PY bench/first_op.py
+done
+# First step and first train call: JAX's defaults, without preallocation, and
+# with XLA's GPU autotuning off too (README: both shortened it for small models).
+for r in 1 2; do
+  for setting in default noprealloc noprealloc-noautotune; do
+    prealloc=true flags=
+    [ $setting != default ] && prealloc=false
+    [ $setting = noprealloc-noautotune ] && flags=--xla_gpu_autotune_level=0
+    XLA_PYTHON_CLIENT_PREALLOCATE=$prealloc XLA_FLAGS=$flags \
+        $PY bench/census.py --model dnn --steps 1000
   done
 done
 # Generator input: the prefetch thread (the accelerator default) vs inline.
