@@ -46,10 +46,26 @@ class NanLossDuringTrainingError(RuntimeError):
 _STEPS_IN_FLIGHT = 2
 
 
+def _process_rows(array: Any) -> Any:
+  """This process's value of an array of a multi-process run: the whole of a
+  replicated one, its own rows of one split on the batch axis."""
+  if not isinstance(array, jax.Array) or array.is_fully_addressable:
+    return array
+  if array.is_fully_replicated:
+    return np.asarray(array.addressable_data(0))
+  shards = {}  # batch-axis start -> rows (one copy of each)
+  for shard in array.addressable_shards:
+    shards.setdefault(shard.index[0].start or 0, shard.data)
+  return np.concatenate([np.asarray(shards[k]) for k in sorted(shards)])
+
+
 def _host(tree: Any) -> Any:
   """``jax.device_get(tree)``; on the CPU leaf by leaf with ``np.asarray``,
   which reads a host buffer in ~2 us where ``device_get``'s async copy took
-  ~40 us a leaf (a classifier's predictions are 7 leaves, every batch)."""
+  ~40 us a leaf (a classifier's predictions are 7 leaves, every batch). In a
+  multi-process run each process gets its own rows (``_process_rows``)."""
+  if jax.process_count() > 1:
+    return jax.tree.map(_process_rows, tree)
   if not on_cpu():
     return jax.device_get(tree)
   return jax.tree.map(np.asarray, tree)
@@ -69,13 +85,18 @@ class TrainLoop:
     hooks: user hooks; ``spec_hooks()`` returns the model_fn's hooks once the
       step was traced.
     after_first_step: called once, after the first step and its hooks.
+    multiprocess: the state spans several processes (``jax.distributed``):
+      they must save the same checkpoints, so a seconds cadence follows the
+      chief's clock (``_AgreedTrigger``) and an interrupt saves nothing.
   """
 
   def __init__(self, *, step_fns: tuple[Callable, Callable],
                save: Callable[[Any], None], writer: Any, config: Any,
                model_dir: str, hooks: Sequence[SessionRunHook],
                spec_hooks: Callable[[], Sequence[SessionRunHook]],
-               after_first_step: Callable[[], None] = lambda: None):
+               after_first_step: Callable[[], None] = lambda: None,
+               multiprocess: bool = False):
+    self._multiprocess = multiprocess
     self._train_step, self._train_loop = step_fns
     self._save = save
     self._writer = writer
@@ -124,6 +145,9 @@ class TrainLoop:
     log_due = PeriodicTrigger(config.log_step_count_steps, start_step=start)
     ckpt_due = PeriodicTrigger(config.save_checkpoints_steps,
                                config.save_checkpoints_secs, start_step=start)
+    if self._multiprocess and config.save_checkpoints_secs is not None:
+      ckpt_due = _AgreedTrigger(ckpt_due, config.log_step_count_steps or 100,
+                                start)
     self._rate_from = (start, now)
     runner = HookRunner(self._hooks, "train")
     bar = tqdm.tqdm(total=limit, desc="train", unit="step",
@@ -169,7 +193,7 @@ class TrainLoop:
       settle(0)
     except KeyboardInterrupt:
       # A notebook user pressed stop: keep the work done so far.
-      if step not in (saved, start):
+      if step not in (saved, start) and not self._multiprocess:
         settle(0)
         self._save(state)
       raise
@@ -181,6 +205,26 @@ class TrainLoop:
       saved = step
     runner.end()
     return state, saved
+
+
+class _AgreedTrigger:
+  """A seconds cadence that every process of a multi-process run follows:
+  the chief's trigger decides, asked once every ``check_every`` steps (one
+  small broadcast then), so all processes save at the same steps (Orbax
+  writes a checkpoint together). Step cadences agree by themselves."""
+
+  def __init__(self, trigger: PeriodicTrigger, check_every: int, start: int):
+    self._trigger = trigger
+    self._every = check_every
+    self._checked = start
+
+  def __call__(self, step: int, now: float) -> bool:
+    if step // self._every <= self._checked // self._every:
+      return False
+    self._checked = step
+    from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
+    due = self._trigger(step, now) if jax.process_index() == 0 else False
+    return bool(multihost_utils.broadcast_one_to_all(np.int32(due)))
 
 
 def evaluate_batches(compiled: Any, variables: Any, items: Iterable, *,

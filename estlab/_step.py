@@ -251,7 +251,8 @@ class CompiledSteps:
           {"params": as_tree(params), **state.model_state}, features, labels,
           rngs={"dropout": dropout_rng}, mutable=mutable)
       static["train_op"] = spec.train_op
-      static["hooks"] = spec.training_chief_hooks + spec.training_hooks
+      chief = spec.training_chief_hooks if jax.process_index() == 0 else ()
+      static["hooks"] = tuple(chief) + tuple(spec.training_hooks)
       return spec.loss, (dict(new_model_state), dict(spec.summaries or {}))
 
     (loss, (model_state, summaries)), grads = jax.value_and_grad(

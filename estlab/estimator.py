@@ -53,6 +53,7 @@ def _checkpoint() -> Any:
   return checkpoint
 
 
+
 class Estimator:
   """Trains, evaluates and predicts with a ``model_fn``, as tf.estimator.
 
@@ -148,9 +149,17 @@ class Estimator:
 
   def _strategy(self, mode: str) -> Any:
     """The ``estlab.distribute`` strategy for ``mode``, or None (one device)."""
-    if mode == ModeKeys.TRAIN:
-      return self._config.train_distribute
-    return self._config.eval_distribute or self._config.train_distribute
+    if mode != ModeKeys.TRAIN:
+      return self._config.eval_distribute or self._config.train_distribute
+    strategy = self._config.train_distribute
+    if jax.process_count() > 1 and not getattr(strategy, "multiprocess", False):
+      raise ValueError(
+          f"This is process {jax.process_index()} of a {jax.process_count()}"
+          f"-process jax.distributed run, but train_distribute={strategy!r} "
+          "trains on this process's devices alone (each process would write "
+          "its own checkpoints into one model_dir). Pass RunConfig("
+          "train_distribute=estlab.distribute.MultiWorkerMirroredStrategy()).")
+    return strategy
 
   def _postprocess_predictions(self, predictions: Any) -> Any:
     """Host-side work on a batch of predictions (e.g. class ids -> names)."""
@@ -326,7 +335,7 @@ class Estimator:
       self._state = None  # donated by the steps below until the loop returns
       if self._strategy(ModeKeys.TRAIN) is None:  # (sharded params stay trees)
         state = compiled.ravel_params(state)  # small params: one vector
-      writer = summary.TensorBoardWriter(self._model_dir)
+      writer = summary.chief_writer(self._model_dir)
 
       def save(s):
         self._ckpt().save(compiled.unravel_params(s),
@@ -338,7 +347,9 @@ class Estimator:
                        spec_hooks=lambda: compiled.hooks[ModeKeys.TRAIN],
                        after_first_step=lambda: compiled.compile_inference_ahead(
                            variables, one[0], valid=self._pads_eval_batches)
-                       if self._strategy(ModeKeys.EVAL) is None else None)
+                       if self._strategy(ModeKeys.EVAL) is None else None,
+                       multiprocess=getattr(self._strategy(ModeKeys.TRAIN),
+                                            "multiprocess", False))
 
       def chained():
         yield n, (features, labels)
@@ -382,7 +393,7 @@ class Estimator:
     result = {k: np.asarray(v) for k, v in
               jax.device_get(compiled.eval_result(acc)).items()}
     result["global_step"] = np.int64(global_step)
-    with summary.TensorBoardWriter(self.eval_dir(name)) as writer:
+    with summary.chief_writer(self.eval_dir(name)) as writer:
       writer.write_scalars(global_step, {k: float(v) for k, v in result.items()
                                          if k != "global_step" and np.ndim(v) == 0})
     runner.end()

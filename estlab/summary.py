@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "MetricWriter", "TensorBoardWriter", "LoggingWriter", "MultiWriter",
-    "NullWriter", "read_scalars",
+    "NullWriter", "chief_writer", "read_scalars",
 ]
 
 
@@ -280,6 +280,16 @@ class NullWriter(MetricWriter):
 
   def write_hparams(self, hparams):
     del hparams
+
+
+def chief_writer(logdir: str | os.PathLike) -> MetricWriter:
+  """A ``TensorBoardWriter`` on process 0 (the chief), else a ``NullWriter``:
+  in a multi-process run, as tf.estimator's, only the chief writes events
+  (the others' summaries would repeat its own)."""
+  import jax  # pylint: disable=g-import-not-at-top,redefined-outer-name
+  if jax.process_index() == 0:
+    return TensorBoardWriter(logdir)
+  return NullWriter()
 
 
 def _records(path: str):

@@ -43,6 +43,13 @@ def regression_data(n=256, seed=0):
   return x, y
 
 
+def global_batches(rows=64, batch_size=16):
+  """``regression_data(rows)`` as a list of ``(x, y)`` batches, in order."""
+  x, y = regression_data(rows)
+  return [(x[i:i + batch_size], y[i:i + batch_size])
+          for i in range(0, rows, batch_size)]
+
+
 def linear_model_fn(features, labels, mode, params):
   """Linear regression with metrics, summaries and an exposed learning rate."""
   pred = nn.Dense(1, name="linear")(features["x"])[:, 0]

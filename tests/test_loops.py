@@ -64,3 +64,17 @@ def test_host_reads_outputs_as_device_get_does():
   for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
     assert isinstance(a, np.ndarray) and a.dtype == b.dtype
     np.testing.assert_array_equal(a, b)
+
+
+def test_an_agreed_seconds_cadence_is_asked_only_every_n_steps():
+  # (In one process the chief is this process; the real multi-process run is
+  # tests/distribute/test_multiprocess.py.)
+  from estlab._loops import _AgreedTrigger  # pylint: disable=g-import-not-at-top
+  from estlab.hooks import PeriodicTrigger  # pylint: disable=g-import-not-at-top
+  due = _AgreedTrigger(PeriodicTrigger(every_secs=10, start_time=0.0),
+                       check_every=5, start=0)
+  assert [due(step, 100.0) for step in (1, 2, 3, 4)] == [False] * 4
+  assert due(5, 100.0)        # a check step, 100 s after the start
+  assert not due(10, 105.0)   # a check step, 5 s after the last save
+  assert not due(12, 200.0)   # due by the clock, but not a check step
+  assert due(17, 200.0)       # crossed 15 (steps_per_loop advances by more)

@@ -289,3 +289,12 @@ def test_start_tensorboard_retries_a_taken_port(tmp_path, monkeypatch):
 def test_start_tensorboard_failure_shows_its_log():
   with pytest.raises(RuntimeError, match="(?s)exited with code.*logdir"):
     _tensorboard.start_tensorboard("", timeout=60)  # No logdir: it quits.
+
+
+def test_the_chief_writer_of_a_single_process_writes_events(tmp_path):
+  # Process 0 is the chief; tests/distribute/test_multiprocess.py checks that
+  # the other processes of a multi-process run write nothing.
+  with summary.chief_writer(tmp_path) as w:
+    assert isinstance(w, summary.TensorBoardWriter)
+    w.write_scalars(3, {"loss": 0.5})
+  assert summary.read_scalars(tmp_path)["loss"] == [(3, 0.5)]

@@ -5,6 +5,8 @@ same ``jax.jit`` functions, and XLA inserts the collectives (gradient
 all-reduce) from the shardings. No hand-written cluster code.
 """
 from estlab.distribute._strategies import (InputContext, MirroredStrategy,
+                                           MultiWorkerMirroredStrategy,
                                            OneDeviceStrategy, Strategy)
 
-__all__ = ["InputContext", "MirroredStrategy", "OneDeviceStrategy", "Strategy"]
+__all__ = ["InputContext", "MirroredStrategy", "MultiWorkerMirroredStrategy",
+           "OneDeviceStrategy", "Strategy"]

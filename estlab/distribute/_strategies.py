@@ -1,4 +1,5 @@
-"""Single-process strategies: one device, or data parallel over local devices.
+"""Strategies: one device, data parallel over local devices, or over the
+devices of every process of a ``jax.distributed`` run.
 
 Example:
   >>> import estlab
@@ -14,7 +15,8 @@ import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-__all__ = ["InputContext", "Strategy", "OneDeviceStrategy", "MirroredStrategy"]
+__all__ = ["InputContext", "Strategy", "OneDeviceStrategy", "MirroredStrategy",
+           "MultiWorkerMirroredStrategy"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,7 +36,13 @@ class InputContext:
 
 
 class Strategy:
-  """Places batches (split on the batch axis) and state (replicated) on a mesh."""
+  """Places batches (split on the batch axis) and state (replicated) on a mesh.
+
+  A mesh over several processes' devices (a ``jax.distributed`` run) takes
+  each process's own batches as its rows of the global batch
+  (``jax.make_array_from_process_local_data``); see
+  ``MultiWorkerMirroredStrategy``.
+  """
 
   def __init__(self, devices: Sequence[jax.Device]):
     devices = list(devices)
@@ -42,6 +50,15 @@ class Strategy:
       raise ValueError("A strategy needs at least one device; jax.devices() "
                        f"offers {jax.devices()!r}.")
     self._mesh = Mesh(np.asarray(devices), ("data",))
+    processes = sorted({d.process_index for d in devices})
+    self._multiprocess = len(processes) > 1
+    self._num_processes = len(processes)
+    self._local = sum(d.process_index == jax.process_index() for d in devices)
+    if self._multiprocess and self._local == 0:
+      raise ValueError(
+          f"This process ({jax.process_index()}) has none of the strategy's "
+          f"devices {devices!r}; every process of a multi-process run trains "
+          "on its own devices. Build the strategy over jax.devices().")
 
   @property
   def mesh(self) -> Mesh:
@@ -55,8 +72,31 @@ class Strategy:
   def extended(self) -> "Strategy":  # tf.distribute code reads strategy.extended
     return self
 
+  @property
+  def multiprocess(self) -> bool:
+    """Whether the mesh spans the devices of several processes."""
+    return self._multiprocess
+
   def input_context(self) -> InputContext:
-    return InputContext(1, 0, self.num_replicas_in_sync)
+    """One input pipeline per process, as tf.distribute's: each process's
+    input_fn yields its own rows of every global batch."""
+    return InputContext(self._num_processes,
+                        jax.process_index() if self._multiprocess else 0,
+                        self.num_replicas_in_sync)
+
+  def _local_rows(self, array: Any, batch_axis: int) -> jax.Array:
+    """One process's rows of a global batch, split over its devices."""
+    array = np.asarray(array)
+    if np.ndim(array) <= batch_axis or array.shape[batch_axis] % self._local:
+      raise ValueError(
+          f"A batch of shape {np.shape(array)} does not split over this "
+          f"process's {self._local} devices on axis {batch_axis}: in a "
+          "multi-process run every worker's batch size must be a multiple "
+          "of its device count (drop the remainder, e.g. numpy_input_fn("
+          "..., batch_size=B) with the rows a multiple of B).")
+    spec = [None] * batch_axis + ["data"]
+    return jax.make_array_from_process_local_data(
+        NamedSharding(self._mesh, PartitionSpec(*spec)), array)
 
   def _batch_sharding(self, array: Any, batch_axis: int) -> NamedSharding:
     shape = np.shape(array)
@@ -70,6 +110,8 @@ class Strategy:
   def put_batch(self, batch: Any, *, stacked: bool = False) -> Any:
     """Splits each array's batch axis (axis 1 when ``stacked`` for loops)."""
     axis = 1 if stacked else 0
+    if self._multiprocess:
+      return jax.tree.map(lambda a: self._local_rows(a, axis), batch)
     return jax.tree.map(
         lambda a: jax.device_put(a, self._batch_sharding(a, axis)), batch)
 
@@ -77,6 +119,14 @@ class Strategy:
     return NamedSharding(self._mesh, PartitionSpec())
 
   def put_replicated(self, tree: Any) -> Any:
+    """``tree`` on every device of the mesh; in a multi-process run each
+    process passes the same values (the same seed draws the same init)."""
+    if self._multiprocess:  # through the host: local arrays cannot reshard
+      sharding = self.replicated()
+      return jax.tree.map(
+          lambda a: jax.make_array_from_callback(
+              np.shape(a), sharding, lambda index, v=np.asarray(a): v[index]),
+          tree)
     return jax.device_put(tree, self.replicated())
 
   def abstract_replicated(self, tree: Any) -> Any:
@@ -117,3 +167,28 @@ class MirroredStrategy(Strategy):
 
   def __init__(self, devices: Sequence[jax.Device] | None = None):
     super().__init__(jax.local_devices() if devices is None else devices)
+
+
+class MultiWorkerMirroredStrategy(Strategy):
+  """Data parallel over every process's devices, as
+  ``tf.distribute.MultiWorkerMirroredStrategy``, on ``jax.distributed``.
+
+  Start each process with ``jax.distributed.initialize(...)`` (on Cloud TPU
+  and SLURM it finds its peers by itself), then build the same Estimator in
+  every process. Each process's input_fn yields its own rows of every global
+  batch (``input_context.input_pipeline_id`` of
+  ``input_context.num_input_pipelines``): the global batch is the processes'
+  batches stacked in process order, and every process must yield batches of
+  one size, as many as the others (``train(steps=...)`` over repeating
+  input), or the collectives wait for the missing ones. Parameters are
+  replicated; XLA all-reduces the gradients. Checkpoints are written together
+  (Orbax); summaries by process 0, the chief. ``predict`` yields each
+  process the predictions of its own rows. A single process works as
+  ``MirroredStrategy``.
+
+  Args:
+    devices: devices of every process, or None for ``jax.devices()``.
+  """
+
+  def __init__(self, devices: Sequence[jax.Device] | None = None):
+    super().__init__(jax.devices() if devices is None else devices)

@@ -64,3 +64,14 @@ def test_one_device_strategy_and_errors():
     estlab.distribute.OneDeviceStrategy("cpu:9")
   with pytest.raises(ValueError, match="not divisible"):
     estlab.distribute.InputContext(1, 0, 4).get_per_replica_batch_size(10)
+
+
+def test_multi_worker_strategy_in_one_process_is_mirrored(tmp_path):
+  strategy = estlab.distribute.MultiWorkerMirroredStrategy()
+  assert not strategy.multiprocess and strategy.num_replicas_in_sync == 4
+  assert strategy.input_context() == estlab.distribute.InputContext(1, 0, 4)
+  single, _ = _train(tmp_path / "one")
+  workers, _ = _train(tmp_path / "workers", train_distribute=strategy)
+  for name in single.get_variable_names():
+    np.testing.assert_allclose(workers.get_variable_value(name),
+                               single.get_variable_value(name), rtol=1e-5)

@@ -1,0 +1,64 @@
+"""One process of a real multi-process run (``test_multiprocess.py``).
+
+Usage: python _worker.py PROCESS_ID NUM_PROCESSES PORT MODEL_DIR OUT_JSON
+
+Joins the ``jax.distributed`` run on 127.0.0.1:PORT (one CPU device per
+process, gloo collectives), trains the shared linear model with
+``MultiWorkerMirroredStrategy`` on its own rows of every global batch, then
+evaluates and predicts, and writes what it saw to OUT_JSON.
+"""
+import json
+import os
+import sys
+
+import jax
+import numpy as np
+
+
+def main(process_id, num_processes, port, model_dir, out):
+  jax.config.update("jax_cpu_collectives_implementation", "gloo")
+  jax.distributed.initialize(f"127.0.0.1:{port}", num_processes=num_processes,
+                             process_id=process_id, initialization_timeout=60)
+  import estlab  # pylint: disable=g-import-not-at-top
+  from _models import (global_batches, linear_model_fn,  # pylint: disable=g-import-not-at-top
+                       quiet)
+  contexts = []
+
+  def input_fn(input_context):
+    contexts.append([input_context.num_input_pipelines,
+                     input_context.input_pipeline_id,
+                     input_context.num_replicas_in_sync])
+    k, m = input_context.input_pipeline_id, input_context.num_input_pipelines
+    return [({"x": x[k::m]}, y[k::m]) for x, y in global_batches()]
+
+  try:  # one device's training in a multi-process run: a clear error first
+    estlab.Estimator(linear_model_fn, model_dir, config=quiet()).train(input_fn)
+    local_error = None
+  except ValueError as e:
+    local_error = str(e)
+  contexts.clear()
+  strategy = estlab.distribute.MultiWorkerMirroredStrategy()
+  # A seconds cadence (due at every check, every 2 steps): the processes
+  # must agree on when, or their checkpoint writes would wait on each other.
+  config = quiet(train_distribute=strategy, save_checkpoints_secs=1e-6,
+                 log_step_count_steps=2)
+  est = estlab.Estimator(linear_model_fn, model_dir, config=config,
+                         params={"learning_rate": 0.1})
+  est.train(input_fn, steps=3)  # a time-based save at 2, the final one at 3
+  est.train(input_fn)           # 4 more steps: saves at 4, 6 and the last, 7
+  metrics = est.evaluate(input_fn)
+  predictions = [p["pred"].tolist() for p in est.predict(input_fn)]
+  with open(out, "w") as f:
+    json.dump({"contexts": contexts, "pid": os.getpid(),
+               "local_error": local_error,
+               "process_index": jax.process_index(),
+               "devices": len(jax.devices()),
+               "metrics": {k: float(v) for k, v in metrics.items()},
+               "predictions": predictions,
+               "kernel": np.asarray(
+                   est.get_variable_value("linear/kernel")).tolist()}, f)
+
+
+if __name__ == "__main__":
+  main(int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4],
+       sys.argv[5])
