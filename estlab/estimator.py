@@ -35,6 +35,7 @@ from estlab import summary
 from estlab._loops import (NanLossDuringTrainingError, TrainLoop,
                            evaluate_batches, predict_batches)
 from estlab._pipeline import Prefetcher, chain, first_batch, input_batches
+from estlab.distribute._strategies import check_train_distribute
 from estlab._step import CompiledSteps, compile_ahead, host_for_init
 from estlab._step_dirs import local_steps
 from estlab.hooks import SessionRunHook
@@ -151,15 +152,7 @@ class Estimator:
     """The ``estlab.distribute`` strategy for ``mode``, or None (one device)."""
     if mode != ModeKeys.TRAIN:
       return self._config.eval_distribute or self._config.train_distribute
-    strategy = self._config.train_distribute
-    if jax.process_count() > 1 and not getattr(strategy, "multiprocess", False):
-      raise ValueError(
-          f"This is process {jax.process_index()} of a {jax.process_count()}"
-          f"-process jax.distributed run, but train_distribute={strategy!r} "
-          "trains on this process's devices alone (each process would write "
-          "its own checkpoints into one model_dir). Pass RunConfig("
-          "train_distribute=estlab.distribute.MultiWorkerMirroredStrategy()).")
-    return strategy
+    return check_train_distribute(self._config.train_distribute)
 
   def _postprocess_predictions(self, predictions: Any) -> Any:
     """Host-side work on a batch of predictions (e.g. class ids -> names)."""
@@ -220,12 +213,11 @@ class Estimator:
     Without a strategy, the train step (or loop of ``per_loop``, on params
     raveled where ``CompiledSteps.flat`` says) is traced first, then compiles
     in a background thread while checkpoints are looked up and the state is
-    initialised (init's own compile) or restored. Both
-    traces run here, one after the other: run side by side they share the
-    GIL, and the train step's compile, the longest part, starts later.
+    initialised (init's own compile) or restored. Both traces run here, one
+    after the other: side by side they share the GIL, and the train step's
+    compile, the longest part, starts later.
     """
-    if (self._state is not None and
-        self._latest_step() == self._state_step):
+    if self._state is not None and self._latest_step() == self._state_step:
       return self._state
     steps = self._compiled()
     strategy = self._strategy(ModeKeys.TRAIN)
@@ -380,15 +372,18 @@ class Estimator:
                        "None (until the input ends).")
     compiled = self._compiled()
     self._compiled().join_compiles_ahead()
+    # (Padding marks a global batch's first rows real: one process's rows.)
+    pads = self._pads_eval_batches and not getattr(
+        self._strategy(ModeKeys.EVAL), "multiprocess", False)
     with self._batches(input_fn, ModeKeys.EVAL, limit=steps,
-                       pad=self._pads_eval_batches) as batches:
+                       pad=pads) as batches:
       first = first_batch(batches, input_fn)
       (features, labels), _ = first[1]
       variables, global_step = self._variables(ModeKeys.EVAL, features, labels,
                                                checkpoint_path)
       acc, runner = evaluate_batches(
           compiled, variables, chain(first, batches),
-          pads=self._pads_eval_batches, hooks=hooks or (), total=steps,
+          pads=pads, hooks=hooks or (), total=steps,
           progress_bar=self._config.progress_bar, global_step=global_step)
     result = {k: np.asarray(v) for k, v in
               jax.device_get(compiled.eval_result(acc)).items()}

@@ -16,7 +16,7 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 __all__ = ["InputContext", "Strategy", "OneDeviceStrategy", "MirroredStrategy",
-           "MultiWorkerMirroredStrategy"]
+           "MultiWorkerMirroredStrategy", "check_train_distribute"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -192,3 +192,16 @@ class MultiWorkerMirroredStrategy(Strategy):
 
   def __init__(self, devices: Sequence[jax.Device] | None = None):
     super().__init__(jax.devices() if devices is None else devices)
+
+
+def check_train_distribute(strategy: Strategy | None) -> Strategy | None:
+  """``RunConfig.train_distribute``, checked: in a multi-process run only a
+  strategy over every process's devices trains (one process's alone would
+  write its own checkpoints into the model_dir the others share)."""
+  if jax.process_count() > 1 and not getattr(strategy, "multiprocess", False):
+    raise ValueError(
+        f"This is process {jax.process_index()} of a {jax.process_count()}"
+        f"-process jax.distributed run, but train_distribute={strategy!r} "
+        "trains on this process's devices alone. Pass RunConfig("
+        "train_distribute=estlab.distribute.MultiWorkerMirroredStrategy()).")
+  return strategy

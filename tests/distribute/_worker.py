@@ -48,13 +48,31 @@ def main(process_id, num_processes, port, model_dir, out):
   est.train(input_fn)           # 4 more steps: saves at 4, 6 and the last, 7
   metrics = est.evaluate(input_fn)
   predictions = [p["pred"].tolist() for p in est.predict(input_fn)]
+  # A premade estimator pads a short last eval batch on one process; here
+  # every process runs its short batch (4 of the last 8 rows) as it is.
+  own_rows = lambda rows: lambda input_context: [
+      ({"x": x[input_context.input_pipeline_id::2]},
+       y[input_context.input_pipeline_id::2]) for x, y in global_batches(rows)]
+  premade = estlab.LinearRegressor(
+      [estlab.feature_column.numeric_column("x", shape=(3,))],
+      model_dir=model_dir + "_premade", config=quiet(train_distribute=strategy))
+  premade.train(own_rows(64), steps=3)
+  premade_metrics = premade.evaluate(own_rows(56))  # 16, 16, 16, 8 rows
+  looped = estlab.Estimator(  # loops of 2 steps: stacked batches split too
+      linear_model_fn, model_dir + "_looped", params={"learning_rate": 0.1},
+      config=quiet(train_distribute=strategy, steps_per_loop=2))
+  looped.train(own_rows(64), steps=4)
   with open(out, "w") as f:
     json.dump({"contexts": contexts, "pid": os.getpid(),
                "local_error": local_error,
                "process_index": jax.process_index(),
                "devices": len(jax.devices()),
                "metrics": {k: float(v) for k, v in metrics.items()},
+               "premade_metrics": {k: float(v)
+                                   for k, v in premade_metrics.items()},
                "predictions": predictions,
+               "looped_kernel": np.asarray(
+                   looped.get_variable_value("linear/kernel")).tolist(),
                "kernel": np.asarray(
                    est.get_variable_value("linear/kernel")).tolist()}, f)
 

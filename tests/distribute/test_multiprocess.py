@@ -103,6 +103,17 @@ def test_training_equals_one_process_on_the_whole_batches(run):
                                single.get_variable_value(name), rtol=1e-5)
 
 
+def test_steps_per_loop_splits_stacked_batches_across_processes(run):
+  _, workers, _, batches = run
+  single = estlab.Estimator(linear_model_fn, os.fspath(run[0]) + "_single_4",
+                            params={"learning_rate": 0.1}, config=quiet())
+  single.train(batches, steps=4)
+  for worker in workers:
+    np.testing.assert_allclose(worker["looped_kernel"],
+                               single.get_variable_value("linear/kernel"),
+                               rtol=1e-5)
+
+
 def test_a_seconds_cadence_saves_the_same_steps_in_every_process(run):
   # Due at every check (every 2 steps) on the chief's clock; the final save
   # of each train call too. Unagreed, the processes' saves would hang.
@@ -123,6 +134,21 @@ def test_evaluate_reduces_over_every_process_and_predict_gives_local_rows(run):
     mine = [row for start in range(0, 64, 16)
             for row in expected_rows[start + i:start + 16:_PROCESSES]]
     np.testing.assert_allclose(worker["predictions"], mine, rtol=1e-5, atol=1e-6)
+
+
+def test_a_premade_estimators_short_last_eval_batch_counts_every_row(run):
+  _, workers, _, _ = run
+  model_dir = os.fspath(run[0]) + "_single_premade"
+  premade = estlab.LinearRegressor(
+      [estlab.feature_column.numeric_column("x", shape=(3,))],
+      model_dir=model_dir, config=quiet())
+  premade.train(lambda: [({"x": x}, y) for x, y in global_batches(64)], steps=3)
+  expected = premade.evaluate(  # pads the last 8 rows to 16 and masks them
+      lambda: [({"x": x}, y) for x, y in global_batches(56)])
+  for worker in workers:
+    for key in ("average_loss", "loss"):
+      np.testing.assert_allclose(worker["premade_metrics"][key],
+                                 expected[key], rtol=1e-5, err_msg=key)
 
 
 def test_only_the_chief_writes_summaries(run):
