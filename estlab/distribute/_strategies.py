@@ -183,8 +183,8 @@ class MultiWorkerMirroredStrategy(Strategy):
   input), or the collectives wait for the missing ones. Parameters are
   replicated; XLA all-reduces the gradients. Checkpoints are written together
   (Orbax); summaries by process 0, the chief. ``predict`` yields each
-  process the predictions of its own rows. A single process works as
-  ``MirroredStrategy``.
+  process the predictions of its own rows. Export once the run ended, from
+  one process. A single process works as ``MirroredStrategy``.
 
   Args:
     devices: devices of every process, or None for ``jax.devices()``.

@@ -302,6 +302,13 @@ def _export_modes(estimator: Any, export_dir_base: Any, receiver_fns: Mapping,
                   assets_extra: Mapping | None, as_text: bool,
                   checkpoint_path: str | None) -> str:
   """One export directory holding the signatures of every mode given."""
+  if jax.process_count() > 1:
+    raise ValueError(
+        f"export_saved_model in process {jax.process_index()} of a "
+        f"{jax.process_count()}-process jax.distributed run: every process "
+        "would write its own export. Export once the run ended, from one "
+        "process: estlab.LinearClassifier(..., model_dir=model_dir)"
+        ".export_saved_model(...) reads the checkpoint the run wrote.")
   modules, signatures, description = {}, {}, {}
   variables = step = None
   for mode, receiver_fn in receiver_fns.items():

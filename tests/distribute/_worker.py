@@ -62,9 +62,16 @@ def main(process_id, num_processes, port, model_dir, out):
       linear_model_fn, model_dir + "_looped", params={"learning_rate": 0.1},
       config=quiet(train_distribute=strategy, steps_per_loop=2))
   looped.train(own_rows(64), steps=4)
+  try:  # exports are one process's work, after the run
+    est.export_saved_model(
+        model_dir + "_export", estlab.export.build_raw_serving_input_receiver_fn(
+            {"x": np.zeros((1, 3), np.float32)}))
+    export_error = None
+  except ValueError as e:
+    export_error = str(e)
   with open(out, "w") as f:
     json.dump({"contexts": contexts, "pid": os.getpid(),
-               "local_error": local_error,
+               "local_error": local_error, "export_error": export_error,
                "process_index": jax.process_index(),
                "devices": len(jax.devices()),
                "metrics": {k: float(v) for k, v in metrics.items()},

@@ -83,11 +83,13 @@ def test_each_process_reads_its_own_input_pipeline(run):
     assert worker["contexts"] == [[_PROCESSES, i, _PROCESSES]] * 4
 
 
-def test_training_on_one_process_devices_alone_is_a_clear_error(run):
+def test_one_process_training_or_an_export_in_the_run_is_a_clear_error(run):
   _, workers, _, _ = run
   for i, worker in enumerate(workers):
     assert f"process {i} of a 2-process" in worker["local_error"]
     assert "MultiWorkerMirroredStrategy()" in worker["local_error"]
+    assert f"process {i} of a 2-process" in worker["export_error"]
+    assert "from one process" in worker["export_error"]
 
 
 def test_training_equals_one_process_on_the_whole_batches(run):
