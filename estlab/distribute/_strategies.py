@@ -187,11 +187,15 @@ class MultiWorkerMirroredStrategy(Strategy):
   one process. A single process works as ``MirroredStrategy``.
 
   Args:
-    devices: devices of every process, or None for ``jax.devices()``.
+    devices: devices of every process, or None for ``jax.devices()`` in
+      process order (each process's devices hold one block of every global
+      batch: its own rows).
   """
 
   def __init__(self, devices: Sequence[jax.Device] | None = None):
-    super().__init__(jax.devices() if devices is None else devices)
+    if devices is None:
+      devices = sorted(jax.devices(), key=lambda d: (d.process_index, d.id))
+    super().__init__(devices)
 
 
 def check_train_distribute(strategy: Strategy | None) -> Strategy | None:
