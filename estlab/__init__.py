@@ -22,6 +22,10 @@ _EXPORTS = {
     "SessionRunContext": "estlab.hooks",
     "SessionRunValues": "estlab.hooks",
     "StopAtStepHook": "estlab.hooks",
+    "CheckpointSaverListener": "estlab.hooks",
+    "TrainSpec": "estlab.training",
+    "EvalSpec": "estlab.training",
+    "train_and_evaluate": "estlab.training",
     "WarmStartSettings": "estlab.warm_starting",
     "CheckpointMismatchError": "estlab.checkpoint",
 }
@@ -59,8 +63,9 @@ def __dir__():
 if TYPE_CHECKING:  # for type checkers and IDEs; not executed at run time
   from estlab.checkpoint import CheckpointMismatchError
   from estlab.estimator import Estimator, NanLossDuringTrainingError
-  from estlab.hooks import (SessionRunContext, SessionRunHook, SessionRunValues,
-                            StopAtStepHook)
+  from estlab.hooks import (CheckpointSaverListener, SessionRunContext,
+                            SessionRunHook, SessionRunValues, StopAtStepHook)
   from estlab.run_config import RunConfig
   from estlab.spec import EstimatorSpec, ModeKeys
+  from estlab.training import EvalSpec, TrainSpec, train_and_evaluate
   from estlab.warm_starting import WarmStartSettings

@@ -18,6 +18,7 @@ import numpy as np
 from tqdm import auto as tqdm
 
 from estlab._pipeline import on_cpu, rows_of
+from estlab.distribute._strategies import chief_decides
 from estlab.hooks import HookRunner, PeriodicTrigger, SessionRunHook
 from estlab.spec import ModeKeys
 
@@ -85,6 +86,8 @@ class TrainLoop:
     hooks: user hooks; ``spec_hooks()`` returns the model_fn's hooks once the
       step was traced.
     after_first_step: called once, after the first step and its hooks.
+    listeners: ``CheckpointSaverListener``s around each save; ``wait_saved``
+      returns once the last save is on disk (before ``after_save``).
     multiprocess: the state spans several processes (``jax.distributed``):
       they must save the same checkpoints, so a seconds cadence follows the
       chief's clock (``_AgreedTrigger``) and an interrupt saves nothing.
@@ -95,8 +98,12 @@ class TrainLoop:
                model_dir: str, hooks: Sequence[SessionRunHook],
                spec_hooks: Callable[[], Sequence[SessionRunHook]],
                after_first_step: Callable[[], None] = lambda: None,
+               listeners: Sequence[Any] = (),
+               wait_saved: Callable[[], None] = lambda: None,
                multiprocess: bool = False):
     self._multiprocess = multiprocess
+    self._listeners = list(listeners)
+    self._wait_saved = wait_saved
     self._train_step, self._train_loop = step_fns
     self._save = save
     self._writer = writer
@@ -131,6 +138,18 @@ class TrainLoop:
                   scalars["loss"], step, rate)
       bar.set_postfix(loss=f"{scalars['loss']:.4g}", refresh=False)
 
+  def _checkpoint(self, state: Any, step: int) -> bool:
+    """Saves ``state`` (at ``step``) between the listeners' calls; True when
+    a listener asks to stop."""
+    for listener in self._listeners:
+      listener.before_save(None, step)
+    self._save(state)
+    if not self._listeners:
+      return False
+    self._wait_saved()
+    return any([bool(listener.after_save(None, step))
+                for listener in self._listeners])
+
   def run(self, state: Any, batches: Any, limit: int | None) -> Any:
     """Trains until ``batches`` or ``limit`` (steps) ends or a hook stops.
 
@@ -150,6 +169,8 @@ class TrainLoop:
                                 start)
     self._rate_from = (start, now)
     runner = HookRunner(self._hooks, "train")
+    for listener in self._listeners:
+      listener.begin()
     bar = tqdm.tqdm(total=limit, desc="train", unit="step",
                     disable=not config.progress_bar)
     # Dispatched steps not yet checked: (outputs, step, time, summary?,
@@ -186,7 +207,7 @@ class TrainLoop:
           first = False
         if ckpt_due(step, now):
           settle(0)
-          self._save(state)
+          stop = self._checkpoint(state, step) or stop
           saved = step
         if stop:
           break
@@ -201,9 +222,11 @@ class TrainLoop:
       bar.close()
       self._writer.flush()
     if step != saved and step != start:
-      self._save(state)
+      self._checkpoint(state, step)
       saved = step
     runner.end()
+    for listener in self._listeners:
+      listener.end(None, step)
     return state, saved
 
 
@@ -222,9 +245,8 @@ class _AgreedTrigger:
     if step // self._every <= self._checked // self._every:
       return False
     self._checked = step
-    from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
-    due = self._trigger(step, now) if jax.process_index() == 0 else False
-    return bool(multihost_utils.broadcast_one_to_all(np.int32(due)))
+    return chief_decides(self._trigger(step, now) if jax.process_index() == 0
+                         else False)
 
 
 def evaluate_batches(compiled: Any, variables: Any, items: Iterable, *,

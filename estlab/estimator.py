@@ -290,7 +290,8 @@ class Estimator:
       steps: train this many more steps (or until the input ends).
       max_steps: train until the global step reaches this; a no-op when it
         already has. Giving both ``steps`` and ``max_steps`` is an error.
-      saving_listeners: accepted for compatibility; must be empty.
+      saving_listeners: ``estlab.hooks.CheckpointSaverListener``s, called
+        around each checkpoint (``train_and_evaluate`` evaluates so).
     """
     if steps is not None and max_steps is not None:
       raise ValueError(f"train(steps={steps!r}, max_steps={max_steps!r}): give "
@@ -300,9 +301,6 @@ class Estimator:
       if value is not None and (not isinstance(value, (int, np.integer)) or
                                 value <= 0):
         raise ValueError(f"train({name}={value!r}): must be a positive int.")
-    if saving_listeners:
-      raise ValueError("saving_listeners are not supported; use a "
-                       "SessionRunHook that reads estimator.latest_checkpoint().")
     limit = steps
     if max_steps is not None:
       start = self._latest_step() or 0
@@ -340,6 +338,8 @@ class Estimator:
                        after_first_step=lambda: compiled.compile_inference_ahead(
                            variables, one[0], valid=self._pads_eval_batches)
                        if self._strategy(ModeKeys.EVAL) is None else None,
+                       listeners=saving_listeners or (),
+                       wait_saved=lambda: self._ckpt().wait_until_finished(),
                        multiprocess=getattr(self._strategy(ModeKeys.TRAIN),
                                             "multiprocess", False))
 

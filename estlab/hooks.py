@@ -16,7 +16,8 @@ import time
 from typing import Any, Callable, Mapping, Sequence
 
 __all__ = ["SessionRunHook", "SessionRunContext", "SessionRunValues",
-           "StopAtStepHook", "PeriodicTrigger", "HookRunner"]
+           "StopAtStepHook", "CheckpointSaverListener", "PeriodicTrigger",
+           "HookRunner"]
 
 
 class SessionRunContext:
@@ -91,6 +92,25 @@ class StopAtStepHook(SessionRunHook):
     del run_values
     if run_context.global_step >= self._last_step:
       run_context.request_stop()
+
+
+class CheckpointSaverListener:
+  """Called around each checkpoint ``train`` writes, as tf.estimator's
+  ``CheckpointSaverListener`` (``session`` is None on JAX). ``after_save``
+  sees the checkpoint on disk (``estimator.latest_checkpoint()``) and may
+  return True to stop training; ``end`` follows the last save."""
+
+  def begin(self) -> None:
+    """Called once before training starts."""
+
+  def before_save(self, session: Any, global_step_value: int) -> None:
+    """Called before each checkpoint is written."""
+
+  def after_save(self, session: Any, global_step_value: int) -> bool | None:
+    """Called once the checkpoint is written; True requests a stop."""
+
+  def end(self, session: Any, global_step_value: int) -> None:
+    """Called once at the end of training, after the last save."""
 
 
 class HookRunner:

@@ -16,7 +16,8 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 __all__ = ["InputContext", "Strategy", "OneDeviceStrategy", "MirroredStrategy",
-           "MultiWorkerMirroredStrategy", "check_train_distribute"]
+           "MultiWorkerMirroredStrategy", "check_train_distribute",
+           "chief_decides"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -209,3 +210,13 @@ def check_train_distribute(strategy: Strategy | None) -> Strategy | None:
         "trains on this process's devices alone. Pass RunConfig("
         "train_distribute=estlab.distribute.MultiWorkerMirroredStrategy()).")
   return strategy
+
+
+def chief_decides(flag: bool) -> bool:
+  """``flag`` as process 0 has it, in every process of a multi-process run
+  (one small broadcast): for decisions from a clock (when to save, when to
+  evaluate) that all processes must take together. ``flag`` alone otherwise."""
+  if jax.process_count() == 1:
+    return bool(flag)
+  from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
+  return bool(multihost_utils.broadcast_one_to_all(np.int32(bool(flag))))

@@ -84,6 +84,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING
 
+from estlab.export._exporters import Exporter, FinalExporter, LatestExporter
 from estlab.export._format import (NotAnExportError, ServingInputError,
                                    ServingInputTypeError)
 from estlab.export._outputs import (ClassificationOutput, ExportOutput,
@@ -110,7 +111,8 @@ __all__ = [
     "FixedLenFeature", "VarLenFeature", "ExportOutput", "PredictOutput",
     "ClassificationOutput", "RegressionOutput", "ServingInputError",
     "ServingInputTypeError", "NotAnExportError", "export_saved_model",
-    "experimental_export_all_saved_models",
+    "experimental_export_all_saved_models", "Exporter", "LatestExporter",
+    "FinalExporter",
 ]
 
 

@@ -62,6 +62,14 @@ def main(process_id, num_processes, port, model_dir, out):
       linear_model_fn, model_dir + "_looped", params={"learning_rate": 0.1},
       config=quiet(train_distribute=strategy, steps_per_loop=2))
   looped.train(own_rows(64), steps=4)
+  # train_and_evaluate: evaluations after the checkpoints at 2 and 4.
+  spec_est = estlab.Estimator(
+      linear_model_fn, model_dir + "_train_and_evaluate", params={
+          "learning_rate": 0.1}, config=quiet(
+              train_distribute=strategy, save_checkpoints_steps=2))
+  spec_metrics, _ = estlab.train_and_evaluate(
+      spec_est, estlab.TrainSpec(own_rows(64), max_steps=4),
+      estlab.EvalSpec(own_rows(64), steps=None, throttle_secs=0))
   try:  # exports are one process's work, after the run
     est.export_saved_model(
         model_dir + "_export", estlab.export.build_raw_serving_input_receiver_fn(
@@ -75,6 +83,7 @@ def main(process_id, num_processes, port, model_dir, out):
                "process_index": jax.process_index(),
                "devices": len(jax.devices()),
                "metrics": {k: float(v) for k, v in metrics.items()},
+               "spec_metrics": {k: float(v) for k, v in spec_metrics.items()},
                "premade_metrics": {k: float(v)
                                    for k, v in premade_metrics.items()},
                "predictions": predictions,

@@ -153,6 +153,20 @@ def test_a_premade_estimators_short_last_eval_batch_counts_every_row(run):
                                  expected[key], rtol=1e-5, err_msg=key)
 
 
+def test_train_and_evaluate_runs_together_in_every_process(run):
+  _, workers, _, batches = run
+  single = estlab.Estimator(linear_model_fn, os.fspath(run[0]) + "_single_tae",
+                            params={"learning_rate": 0.1},
+                            config=quiet(save_checkpoints_steps=2))
+  expected, _ = estlab.train_and_evaluate(
+      single, estlab.TrainSpec(batches, max_steps=4),
+      estlab.EvalSpec(batches, steps=None, throttle_secs=0))
+  for worker in workers:
+    assert worker["spec_metrics"]["global_step"] == 4
+    np.testing.assert_allclose(worker["spec_metrics"]["mse"], expected["mse"],
+                               rtol=1e-5)
+
+
 def test_only_the_chief_writes_summaries(run):
   model_dir, workers, _, _ = run
   for logdir in (model_dir, model_dir / "eval"):

@@ -75,3 +75,10 @@ def test_multi_worker_strategy_in_one_process_is_mirrored(tmp_path):
   for name in single.get_variable_names():
     np.testing.assert_allclose(workers.get_variable_value(name),
                                single.get_variable_value(name), rtol=1e-5)
+
+
+def test_chief_decides_is_the_flag_itself_in_one_process():
+  # (Across processes: tests/distribute/test_multiprocess.py's saves and
+  # evaluations, which would hang if the processes disagreed.)
+  from estlab.distribute._strategies import chief_decides  # pylint: disable=g-import-not-at-top
+  assert chief_decides(True) is True and chief_decides(0) is False
