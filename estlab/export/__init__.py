@@ -84,7 +84,8 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING
 
-from estlab.export._exporters import Exporter, FinalExporter, LatestExporter
+from estlab.export._exporters import (BestExporter, Exporter, FinalExporter,
+                                      LatestExporter)
 from estlab.export._format import (NotAnExportError, ServingInputError,
                                    ServingInputTypeError)
 from estlab.export._outputs import (ClassificationOutput, ExportOutput,
@@ -112,7 +113,7 @@ __all__ = [
     "ClassificationOutput", "RegressionOutput", "ServingInputError",
     "ServingInputTypeError", "NotAnExportError", "export_saved_model",
     "experimental_export_all_saved_models", "Exporter", "LatestExporter",
-    "FinalExporter",
+    "FinalExporter", "BestExporter",
 ]
 
 
