@@ -12,9 +12,10 @@ Example (in a notebook cell; the last line displays the widget):
   >>> launcher                                                   # doctest: +SKIP
 
 Training runs in chunks of "eval every" steps, with ``estimator.evaluate``
-between chunks when an ``eval_input_fn`` is given; each chunk calls
-``train_input_fn`` again, as ``train_and_evaluate`` does, so a repeating
-input_fn is the usual choice. A finite input that runs out ends the run.
+between chunks when an ``eval_input_fn`` is given; each chunk is one
+``train`` call, which calls ``train_input_fn`` again (``train_and_evaluate``
+instead evaluates inside one call), so a repeating input_fn is the usual
+choice. A finite input that runs out ends the run.
 
 Devices: the dropdown offers the estimator's own configuration, each device
 of ``jax.local_devices()`` (``OneDeviceStrategy``) and, where there are
