@@ -70,6 +70,22 @@ def main(process_id, num_processes, port, model_dir, out):
   spec_metrics, _ = estlab.train_and_evaluate(
       spec_est, estlab.TrainSpec(own_rows(64), max_steps=4),
       estlab.EvalSpec(own_rows(64), steps=None, throttle_secs=0))
+  # Early stopping: asked every step, process 0's answer counts: after the
+  # evaluation at 2 all stop at 3. A seconds cadence is refused.
+  stop_est = estlab.Estimator(
+      linear_model_fn, model_dir + "_early", params={"learning_rate": 0.1},
+      config=quiet(train_distribute=strategy, save_checkpoints_steps=2))
+  try:
+    stop_est.train(own_rows(64), hooks=[
+        estlab.experimental.stop_if_lower_hook(stop_est, "mse", 1e9)])
+    secs_error = None
+  except ValueError as e:
+    secs_error = str(e)
+  stop_hook = estlab.experimental.stop_if_lower_hook(
+      stop_est, "mse", 1e9, run_every_secs=None, run_every_steps=1)
+  stopped, _ = estlab.train_and_evaluate(
+      stop_est, estlab.TrainSpec(own_rows(64), max_steps=4, hooks=[stop_hook]),
+      estlab.EvalSpec(own_rows(64), steps=None, throttle_secs=0))
   try:  # exports are one process's work, after the run
     est.export_saved_model(
         model_dir + "_export", estlab.export.build_raw_serving_input_receiver_fn(
@@ -84,6 +100,8 @@ def main(process_id, num_processes, port, model_dir, out):
                "devices": len(jax.devices()),
                "metrics": {k: float(v) for k, v in metrics.items()},
                "spec_metrics": {k: float(v) for k, v in spec_metrics.items()},
+               "stopped_at": int(stopped["global_step"]),
+               "secs_error": secs_error,
                "premade_metrics": {k: float(v)
                                    for k, v in premade_metrics.items()},
                "predictions": predictions,

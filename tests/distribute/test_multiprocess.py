@@ -167,6 +167,13 @@ def test_train_and_evaluate_runs_together_in_every_process(run):
                                rtol=1e-5)
 
 
+def test_early_stopping_stops_every_process_at_one_step(run):
+  _, workers, _, _ = run
+  for worker in workers:
+    assert worker["stopped_at"] == 3  # evaluated at 2, stopped at the next
+    assert "run_every_steps=N" in worker["secs_error"]
+
+
 def test_only_the_chief_writes_summaries(run):
   model_dir, workers, _, _ = run
   for logdir in (model_dir, model_dir / "eval"):
