@@ -23,6 +23,7 @@ _EXPORTS = {
     "SessionRunValues": "estlab.hooks",
     "StopAtStepHook": "estlab.hooks",
     "CheckpointSaverListener": "estlab.hooks",
+    "LoggingTensorHook": "estlab.hooks",
     "TrainSpec": "estlab.training",
     "EvalSpec": "estlab.training",
     "train_and_evaluate": "estlab.training",
@@ -63,8 +64,9 @@ def __dir__():
 if TYPE_CHECKING:  # for type checkers and IDEs; not executed at run time
   from estlab.checkpoint import CheckpointMismatchError
   from estlab.estimator import Estimator, NanLossDuringTrainingError
-  from estlab.hooks import (CheckpointSaverListener, SessionRunContext,
-                            SessionRunHook, SessionRunValues, StopAtStepHook)
+  from estlab.hooks import (CheckpointSaverListener, LoggingTensorHook,
+                            SessionRunContext, SessionRunHook,
+                            SessionRunValues, StopAtStepHook)
   from estlab.run_config import RunConfig
   from estlab.spec import EstimatorSpec, ModeKeys
   from estlab.training import EvalSpec, TrainSpec, train_and_evaluate

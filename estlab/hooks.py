@@ -12,12 +12,13 @@ Periodic work inside the engine (summaries, logs, checkpoints) uses
 """
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any, Callable, Mapping, Sequence
 
 __all__ = ["SessionRunHook", "SessionRunContext", "SessionRunValues",
-           "StopAtStepHook", "CheckpointSaverListener", "PeriodicTrigger",
-           "HookRunner"]
+           "StopAtStepHook", "LoggingTensorHook", "CheckpointSaverListener",
+           "PeriodicTrigger", "HookRunner"]
 
 
 class SessionRunContext:
@@ -92,6 +93,77 @@ class StopAtStepHook(SessionRunHook):
     del run_values
     if run_context.global_step >= self._last_step:
       run_context.request_stop()
+
+
+class LoggingTensorHook(SessionRunHook):
+  """Logs step outputs by name every N steps or seconds, as tf.estimator's.
+
+  The names are keys of ``run_values.results``: ``loss``, ``global_step``,
+  ``learning_rate`` (when the optimizer exposes it) and the model_fn's
+  ``EstimatorSpec(summaries={...})``; there are no graph tensors to name.
+  Outputs are fetched from the device only when a line is due.
+
+  Args:
+    tensors: a name, a list of names, or ``{tag: name}``.
+    every_n_iter / every_n_secs: the cadence (exactly one, unless only
+      ``at_end``); the first step is always logged.
+    at_end: also log the last step's values when the loop ends.
+    formatter: ``formatter({tag: value}) -> str`` instead of ``tag = value``.
+  """
+
+  def __init__(self, tensors: str | Sequence[str] | Mapping[str, str],
+               every_n_iter: int | None = None,
+               every_n_secs: float | None = None, at_end: bool = False,
+               formatter: Callable[[dict], str] | None = None):
+    if isinstance(tensors, str):
+      tensors = [tensors]
+    self._tags = (dict(tensors) if isinstance(tensors, Mapping)
+                  else {name: name for name in tensors})
+    self._only_at_end = at_end and every_n_iter is None and every_n_secs is None
+    if not self._only_at_end and (every_n_iter is None) == (every_n_secs is None):
+      raise ValueError(
+          f"LoggingTensorHook(every_n_iter={every_n_iter!r}, every_n_secs="
+          f"{every_n_secs!r}, at_end={at_end!r}): give exactly one cadence, "
+          "or only at_end=True.")
+    for name, value in (("every_n_iter", every_n_iter),
+                        ("every_n_secs", every_n_secs)):
+      if value is not None and not value > 0:
+        raise ValueError(f"LoggingTensorHook({name}={value!r}): must be > 0.")
+    self._every = (every_n_iter, every_n_secs)
+    self._at_end, self._formatter = at_end, formatter
+    self._trigger: PeriodicTrigger | None = None
+    self._last: SessionRunValues | None = None
+
+  def begin(self) -> None:
+    self._trigger, self._last = None, None
+
+  def after_run(self, run_context, run_values):
+    self._last = run_values
+    if self._only_at_end:
+      return
+    step = run_context.global_step
+    if self._trigger is None:  # the first step is logged, then the cadence
+      self._trigger = PeriodicTrigger(*self._every, start_step=step)
+      self._log(run_values.results)
+    elif self._trigger(step):
+      self._log(run_values.results)
+
+  def end(self, session=None):
+    del session
+    if self._at_end and self._last is not None:
+      self._log(self._last.results)
+
+  def _log(self, results: Mapping[str, Any]) -> None:
+    missing = [name for name in self._tags.values() if name not in results]
+    if missing:
+      raise ValueError(
+          f"LoggingTensorHook: {missing!r} are not among the step's outputs "
+          f"{sorted(results)!r}. Add them to the model_fn's "
+          "EstimatorSpec(summaries={name: scalar}).")
+    values = {tag: results[name] for tag, name in self._tags.items()}
+    logging.getLogger("estlab").info(
+        self._formatter(values) if self._formatter else
+        ", ".join(f"{tag} = {value}" for tag, value in values.items()))
 
 
 class CheckpointSaverListener:

@@ -1,6 +1,11 @@
-"""Tests for estlab.hooks: periodic triggers, StopAtStepHook, lazy run values."""
+"""Tests for estlab.hooks: periodic triggers, StopAtStepHook, LoggingTensorHook, lazy run values."""
+import itertools
+import logging
+
 import pytest
 
+import estlab
+from _models import linear_model_fn, quiet, regression_data
 from estlab.hooks import (PeriodicTrigger, SessionRunContext, SessionRunHook,
                           SessionRunValues, StopAtStepHook)
 
@@ -152,3 +157,39 @@ def test_base_hook_methods_are_no_ops():
   hook.after_run(context, SessionRunValues(lambda: {}))
   hook.end(None)
   assert not context.stop_requested
+
+
+def test_logging_tensor_hook_logs_named_outputs_on_its_cadence(tmp_path, caplog):
+  x, y = regression_data(64)
+  batches = lambda: itertools.cycle([({"x": x[i:i + 16]}, y[i:i + 16])
+                                     for i in range(0, 64, 16)])
+  est = estlab.Estimator(linear_model_fn, tmp_path, config=quiet(
+      log_step_count_steps=None), params={"learning_rate": 0.1})
+  hook = estlab.LoggingTensorHook({"the loss": "loss", "pred": "pred_mean"},
+                                  every_n_iter=4, at_end=True)
+  with caplog.at_level(logging.INFO, logger="estlab"):
+    est.train(batches, steps=10, hooks=[hook])
+  lines = [r.getMessage() for r in caplog.records
+           if r.getMessage().startswith("the loss = ")]
+  assert len(lines) == 4  # steps 1, 4, 8 and the end (10)
+  assert all(", pred = " in line for line in lines)
+  caplog.clear()
+  with caplog.at_level(logging.INFO, logger="estlab"):
+    est.train(batches, steps=2, hooks=[estlab.LoggingTensorHook(
+        "loss", at_end=True, formatter=lambda v: f"final loss {v['loss']:.3f}")])
+  finals = [r.getMessage() for r in caplog.records
+            if r.getMessage().startswith("final loss ")]
+  assert len(finals) == 1  # only at the end
+  with pytest.raises(ValueError, match=r"\['accuracy'\] are not among"):
+    est.train(batches, steps=1, hooks=[estlab.LoggingTensorHook(
+        "accuracy", every_n_iter=1)])
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    ({}, "exactly one cadence"),
+    ({"every_n_iter": 2, "every_n_secs": 1.0}, "exactly one cadence"),
+    ({"every_n_iter": 0}, "every_n_iter=0"),
+])
+def test_logging_tensor_hook_checks_its_cadence(kwargs, match):
+  with pytest.raises(ValueError, match=match):
+    estlab.LoggingTensorHook("loss", **kwargs)
