@@ -27,6 +27,7 @@ _EXPORTS = {
     "TrainSpec": "estlab.training",
     "EvalSpec": "estlab.training",
     "train_and_evaluate": "estlab.training",
+    "add_metrics": "estlab.extenders",
     "WarmStartSettings": "estlab.warm_starting",
     "CheckpointMismatchError": "estlab.checkpoint",
 }
@@ -69,5 +70,6 @@ if TYPE_CHECKING:  # for type checkers and IDEs; not executed at run time
                             SessionRunValues, StopAtStepHook)
   from estlab.run_config import RunConfig
   from estlab.spec import EstimatorSpec, ModeKeys
+  from estlab.extenders import add_metrics
   from estlab.training import EvalSpec, TrainSpec, train_and_evaluate
   from estlab.warm_starting import WarmStartSettings

@@ -126,6 +126,15 @@ class Estimator:
   def model_fn(self) -> Callable:
     return self._model_fn
 
+  def _with_model_fn(self, model_fn: Callable) -> "Estimator":
+    """This estimator (class, model_dir, config, host transforms) running
+    ``model_fn``; nothing compiled or held in memory is shared."""
+    new = copy.copy(self)
+    new._model_fn, new._model_fn_args = model_fn, model_fn_args(model_fn)
+    new._steps = new._checkpointer = new._state = new._restored = None
+    new._state_step, new._tables = None, weakref.WeakKeyDictionary()
+    return new
+
   # -- hooks for subclasses (premade estimators) ------------------------------
 
   # Whether the model_fn weighs rows by ``spec.VALID_ROWS_KEY`` (the heads
@@ -183,11 +192,9 @@ class Estimator:
     return self._checkpointer
 
   def _latest_step(self) -> int | None:
-    """The newest checkpoint's step. A local ``model_dir`` is listed
-    (``_step_dirs.local_steps``), without importing Orbax (which would compete
-    with the first compilation for the CPU) or reading step metadata (which
-    every train call would pay); remote ones (``gs://...``) are asked
-    through Orbax."""
+    """The newest checkpoint's step: a local ``model_dir`` is listed
+    (``local_steps``; importing Orbax would compete with the first compile,
+    reading metadata costs every call), a remote one asked through Orbax."""
     steps = local_steps(self._model_dir)
     if steps is None:
       return self._ckpt().latest_step()
@@ -210,12 +217,10 @@ class Estimator:
   def _train_state(self, features: Any, labels: Any, per_loop: int) -> Any:
     """The state to train from: in memory, restored, or initialised.
 
-    Without a strategy, the train step (or loop of ``per_loop``, on params
-    raveled where ``CompiledSteps.flat`` says) is traced first, then compiles
-    in a background thread while checkpoints are looked up and the state is
-    initialised (init's own compile) or restored. Both traces run here, one
-    after the other: side by side they share the GIL, and the train step's
-    compile, the longest part, starts later.
+    Without a strategy the train step (or loop of ``per_loop``, on params
+    raveled as ``CompiledSteps.flat`` says) is traced, then compiles in a
+    thread while the state is initialised or restored (both traces here, one
+    after the other: side by side they share the GIL).
     """
     if self._state is not None and self._latest_step() == self._state_step:
       return self._state
