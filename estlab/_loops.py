@@ -103,6 +103,13 @@ class TrainLoop:
                multiprocess: bool = False):
     self._multiprocess = multiprocess
     self._listeners = list(listeners)
+    for listener in self._listeners:
+      if not all(callable(getattr(listener, name, None)) for name in
+                 ("begin", "before_save", "after_save", "end")):
+        raise TypeError(
+            f"saving_listeners: {listener!r} is no CheckpointSaverListener; "
+            "subclass estlab.CheckpointSaverListener (begin, before_save, "
+            "after_save, end).")
     self._wait_saved = wait_saved
     self._train_step, self._train_loop = step_fns
     self._save = save

@@ -130,6 +130,11 @@ def test_saving_listeners_see_each_checkpoint_on_disk_and_may_stop(tmp_path):
   assert stopper.events[-1] == ("end", 15)
 
 
+def test_a_saving_listener_must_be_one(tmp_path):
+  with pytest.raises(TypeError, match="is no CheckpointSaverListener"):
+    _estimator(tmp_path).train(_forever, steps=2, saving_listeners=[print])
+
+
 @pytest.mark.parametrize("make,error,match", [
     (lambda: estlab.TrainSpec(_forever, max_steps=0), ValueError, "max_steps=0"),
     (lambda: estlab.TrainSpec("data.csv"), TypeError, "'data.csv'"),
