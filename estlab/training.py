@@ -79,8 +79,9 @@ class TrainSpec:
 class EvalSpec:
   """What to evaluate on and when: ``steps`` batches of ``input_fn`` (None:
   all), after a checkpoint no sooner than ``throttle_secs`` after the last
-  evaluation; then each exporter. ``start_delay_secs`` is kept for
-  compatibility (tf.estimator's local mode ignores it too)."""
+  evaluation; then each exporter. ``start_delay_secs``: how long the
+  evaluator task of a ``TF_CONFIG`` cluster waits before its first look, as
+  TF's (the local mode ignores it, as tf.estimator's)."""
 
   input_fn: Callable
   steps: int | None = 100
