@@ -15,6 +15,8 @@ import dataclasses
 import os
 from typing import Any
 
+from estlab.distribute._tf_config import ClusterSpec, TFConfig, TFConfigError
+
 __all__ = ["RunConfig"]
 
 
@@ -127,8 +129,10 @@ class RunConfig:
       raise ValueError(
           f"RunConfig(save_checkpoints_steps={steps!r}, save_checkpoints_secs="
           f"{secs!r}): set at most one of them (as in tf.estimator).")
+    tf_config = TFConfig.from_environment()
     if model_dir is not None:
       model_dir = os.fspath(model_dir)
+    model_dir = _model_dir_with_tf_config(model_dir, tf_config)
     values = dict(
         model_dir=model_dir, tf_random_seed=tf_random_seed,
         save_summary_steps=save_summary_steps, save_checkpoints_steps=steps,
@@ -145,6 +149,7 @@ class RunConfig:
         checkpoint_save_graph_def=checkpoint_save_graph_def)
     for name, value in values.items():
       object.__setattr__(self, name, value)
+    object.__setattr__(self, "_tf_config", tf_config)
     self._validate()
 
   def _validate(self) -> None:
@@ -182,22 +187,103 @@ class RunConfig:
       values["save_checkpoints_steps"] = None
     return RunConfig(**values)
 
-  # tf.estimator's read-only cluster properties, for code that reads them.
+  # tf.estimator's read-only cluster properties, from TF_CONFIG (read when
+  # the RunConfig is made, as TF's); without a TF_CONFIG cluster, from the
+  # jax.distributed run as TF's cluster of workers only: every process a
+  # worker, process 0 the chief (one process: TF's local mode, worker 0).
+  @property
+  def cluster_spec(self) -> ClusterSpec:
+    """The ``TF_CONFIG`` cluster (``{job: [address, ...]}``, with
+    ``tf.train.ClusterSpec``'s ``as_dict``/``jobs``/``num_tasks``/
+    ``job_tasks``); empty locally and on the evaluator, as TF's."""
+    config = self._tf_config
+    return ClusterSpec() if config.is_evaluator else config.cluster
+
+  @property
+  def task_type(self) -> str:
+    """``'chief'``, ``'worker'`` or ``'evaluator'``."""
+    if self._tf_config.is_distributed:
+      return self._tf_config.task_type
+    return "worker"
+
+  @property
+  def task_id(self) -> int:
+    """The task's index in its job (TF_CONFIG ``task.index``)."""
+    if self._tf_config.is_distributed:
+      return self._tf_config.task_id
+    import jax  # pylint: disable=g-import-not-at-top
+    return jax.process_index()
+
   @property
   def is_chief(self) -> bool:
+    """The chief (worker 0 in a cluster without one); not the evaluator."""
+    if self._tf_config.is_distributed:
+      return self._tf_config.is_chief
     import jax  # pylint: disable=g-import-not-at-top
     return jax.process_index() == 0
 
   @property
   def num_worker_replicas(self) -> int:
+    """How many tasks train (chief and workers); 0 on the evaluator."""
+    config = self._tf_config
+    if config.is_distributed:
+      return 0 if config.is_evaluator else config.num_processes
     import jax  # pylint: disable=g-import-not-at-top
     return jax.process_count()
 
   @property
-  def task_id(self) -> int:
+  def num_ps_replicas(self) -> int:
+    """Always 0: estlab all-reduces gradients, it has no parameter servers."""
+    return 0
+
+  @property
+  def global_id_in_cluster(self) -> int | None:
+    """TF's numbering: the chief 0, then the other jobs by name and index;
+    None on the evaluator."""
+    if self._tf_config.is_distributed:
+      return self._tf_config.global_id_in_cluster
     import jax  # pylint: disable=g-import-not-at-top
     return jax.process_index()
 
   @property
-  def task_type(self) -> str:
-    return "chief" if self.is_chief else "worker"
+  def master(self) -> str:
+    """TF's session target: ``'grpc://'`` + this training task's address in a
+    cluster (or ``TF_CONFIG['session_master']``), else ``''``. Informational:
+    JAX connects through ``jax.distributed``'s coordinator instead."""
+    config = self._tf_config
+    if "session_master" in config.raw:
+      return config.raw["session_master"]
+    jobs = config.cluster
+    if (not config.is_distributed or config.is_evaluator or
+        (len(jobs) == 1 and sum(map(len, jobs.values())) == 1)):
+      return ""  # TF: local, or a cluster of one task
+    return "grpc://" + jobs[config.task_type][config.task_id]
+
+  @property
+  def evaluation_master(self) -> str:
+    """``TF_CONFIG['eval_session_master']`` on the evaluator, else ``''``."""
+    config = self._tf_config
+    if config.is_evaluator or not config.is_distributed:
+      return config.raw.get("eval_session_master", "")
+    return ""
+
+  @property
+  def service(self) -> dict | None:
+    """``TF_CONFIG['service']``, or None."""
+    return self._tf_config.raw.get("service")
+
+
+def _model_dir_with_tf_config(model_dir: str | None,
+                              tf_config: TFConfig) -> str | None:
+  """TF's rule: ``TF_CONFIG['model_dir']`` is the model_dir when none is
+  given, and must agree with one that is."""
+  from_env = tf_config.model_dir
+  if from_env is None:
+    return model_dir
+  if model_dir is None:
+    return from_env
+  if os.path.abspath(model_dir) != os.path.abspath(from_env):
+    raise TFConfigError(
+        f"RunConfig(model_dir={model_dir!r}) differs from TF_CONFIG's "
+        f"model_dir {from_env!r}; they must be the same: drop one of them.")
+  return model_dir

@@ -5,8 +5,14 @@ writes an evaluation of that checkpoint, no sooner than ``throttle_secs``
 after the last one, then the exporters; the last checkpoint is always
 evaluated. The checkpoint cadence is ``RunConfig``'s. Multi-process runs
 (``estlab.distribute.MultiWorkerMirroredStrategy``) run the same loop in
-every process; TF's separate chief / worker / evaluator tasks
-(``TF_CONFIG``) are not used.
+every process.
+
+With ``TF_CONFIG`` naming an ``evaluator`` task, TF's roles apply: the chief
+and workers only train, and the evaluator (``RunConfig().task_type ==
+'evaluator'``, which joins no ``jax.distributed`` run) evaluates the newest
+finished checkpoint in ``model_dir`` whenever there is a new one, then runs
+the exporters, and returns once it evaluated a checkpoint at or past
+``TrainSpec.max_steps`` (``_evaluate_continuously``).
 
 Example:
   >>> train_spec = estlab.TrainSpec(train_input_fn, max_steps=1000)
@@ -20,6 +26,8 @@ import logging
 import os
 import time
 from typing import Any, Callable, Sequence
+
+from etils import epath
 
 from estlab.distribute._strategies import chief_decides
 from estlab.estimator import Estimator
@@ -71,8 +79,9 @@ class TrainSpec:
 class EvalSpec:
   """What to evaluate on and when: ``steps`` batches of ``input_fn`` (None:
   all), after a checkpoint no sooner than ``throttle_secs`` after the last
-  evaluation; then each exporter. ``start_delay_secs`` is kept for
-  compatibility (tf.estimator's local mode ignores it too)."""
+  evaluation; then each exporter. ``start_delay_secs``: how long the
+  evaluator task of a ``TF_CONFIG`` cluster waits before its first look, as
+  TF's (the local mode ignores it, as tf.estimator's)."""
 
   input_fn: Callable
   steps: int | None = 100
@@ -185,9 +194,17 @@ def train_and_evaluate(estimator: Any, train_spec: TrainSpec,
   before the call, the latest checkpoint is evaluated (tf.estimator
   returned ``(None, None)`` then).
 
+  In a ``TF_CONFIG`` cluster with an ``evaluator`` task, the chief and
+  workers only train (returning ``(None, None)``) and the evaluator task
+  evaluates each new checkpoint as it appears (see the module docstring);
+  without one, the training processes evaluate together as above.
+
   Returns:
     ``(metrics, export_results)``: the last evaluation's metrics and the
-    exporters' results for it, as tf.estimator's local mode.
+    exporters' results for it, as tf.estimator's local mode (TF returned
+    None on the tasks of a cluster; estlab returns the evaluator's last
+    evaluation there, and ``(None, None)`` on training tasks that did not
+    evaluate).
   """
   if not isinstance(estimator, Estimator):
     raise TypeError(f"train_and_evaluate(estimator={estimator!r}): needs an "
@@ -198,6 +215,15 @@ def train_and_evaluate(estimator: Any, train_spec: TrainSpec,
   if not isinstance(eval_spec, EvalSpec):
     raise TypeError(f"train_and_evaluate(eval_spec={eval_spec!r}): needs an "
                     "estlab.EvalSpec(input_fn, steps=...).")
+  config = estimator.config
+  if config.task_type == "evaluator":
+    return _evaluate_continuously(estimator, train_spec, eval_spec)
+  _check_cluster_strategy(config)
+  if "evaluator" in config.cluster_spec:  # TF: the evaluator task evaluates
+    estimator.train(train_spec.input_fn, max_steps=train_spec.max_steps,
+                    hooks=train_spec.hooks,
+                    saving_listeners=train_spec.saving_listeners)
+    return None, None
   listener = _EvaluateAfterSaves(estimator, train_spec, eval_spec)
   estimator.train(train_spec.input_fn, max_steps=train_spec.max_steps,
                   hooks=train_spec.hooks,
@@ -205,3 +231,100 @@ def train_and_evaluate(estimator: Any, train_spec: TrainSpec,
   if listener.eval_result is None:  # max_steps was reached before this call
     listener.evaluate(None)
   return listener.eval_result, listener.export_results
+
+
+def _check_cluster_strategy(config: Any) -> None:
+  """A ``TF_CONFIG`` cluster of several training tasks trains together only
+  under ``MultiWorkerMirroredStrategy`` (else each would train alone into
+  the shared model_dir)."""
+  if config.cluster_spec and config.num_worker_replicas > 1 and not getattr(
+      config.train_distribute, "multiprocess", False):
+    raise ValueError(
+        f"TF_CONFIG makes this task {config.task_type}:{config.task_id} one of "
+        f"{config.num_worker_replicas} training tasks, but train_distribute="
+        f"{config.train_distribute!r} does not train across them. Pass "
+        "RunConfig(train_distribute=estlab.distribute."
+        "MultiWorkerMirroredStrategy()).")
+
+
+_POLL_SECS = 1.0  # How often the evaluator looks for a new checkpoint, at most.
+
+
+def _exists(path: str) -> bool:
+  return epath.Path(path).exists()
+
+
+def _evaluate_continuously(estimator: Any, train_spec: TrainSpec,
+                           eval_spec: EvalSpec, *,
+                           clock: Callable[[], float] = time.monotonic,
+                           sleep: Callable[[float], None] = time.sleep,
+                           poll_secs: float = _POLL_SECS,
+                           timeout_secs: float | None = None
+                           ) -> tuple[dict | None, list]:
+  """TF's evaluator task (``_TrainingExecutor.run_evaluator``).
+
+  After ``eval_spec.start_delay_secs``, repeatedly: evaluate the newest
+  finished checkpoint of ``model_dir`` if it is new (one still being written
+  has an Orbax temporary name and is not listed), run the exporters on it
+  (``is_the_final_export`` at or past ``max_steps``), and return once its
+  global step reached ``train_spec.max_steps`` (never when that is None, as
+  TF). Passes start no sooner than ``throttle_secs`` apart; without a new
+  checkpoint the next look is at least ``poll_secs`` later (TF spins when
+  ``throttle_secs=0``). A checkpoint deleted while being read (the trainer's
+  ``keep_checkpoint_max``) is skipped for a newer one.
+
+  Args:
+    clock, sleep: time, passed in (tests drive the trainer from ``sleep``).
+    timeout_secs: give up (``TimeoutError``) when no new checkpoint appears
+      for this long; None waits forever, as TF's evaluator.
+
+  Returns:
+    The last evaluation's metrics and export results.
+  """
+  if eval_spec.start_delay_secs:
+    logger.info("Waiting %s secs before starting eval.",
+                eval_spec.start_delay_secs)
+    sleep(eval_spec.start_delay_secs)
+  max_steps = train_spec.max_steps
+  evaluated, metrics, exports = None, None, []
+  last_new = clock()
+  while True:
+    start = clock()
+    path = estimator.latest_checkpoint()
+    if path is None or path == evaluated:
+      if timeout_secs is not None and start - last_new > timeout_secs:
+        raise TimeoutError(
+            f"The evaluator found no new checkpoint in {estimator.model_dir!r} "
+            f"for {timeout_secs}s (last evaluated: {evaluated!r}); is the "
+            "chief training into this model_dir?")
+      sleep(max(eval_spec.throttle_secs - (clock() - start), poll_secs))
+      continue
+    last_new = start
+    try:
+      result = estimator.evaluate(eval_spec.input_fn, steps=eval_spec.steps,
+                                  name=eval_spec.name, hooks=eval_spec.hooks,
+                                  checkpoint_path=path)
+      final = max_steps is not None and int(result["global_step"]) >= max_steps
+      export_path = os.path.join(estimator.model_dir, "export")
+      exports = [
+          exporter.export(estimator=estimator,
+                          export_path=os.path.join(export_path, exporter.name),
+                          checkpoint_path=path, eval_result=result,
+                          is_the_final_export=final)
+          for exporter in eval_spec.exporters]
+    except Exception:  # pylint: disable=broad-except
+      if _exists(path):
+        raise
+      logger.warning("Checkpoint %s was deleted while being evaluated (the "
+                     "trainer keeps only keep_checkpoint_max); moving on to a "
+                     "newer one.", path)
+      evaluated = path
+      continue
+    evaluated, metrics = path, result
+    if final:
+      logger.info("Exiting evaluation, global_step=%s >= train max_steps=%s",
+                  result["global_step"], max_steps)
+      return metrics, exports
+    wait = eval_spec.throttle_secs - (clock() - start)
+    if wait > 0:
+      sleep(wait)

@@ -15,6 +15,8 @@ import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from estlab.distribute._cluster import join_tf_config_cluster
+
 __all__ = ["InputContext", "Strategy", "OneDeviceStrategy", "MirroredStrategy",
            "MultiWorkerMirroredStrategy", "check_train_distribute",
            "chief_decides"]
@@ -194,6 +196,16 @@ class MultiWorkerMirroredStrategy(Strategy):
   """
 
   def __init__(self, devices: Sequence[jax.Device] | None = None):
+    """Joins the ``TF_CONFIG`` cluster first, where there is one.
+
+    Launched with ``TF_CONFIG`` (a launch script, Kubeflow's TFJob, Vertex
+    AI), a chief or worker task whose ``jax.distributed`` is not started yet
+    starts it: the chief's address is the coordinator, process ids are the
+    chief's 0, then the workers' in order (``_cluster``). Build the strategy
+    before anything runs JAX. The evaluator task joins nothing
+    (``train_and_evaluate`` there evaluates checkpoints as they appear).
+    """
+    join_tf_config_cluster()
     if devices is None:
       devices = sorted(jax.devices(), key=lambda d: (d.process_index, d.id))
     super().__init__(devices)
