@@ -149,9 +149,9 @@ def ftrl(
   FTRL zeroes becomes exactly ``0.0``).
 
   Args:
-    learning_rate: the rate ``lr`` (``alpha`` in the paper), > 0. For a
-      schedule, wrap the factory: ``optax.inject_hyperparams(ftrl,
-      static_args=...)(learning_rate=schedule)``, as ``get_optimizer`` does.
+    learning_rate: the rate ``lr`` (``alpha`` in the paper), > 0, or an
+      optax schedule (``step -> rate``), as Keras' ``Ftrl`` takes one: then
+      the result is ``optax.inject_hyperparams(ftrl)``'s, which counts steps.
     learning_rate_power: ``-p``, <= 0. -0.5 is the paper's per-coordinate
       ``1/sqrt(n)`` schedule; 0 a fixed rate.
     initial_accumulator_value: the starting ``n``, >= 0.
@@ -177,14 +177,15 @@ def ftrl(
     >>> optax.apply_updates(params, updates)  # the small gradient stays 0
     Array([ 0.        , -0.07407973], dtype=float32)
   """
-  if callable(learning_rate):
-    raise TypeError(
-        f"ftrl(learning_rate={learning_rate!r}): a schedule needs a step "
-        "count; use optax.inject_hyperparams(ftrl, static_args=("
-        "'learning_rate_power', 'initial_accumulator_value', "
-        "'l1_regularization_strength', 'l2_regularization_strength', "
-        "'l2_shrinkage_regularization_strength', 'beta'))"
-        "(learning_rate=schedule).")
+  if callable(learning_rate):  # a schedule: optax counts the steps
+    return optax.inject_hyperparams(ftrl, static_args=_FTRL_STATIC)(
+        learning_rate=learning_rate, learning_rate_power=learning_rate_power,
+        initial_accumulator_value=initial_accumulator_value,
+        l1_regularization_strength=l1_regularization_strength,
+        l2_regularization_strength=l2_regularization_strength,
+        l2_shrinkage_regularization_strength=(
+            l2_shrinkage_regularization_strength),
+        beta=beta)
   # Concrete Python numbers are checked here; arrays (e.g. the learning rate
   # inject_hyperparams passes in, possibly traced) are taken as they come.
   if _is_number(learning_rate):

@@ -209,9 +209,27 @@ def test_ftrl_rejects_out_of_range_arguments_showing_the_value(name, value):
     ftrl(**{name: value})
 
 
-def test_ftrl_points_a_schedule_to_inject_hyperparams():
-  with pytest.raises(TypeError, match="inject_hyperparams"):
-    ftrl(learning_rate=optax.constant_schedule(0.1))
+def test_ftrl_takes_a_schedule_as_keras_ftrl_does():
+  # The migration guide's Ftrl(learning_rate=ExponentialDecay(...), l1=...).
+  schedule = optax.exponential_decay(0.1, transition_steps=1, decay_rate=0.5)
+  opt = ftrl(learning_rate=schedule, l1_regularization_strength=0.001)
+  fixed = [ftrl(learning_rate=r, l1_regularization_strength=0.001)
+           for r in (0.1, 0.05, 0.025)]
+  w = w_fixed = jnp.array([0.5, -1.0])
+  state = opt.init(w)
+  grads = [jnp.array([0.3, -0.2]), jnp.array([0.1, 0.4]), jnp.array([-0.5, 0.2])]
+  fixed_states = [f.init(w) for f in fixed]
+  for i, g in enumerate(grads):
+    updates, state = jax.jit(opt.update)(g, state, w)
+    w = optax.apply_updates(w, updates)
+    assert float(state.hyperparams["learning_rate"]) == pytest.approx(
+        0.1 * 0.5 ** i)
+  # Each step equals FTRL at that step's rate, the accumulators carried over.
+  n, z = fixed_states[0].accumulators, fixed_states[0].linears
+  for f, g in zip(fixed, grads):
+    updates, s = f.update(g, FtrlState(accumulators=n, linears=z), w_fixed)
+    w_fixed, n, z = optax.apply_updates(w_fixed, updates), s.accumulators, s.linears
+  np.testing.assert_allclose(w, w_fixed, rtol=1e-6)
 
 
 # ----------------------------------------------------------------------------
