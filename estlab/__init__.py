@@ -24,6 +24,7 @@ _EXPORTS = {
     "StopAtStepHook": "estlab.hooks",
     "CheckpointSaverListener": "estlab.hooks",
     "LoggingTensorHook": "estlab.hooks",
+    "SecondOrStepTimer": "estlab.hooks",
     "TrainSpec": "estlab.training",
     "EvalSpec": "estlab.training",
     "train_and_evaluate": "estlab.training",
@@ -66,8 +67,8 @@ if TYPE_CHECKING:  # for type checkers and IDEs; not executed at run time
   from estlab.checkpoint import CheckpointMismatchError
   from estlab.estimator import Estimator, NanLossDuringTrainingError
   from estlab.hooks import (CheckpointSaverListener, LoggingTensorHook,
-                            SessionRunContext, SessionRunHook,
-                            SessionRunValues, StopAtStepHook)
+                            SecondOrStepTimer, SessionRunContext,
+                            SessionRunHook, SessionRunValues, StopAtStepHook)
   from estlab.run_config import RunConfig
   from estlab.spec import EstimatorSpec, ModeKeys
   from estlab.extenders import add_metrics

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import collections
 import functools
+import itertools
 import logging
 import time
 from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
@@ -19,7 +20,7 @@ from tqdm import auto as tqdm
 
 from estlab._pipeline import on_cpu, rows_of
 from estlab.distribute._strategies import chief_decides
-from estlab.hooks import HookRunner, PeriodicTrigger, SessionRunHook
+from estlab.hooks import HookRunner, PeriodicTrigger, SessionRunHook, renewed
 from estlab.spec import ModeKeys
 
 __all__ = ["NanLossDuringTrainingError", "TrainLoop", "evaluate_batches",
@@ -83,8 +84,9 @@ class TrainLoop:
     writer: summary writer for the train events.
     config: the RunConfig (cadences, progress bar).
     model_dir: for messages.
-    hooks: user hooks; ``spec_hooks()`` returns the model_fn's hooks once the
-      step was traced.
+    hooks: every hook of the call, in tf.estimator's order: the spec's
+      ``training_chief_hooks``, the caller's, the spec's ``training_hooks``
+      (known before the first step: the model_fn was traced for the state).
     after_first_step: called once, after the first step and its hooks.
     listeners: ``CheckpointSaverListener``s around each save; ``wait_saved``
       returns once the last save is on disk (before ``after_save``).
@@ -96,7 +98,6 @@ class TrainLoop:
   def __init__(self, *, step_fns: tuple[Callable, Callable],
                save: Callable[[Any], None], writer: Any, config: Any,
                model_dir: str, hooks: Sequence[SessionRunHook],
-               spec_hooks: Callable[[], Sequence[SessionRunHook]],
                after_first_step: Callable[[], None] = lambda: None,
                listeners: Sequence[Any] = (),
                wait_saved: Callable[[], None] = lambda: None,
@@ -117,7 +118,6 @@ class TrainLoop:
     self._config = config
     self._model_dir = model_dir
     self._hooks = list(hooks)
-    self._spec_hooks = spec_hooks
     self._after_first_step = after_first_step
     self._rate_from = (0, 0.0)  # (step, time) of the last rate measured
 
@@ -160,6 +160,15 @@ class TrainLoop:
   def run(self, state: Any, batches: Any, limit: int | None) -> Any:
     """Trains until ``batches`` or ``limit`` (steps) ends or a hook stops.
 
+    Hooks and listeners are called as by tf.estimator's MonitoredSession,
+    whose CheckpointSaverHook came first: listeners' ``begin``, the hooks'
+    ``begin`` and ``after_create_session``; per step (or loop) the hooks'
+    ``before_run``, the step, a checkpoint when due (listeners around it),
+    the hooks' ``after_run``; at the end the last checkpoint, the listeners'
+    ``end``, the hooks' ``end``. When the input ends, the hooks' last
+    ``before_run`` has no step (TF's input ended inside the run); ``limit``
+    ends the loop after a step, as TF's StopAtStepHook did.
+
     Returns:
       ``(state, saved_step)``: the final state and the step last saved.
     """
@@ -175,9 +184,9 @@ class TrainLoop:
       ckpt_due = _AgreedTrigger(ckpt_due, config.log_step_count_steps or 100,
                                 start)
     self._rate_from = (start, now)
-    runner = HookRunner(self._hooks, "train")
     for listener in self._listeners:
       listener.begin()
+    runner = HookRunner(self._hooks, ModeKeys.TRAIN, start)
     bar = tqdm.tqdm(total=limit, desc="train", unit="step",
                     disable=not config.progress_bar)
     # Dispatched steps not yet checked: (outputs, step, time, summary?,
@@ -190,16 +199,19 @@ class TrainLoop:
     def settle(pending: int) -> None:
       while len(in_flight) > pending:
         self._settle(*in_flight.popleft(), bar=bar)
+    batches = iter(batches)
     try:
-      for n, (features, labels) in batches:
+      while limit is None or step - start < limit:
         context = runner.before_run(step)
+        # (TF ran before_run once more when the input then ended: so here.)
+        n, (features, labels) = next(batches, (0, (None, None)))
+        if not n:
+          break
         if looped:  # n steps of a padded stack (``train_loop``)
           state, outputs = self._train_loop(state, features, labels,
                                             np.int32(n))
         else:
           state, outputs = self._train_step(state, features, labels)
-        if first:
-          runner.add(self._spec_hooks())
         step += n
         context.global_step = step
         bar.update(n)
@@ -207,15 +219,16 @@ class TrainLoop:
         in_flight.append((outputs, step, now, summary_due(step, now),
                           log_due(step, now)))
         settle(_STEPS_IN_FLIGHT)
+        stop = False
+        if ckpt_due(step, now):  # before the hooks see the step, as in TF
+          settle(0)
+          stop = self._checkpoint(state, step)
+          saved = step
         stop = runner.after_run(context, lambda o=outputs: {
-            k: np.asarray(v) for k, v in _host(o).items()})
+            k: np.asarray(v) for k, v in _host(o).items()}) or stop
         if first:
           self._after_first_step()  # the device runs the next steps meanwhile
           first = False
-        if ckpt_due(step, now):
-          settle(0)
-          stop = self._checkpoint(state, step) or stop
-          saved = step
         if stop:
           break
       settle(0)
@@ -231,9 +244,9 @@ class TrainLoop:
     if step != saved and step != start:
       self._checkpoint(state, step)
       saved = step
-    runner.end()
     for listener in self._listeners:
       listener.end(None, step)
+    runner.end()
     return state, saved
 
 
@@ -259,36 +272,45 @@ class _AgreedTrigger:
 def evaluate_batches(compiled: Any, variables: Any, items: Iterable, *,
                      pads: bool, hooks: Sequence[SessionRunHook],
                      total: int | None, progress_bar: bool,
-                     global_step: int) -> tuple[dict, HookRunner]:
+                     global_step: int) -> dict:
   """Accumulates the eval metrics over ``items`` (``(1, (batch, valid))``).
 
   With ``pads`` every step gets the count of real rows (all rows but in a
   padded last batch), so full and padded batches share one compilation.
+  ``hooks`` run as in TF, then the spec's ``evaluation_hooks`` (the empty
+  accumulator traces the model_fn, if nothing did, before the first step);
+  they end before the metrics are computed.
 
   Returns:
-    ``(accumulator, runner)``: the metric states and the hooks, to end.
+    The accumulated metric states.
   """
   def valid(rows, features):
     return (np.int32(rows_of(features) if rows is None else rows),) if pads else ()
-  runner = HookRunner(hooks, ModeKeys.EVAL)
-  acc = None
+  items = iter(items)
+  _, ((features, labels), rows) = first = next(items)
+  acc = compiled.empty_eval_accumulator(variables, features, labels,
+                                        *valid(None, features))
+  runner = HookRunner([*hooks, *renewed(compiled.hooks[ModeKeys.EVAL])],
+                      ModeKeys.EVAL, global_step)
   with tqdm.tqdm(desc="evaluate", unit="batch", total=total, leave=False,
                  disable=not progress_bar) as bar:
-    for index, (_, ((features, labels), rows)) in enumerate(items):
-      if acc is None:
-        acc = compiled.empty_eval_accumulator(variables, features, labels,
-                                              *valid(None, features))
+    items, count = itertools.chain([first], items), 0
+    while total is None or count < total:
       context = runner.before_run(global_step)
+      item = next(items, None)  # (input ends after before_run, as in TF)
+      if item is None:
+        break
+      _, ((features, labels), rows) = item
+      count += 1
       acc = compiled.eval_step(acc, variables, features, labels,
                                *valid(rows, features))
       bar.update()
-      if index == 0:
-        runner.add(compiled.hooks[ModeKeys.EVAL])
       if runner.after_run(context, lambda a=acc: {
           "batches": int(a["batches"]),
           "loss": float(a["loss_sum"] / a["batches"])}):
         break
-  return acc, runner
+  runner.end()
+  return acc
 
 
 def _first_rows(predictions: Any, rows: int | None) -> Any:
@@ -340,20 +362,30 @@ def predict_batches(compiled: Any, variables: Any, items: Iterable, *,
   """Yields predictions of ``items`` (``(1, (batch, valid))``), one batch late.
 
   Batch i+1 is dispatched before batch i is fetched, so the device works
-  while the host hands out predictions.
+  while the host hands out predictions. ``hooks`` run as in TF, then the
+  spec's ``prediction_hooks``: the step is traced (or found traced) for the
+  first batch before any hook runs, so they are known.
   """
-  runner = HookRunner(hooks, ModeKeys.PREDICT)
+  items = iter(items)
+  first = next(items)
+  jax.eval_shape(compiled.predict_step, variables, first[1][0][0],
+                 keys=keys)  # the trace the step reuses
+  runner = HookRunner([*hooks, *renewed(compiled.hooks[ModeKeys.PREDICT])],
+                      ModeKeys.PREDICT, global_step)
   emit = functools.partial(_emit, postprocess=postprocess, single=single,
                            keys=host_keys)
   with tqdm.tqdm(desc="predict", unit="batch", leave=False,
                  disable=not progress_bar) as bar:
     pending = None
-    for index, (_, ((features, _), rows)) in enumerate(items):
+    items = itertools.chain([first], items)
+    while True:
       context = runner.before_run(global_step)
+      item = next(items, None)  # (input ends after before_run, as in TF)
+      if item is None:
+        break
+      _, ((features, _), rows) = item
       ready, pending = pending, (
           compiled.predict_step(variables, features, keys=keys), rows)
-      if index == 0:
-        runner.add(compiled.hooks[ModeKeys.PREDICT])
       bar.update()
       if ready is not None:
         yield from emit(*ready)

@@ -139,7 +139,11 @@ class CompiledSteps:
 
   Attributes:
     traces: Counter of traces per function name.
-    hooks: mode -> hooks the model_fn returned when last traced.
+    hooks: mode -> hooks the model_fn returned when last traced (TRAIN:
+      its ``training_hooks``; ``init``'s trace records them too, so they are
+      known before the first train step runs).
+    chief_hooks: the TRAIN spec's ``training_chief_hooks`` on the chief
+      (process 0; every single-process run), else ().
     export_outputs: export_outputs the PREDICT model_fn returned when traced.
     compiler_options: the XLA options the steps compile with (None until
       the params' shapes are known; ``_xla_options.dot_options``).
@@ -150,6 +154,7 @@ class CompiledSteps:
   def __init__(self, call: Callable[..., EstimatorSpec]):
     self.traces = collections.Counter()
     self.hooks: dict[str, tuple] = {m: () for m in ModeKeys.ALL}
+    self.chief_hooks: tuple = ()
     self.export_outputs = None
     self._ahead: list[threading.Thread] = []  # compiling eval/predict ahead
     self._ahead_done: set = set()             # signatures compiled ahead
@@ -220,12 +225,18 @@ class CompiledSteps:
     init_rng, dropout_rng, rng = jax.random.split(rng, 3)
     spec, variables = self._module[ModeKeys.TRAIN].init_with_output(
         {"params": init_rng, "dropout": dropout_rng}, features, labels)
+    self._note_train_hooks(spec)
     variables = dict(variables)
     params = variables.pop("params", {})
     return TrainState(step=jnp.zeros((), jnp.int32), params=params,
                       model_state=variables,
                       opt_state=spec.train_op.init(params), rng=rng,
                       bad_step=jnp.full((), -1, jnp.int32))
+
+  def _note_train_hooks(self, spec: EstimatorSpec) -> None:
+    self.hooks[ModeKeys.TRAIN] = tuple(spec.training_hooks)
+    self.chief_hooks = (tuple(spec.training_chief_hooks)
+                        if jax.process_index() == 0 else ())
 
   def abstract_variables(self, mode: str, features, labels) -> dict:
     """Shapes of ``{'params': ..., <collections>}`` as the model_fn makes them."""
@@ -251,13 +262,11 @@ class CompiledSteps:
           {"params": as_tree(params), **state.model_state}, features, labels,
           rngs={"dropout": dropout_rng}, mutable=mutable)
       static["train_op"] = spec.train_op
-      chief = spec.training_chief_hooks if jax.process_index() == 0 else ()
-      static["hooks"] = tuple(chief) + tuple(spec.training_hooks)
+      self._note_train_hooks(spec)
       return spec.loss, (dict(new_model_state), dict(spec.summaries or {}))
 
     (loss, (model_state, summaries)), grads = jax.value_and_grad(
         loss_fn, has_aux=True)(state.params)
-    self.hooks[ModeKeys.TRAIN] = static["hooks"]
     updates, opt_state = static["train_op"].update(
         as_tree(grads), state.opt_state, as_tree(state.params))
     if flat is not None:

@@ -38,7 +38,7 @@ from estlab._pipeline import Prefetcher, chain, first_batch, input_batches
 from estlab.distribute._strategies import check_train_distribute
 from estlab._step import CompiledSteps, compile_ahead, host_for_init
 from estlab._step_dirs import local_steps
-from estlab.hooks import SessionRunHook
+from estlab.hooks import SessionRunHook, renewed
 from estlab.run_config import RunConfig
 from estlab.spec import ModeKeys, call_model_fn, model_fn_args
 from estlab.warm_starting import WarmStartSettings, warm_start
@@ -338,8 +338,9 @@ class Estimator:
 
       loop = TrainLoop(step_fns=(compiled.train_step, compiled.train_loop),
                        save=save, writer=writer, config=config,
-                       model_dir=self._model_dir, hooks=hooks or (),
-                       spec_hooks=lambda: compiled.hooks[ModeKeys.TRAIN],
+                       model_dir=self._model_dir, hooks=[
+                           *renewed(compiled.chief_hooks), *(hooks or ()),
+                           *renewed(compiled.hooks[ModeKeys.TRAIN])],
                        after_first_step=lambda: compiled.compile_inference_ahead(
                            variables, one[0], valid=self._pads_eval_batches)
                        if self._strategy(ModeKeys.EVAL) is None else None,
@@ -386,7 +387,7 @@ class Estimator:
       (features, labels), _ = first[1]
       variables, global_step = self._variables(ModeKeys.EVAL, features, labels,
                                                checkpoint_path)
-      acc, runner = evaluate_batches(
+      acc = evaluate_batches(
           compiled, variables, chain(first, batches),
           pads=pads, hooks=hooks or (), total=steps,
           progress_bar=self._config.progress_bar, global_step=global_step)
@@ -396,7 +397,6 @@ class Estimator:
     with summary.chief_writer(self.eval_dir(name)) as writer:
       writer.write_scalars(global_step, {k: float(v) for k, v in result.items()
                                          if k != "global_step" and np.ndim(v) == 0})
-    runner.end()
     logger.info("Saving dict for global step %d: %s", global_step,
                 ", ".join(f"{k} = {v:.6g}" for k, v in sorted(result.items())))
     return result

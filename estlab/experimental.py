@@ -4,7 +4,9 @@
 The hooks read the eval event files (``read_eval_metrics``) every
 ``run_every_secs`` seconds or ``run_every_steps`` steps and request a stop
 when ``should_stop_fn()`` says so. Use them with ``train_and_evaluate``,
-which writes an evaluation after checkpoints.
+which writes an evaluation after checkpoints: as in TF, the evaluation of a
+checkpoint is written before the hooks see that step, so a hook asked at
+that step reads it.
 
 Example:
   >>> hook = estlab.experimental.stop_if_no_decrease_hook(
@@ -21,7 +23,7 @@ from typing import Any, Callable
 
 from estlab import summary
 from estlab.distribute._strategies import chief_decides
-from estlab.hooks import PeriodicTrigger, SessionRunHook
+from estlab.hooks import SecondOrStepTimer, SessionRunHook
 
 __all__ = ["read_eval_metrics", "make_early_stopping_hook",
            "stop_if_higher_hook", "stop_if_lower_hook",
@@ -45,16 +47,21 @@ def read_eval_metrics(eval_dir: str | os.PathLike) -> dict[int, dict[str, float]
 class _StopOnPredicateHook(SessionRunHook):
   """Requests a stop when ``should_stop_fn()``, asked periodically, is True.
 
-  In a multi-process run every process must stop at the same step: it is
-  asked every ``run_every_steps`` steps (a seconds cadence would ask at
-  different steps) and process 0's answer counts.
+  Asked as TF's hook is (``SecondOrStepTimer`` on the global step before each
+  run): after the first run, then after the first run that starts
+  ``run_every_steps`` steps (or ``run_every_secs`` seconds) after the one it
+  was last asked at. In a multi-process run every process must stop at the
+  same step: it is asked every ``run_every_steps`` steps (a seconds cadence
+  would ask at different steps) and process 0's answer counts.
   """
 
   def __init__(self, should_stop_fn: Callable[[], bool],
                run_every_secs: float | None, run_every_steps: int | None):
     self._should_stop_fn = should_stop_fn
     self._secs, self._steps = run_every_secs, run_every_steps
-    self._trigger: PeriodicTrigger | None = None
+    self._timer = SecondOrStepTimer(every_secs=run_every_secs,
+                                    every_steps=run_every_steps)
+    self._run_from = 0  # the global step before the current run
 
   def begin(self):
     import jax  # pylint: disable=g-import-not-at-top
@@ -64,16 +71,19 @@ class _StopOnPredicateHook(SessionRunHook):
           f"{jax.process_count()}-process run: the processes would ask at "
           "different steps and one would stop alone. Pass run_every_secs=None"
           ", run_every_steps=N.")
-    self._trigger = None
+    self._timer.reset()
+
+  def before_run(self, run_context):
+    self._run_from = run_context.global_step
 
   def after_run(self, run_context, run_values):
     del run_values
-    step = run_context.global_step
-    if self._trigger is None:  # the first step: the cadence starts here
-      self._trigger = PeriodicTrigger(self._steps, self._secs, start_step=step)
+    if not self._timer.should_trigger_for_step(self._run_from):
       return
-    if self._trigger(step) and chief_decides(self._should_stop_fn()):
-      logger.info("Requesting early stopping at global step %d.", step)
+    self._timer.update_last_triggered_step(self._run_from)
+    if chief_decides(self._should_stop_fn()):
+      logger.info("Requesting early stopping at global step %d.",
+                  run_context.global_step)
       run_context.request_stop()
 
 

@@ -3,9 +3,13 @@
 ``SessionRunHook`` keeps tf.estimator's method names so ported hooks read the
 same; there is no session on JAX, so ``run_context`` carries the global step
 and ``run_values.results`` the step's outputs (``loss`` and summaries) as
-numpy values, fetched from the device only when a hook reads them. With
-``RunConfig(steps_per_loop=N)`` hooks run once per loop of N steps, as with
-TPUEstimator.
+numpy values, fetched from the device only when a hook reads them; where a
+TF hook ran ``session.run(global_step)``, ``session.global_step`` (a
+``HookSession``) holds it. With ``RunConfig(steps_per_loop=N)`` hooks run
+once per loop of N steps, as with TPUEstimator.
+
+Every loop calls its hooks as tf's ``MonitoredSession`` did, the hooks a
+model_fn returns in its ``EstimatorSpec`` included (``HookRunner``).
 
 Periodic work inside the engine (summaries, logs, checkpoints) uses
 ``PeriodicTrigger`` (CLU's ``every_steps``/``every_secs``), not hooks.
@@ -17,16 +21,41 @@ import time
 from typing import Any, Callable, Mapping, Sequence
 
 __all__ = ["SessionRunHook", "SessionRunContext", "SessionRunValues",
-           "StopAtStepHook", "LoggingTensorHook", "CheckpointSaverListener",
-           "PeriodicTrigger", "HookRunner"]
+           "HookSession", "StopAtStepHook", "LoggingTensorHook",
+           "CheckpointSaverListener", "SecondOrStepTimer", "PeriodicTrigger",
+           "HookRunner", "renewed"]
 
 
-class SessionRunContext:
-  """What a hook sees around one step (or one loop of steps)."""
+class HookSession:
+  """What hooks get as ``session`` on JAX, where there is no ``tf.Session``.
+
+  ``global_step`` is the loop's global step now: the one restored (or
+  initialised) in ``after_create_session``, the one after the step in
+  ``after_run``, the last one in ``end``; a TF hook's
+  ``session.run(tf.train.get_global_step())`` becomes
+  ``session.global_step``. ``mode`` is the loop's ``ModeKeys`` value.
+  """
 
   def __init__(self, global_step: int, mode: str):
     self.global_step = global_step
     self.mode = mode
+
+  def __repr__(self) -> str:
+    return f"HookSession(global_step={self.global_step!r}, mode={self.mode!r})"
+
+
+class SessionRunContext:
+  """What a hook sees around one step (or one loop of steps).
+
+  ``global_step`` is the step before the run in ``before_run``, after it in
+  ``after_run``; ``session`` is the loop's ``HookSession``.
+  """
+
+  def __init__(self, global_step: int, mode: str,
+               session: HookSession | None = None):
+    self.global_step = global_step
+    self.mode = mode
+    self.session = HookSession(global_step, mode) if session is None else session
     self._stop_requested = False
 
   def request_stop(self) -> None:
@@ -59,7 +88,8 @@ class SessionRunHook:
     """Called once before the loop starts."""
 
   def after_create_session(self, session: Any = None, coord: Any = None) -> None:
-    """Called once the state is initialised or restored (session is None)."""
+    """Called once the state is initialised or restored, after every hook's
+    ``begin``; ``session.global_step`` is the step training starts from."""
 
   def before_run(self, run_context: SessionRunContext) -> None:
     """Called before each step (or loop); the return value is ignored."""
@@ -69,24 +99,40 @@ class SessionRunHook:
     """Called after each step (or loop); may call run_context.request_stop()."""
 
   def end(self, session: Any = None) -> None:
-    """Called once after the loop ends normally."""
+    """Called once after the loop ends normally (its input ended or a hook
+    requested a stop), not after an error."""
 
 
 class StopAtStepHook(SessionRunHook):
-  """Requests a stop after ``num_steps`` more steps or at ``last_step``."""
+  """Requests a stop after ``num_steps`` more steps or at ``last_step``.
+
+  As tf.estimator's: ``num_steps`` counts from the global step the hook's
+  first session starts at (``after_create_session``), and the same object
+  passed to a later ``train`` call keeps that last step (it then stops after
+  one step). Returned by a model_fn (``EstimatorSpec(training_hooks=...)``)
+  it counts anew on every call, as TF's model_fn built a new one per call
+  (``renewed``). With ``steps_per_loop=k`` it stops after the first loop
+  that reaches the last step.
+  """
 
   def __init__(self, num_steps: int | None = None, last_step: int | None = None):
     if (num_steps is None) == (last_step is None):
       raise ValueError(f"StopAtStepHook(num_steps={num_steps!r}, last_step="
                        f"{last_step!r}): give exactly one of them.")
     self._num_steps = num_steps
-    self._last_step = last_step
+    self._given_last_step = self._last_step = last_step
+
+  def _renew(self) -> None:
+    """Forgets the last step a previous session set (``renewed``)."""
+    self._last_step = self._given_last_step
 
   def after_create_session(self, session=None, coord=None):
-    del session, coord
+    del coord
+    if self._last_step is None and session is not None:
+      self._last_step = session.global_step + self._num_steps
 
   def before_run(self, run_context):
-    if self._last_step is None:
+    if self._last_step is None:  # driven by hand, without a session
       self._last_step = run_context.global_step + self._num_steps
 
   def after_run(self, run_context, run_values):
@@ -103,10 +149,16 @@ class LoggingTensorHook(SessionRunHook):
   ``EstimatorSpec(summaries={...})``; there are no graph tensors to name.
   Outputs are fetched from the device only when a line is due.
 
+  As TF's, it counts the runs of its session: it logs the first run's
+  outputs, then those of every ``every_n_iter``-th run after the last line
+  (runs 0, N, 2N, ...: global steps start+1, start+N+1, ... with one step a
+  run; one run is one loop with ``steps_per_loop``), or of the first run
+  ``every_n_secs`` after it; a line ends with the seconds since the last.
+
   Args:
     tensors: a name, a list of names, or ``{tag: name}``.
     every_n_iter / every_n_secs: the cadence (exactly one, unless only
-      ``at_end``); the first step is always logged.
+      ``at_end``).
     at_end: also log the last step's values when the loop ends.
     formatter: ``formatter({tag: value}) -> str`` instead of ``tag = value``.
   """
@@ -129,31 +181,37 @@ class LoggingTensorHook(SessionRunHook):
                         ("every_n_secs", every_n_secs)):
       if value is not None and not value > 0:
         raise ValueError(f"LoggingTensorHook({name}={value!r}): must be > 0.")
-    self._every = (every_n_iter, every_n_secs)
+    self._timer = (None if self._only_at_end else
+                   SecondOrStepTimer(every_steps=every_n_iter,
+                                     every_secs=every_n_secs))
     self._at_end, self._formatter = at_end, formatter
-    self._trigger: PeriodicTrigger | None = None
+    self._iter_count, self._due = 0, False
     self._last: SessionRunValues | None = None
 
   def begin(self) -> None:
-    self._trigger, self._last = None, None
+    if self._timer is not None:
+      self._timer.reset()
+    self._iter_count, self._last = 0, None
+
+  def before_run(self, run_context):
+    del run_context
+    self._due = (self._timer is not None and
+                 self._timer.should_trigger_for_step(self._iter_count))
 
   def after_run(self, run_context, run_values):
+    del run_context
     self._last = run_values
-    if self._only_at_end:
-      return
-    step = run_context.global_step
-    if self._trigger is None:  # the first step is logged, then the cadence
-      self._trigger = PeriodicTrigger(*self._every, start_step=step)
-      self._log(run_values.results)
-    elif self._trigger(step):
-      self._log(run_values.results)
+    if self._due:
+      elapsed, _ = self._timer.update_last_triggered_step(self._iter_count)
+      self._log(run_values.results, elapsed)
+    self._iter_count += 1
 
   def end(self, session=None):
     del session
     if self._at_end and self._last is not None:
-      self._log(self._last.results)
+      self._log(self._last.results, None)
 
-  def _log(self, results: Mapping[str, Any]) -> None:
+  def _log(self, results: Mapping[str, Any], elapsed: float | None) -> None:
     missing = [name for name in self._tags.values() if name not in results]
     if missing:
       raise ValueError(
@@ -161,9 +219,13 @@ class LoggingTensorHook(SessionRunHook):
           f"{sorted(results)!r}. Add them to the model_fn's "
           "EstimatorSpec(summaries={name: scalar}).")
     values = {tag: results[name] for tag, name in self._tags.items()}
-    logging.getLogger("estlab").info(
-        self._formatter(values) if self._formatter else
-        ", ".join(f"{tag} = {value}" for tag, value in values.items()))
+    if self._formatter:
+      line = self._formatter(values)
+    else:
+      line = ", ".join(f"{tag} = {value}" for tag, value in values.items())
+      if elapsed is not None:
+        line += f" ({elapsed:.3f} sec)"
+    logging.getLogger("estlab").info(line)
 
 
 class CheckpointSaverListener:
@@ -185,33 +247,59 @@ class CheckpointSaverListener:
     """Called once at the end of training, after the last save."""
 
 
-class HookRunner:
-  """Calls a loop's hooks in tf.estimator's order; hooks may join late.
+def renewed(hooks: Sequence[SessionRunHook]) -> tuple[SessionRunHook, ...]:
+  """The hooks a model_fn returned, ready for another train/evaluate/predict.
 
-  Hooks a model_fn returns in its spec are known only once the step was
-  traced, so they join with ``add`` after the first step.
+  TF called the model_fn on every call, so hooks made in it were new objects
+  each time; estlab traces the model_fn once per compilation and reuses the
+  hooks of that trace. Each call runs them from ``begin`` again, and a hook
+  with a ``_renew()`` method (``StopAtStepHook``) first drops what an earlier
+  call left in it, so it acts as new. A hook of your own returned by a
+  model_fn should reset its per-call state in ``begin``, as TF's hooks do.
+  """
+  hooks = tuple(hooks)
+  for hook in hooks:
+    renew = getattr(hook, "_renew", None)
+    if callable(renew):
+      renew()
+  return hooks
+
+
+class HookRunner:
+  """Calls a loop's hooks as tf's ``MonitoredSession`` did.
+
+  At construction every hook's ``begin``, then every hook's
+  ``after_create_session`` (the session's global step is the loop's start);
+  ``before_run`` / ``after_run`` around each step, the first included (a
+  stop requested in ``after_run`` ends the loop after every hook's
+  ``after_run`` of that step); ``end`` when the loop ends normally. The hooks
+  run in the order given; an object listed twice (in ``hooks=`` and in the
+  spec) is called twice, as in TF. The caller lists the spec's hooks
+  (``renewed``) with the user's: the model_fn was traced before the first
+  step, so they are known.
   """
 
-  def __init__(self, hooks: Sequence[SessionRunHook], mode: str):
-    self._hooks: list[SessionRunHook] = []
-    self._mode = mode
-    self.add(hooks)
-
-  def add(self, hooks: Sequence[SessionRunHook]) -> None:
-    for hook in hooks:
+  def __init__(self, hooks: Sequence[SessionRunHook], mode: str,
+               global_step: int):
+    self._hooks = list(hooks)
+    for hook in self._hooks:
       if not isinstance(hook, SessionRunHook):
         raise TypeError(f"hooks must be estlab.SessionRunHook instances, got "
-                        f"{hook!r}.")
-      if hook not in self._hooks:
-        hook.begin()
-        hook.after_create_session(None, None)
-        self._hooks.append(hook)
+                        f"{hook!r}: subclass estlab.SessionRunHook.")
+    self.session = HookSession(int(global_step), mode)
+    for hook in self._hooks:
+      hook.begin()
+    for hook in self._hooks:
+      hook.after_create_session(self.session, None)
 
   def __bool__(self) -> bool:
     return bool(self._hooks)
 
   def before_run(self, global_step: int) -> SessionRunContext:
-    context = SessionRunContext(global_step, self._mode)
+    """Runs before_run; set the returned context's ``global_step`` to the
+    step after the run before passing it to ``after_run``."""
+    self.session.global_step = global_step
+    context = SessionRunContext(global_step, self.session.mode, self.session)
     for hook in self._hooks:
       hook.before_run(context)
     return context
@@ -219,6 +307,7 @@ class HookRunner:
   def after_run(self, context: SessionRunContext,
                 fetch: Callable[[], Mapping[str, Any]]) -> bool:
     """Runs after_run; returns whether a hook requested a stop."""
+    self.session.global_step = context.global_step
     if self._hooks:
       values = SessionRunValues(fetch)
       for hook in self._hooks:
@@ -227,7 +316,54 @@ class HookRunner:
 
   def end(self) -> None:
     for hook in self._hooks:
-      hook.end(None)
+      hook.end(self.session)
+
+
+class SecondOrStepTimer:
+  """tf.estimator's ``SecondOrStepTimer``: due every N steps or S seconds.
+
+  ``should_trigger_for_step`` is True on the first call, then once ``step``
+  is ``every_steps`` past (or ``every_secs`` after) the step last passed to
+  ``update_last_triggered_step``, never twice for one step. The hooks TF
+  wrote with it (``LoggingTensorHook``, early stopping) keep its cadence;
+  the engine's own cadences use ``PeriodicTrigger``. Time may be passed in.
+  """
+
+  def __init__(self, every_secs: float | None = None,
+               every_steps: int | None = None):
+    if (every_secs is None) == (every_steps is None):
+      raise ValueError(f"SecondOrStepTimer(every_secs={every_secs!r}, "
+                       f"every_steps={every_steps!r}): give exactly one.")
+    self._every_secs, self._every_steps = every_secs, every_steps
+    self.reset()
+
+  def reset(self) -> None:
+    self._last_step: int | None = None
+    self._last_time: float | None = None
+
+  def should_trigger_for_step(self, step: int,
+                              now: float | None = None) -> bool:
+    if self._last_step is None:
+      return True
+    if self._last_step == step:
+      return False
+    if self._every_secs is not None:
+      now = time.monotonic() if now is None else now
+      return now >= self._last_time + self._every_secs
+    return step >= self._last_step + self._every_steps
+
+  def update_last_triggered_step(self, step: int, now: float | None = None
+                                 ) -> tuple[float | None, int | None]:
+    """Marks ``step`` triggered; returns the seconds and steps since the
+    last trigger (None, None the first time)."""
+    now = time.monotonic() if now is None else now
+    elapsed = (None, None) if self._last_step is None else (
+        now - self._last_time, step - self._last_step)
+    self._last_step, self._last_time = step, now
+    return elapsed
+
+  def last_triggered_step(self) -> int | None:
+    return self._last_step
 
 
 class PeriodicTrigger:

@@ -1,5 +1,7 @@
 """Early stopping (estlab.experimental): hooks that stop on the evaluations."""
 import itertools
+import json
+import os
 
 import pytest
 
@@ -10,6 +12,9 @@ X, Y = regression_data(64)
 _BATCHES = [({"x": X[i:i + 16]}, Y[i:i + 16]) for i in range(0, 64, 16)]
 _forever = lambda: itertools.cycle(_BATCHES)
 _eval = lambda: list(_BATCHES)
+# Where tf.estimator 2.15 stopped the same runs (tests/tf_reference/).
+_TF = json.load(open(os.path.join(os.path.dirname(__file__), "tf_reference",
+                                  "spec_hooks_tf215.json")))["early_stopping"]
 
 
 def _run(tmp_path, make_hook, learning_rate=0.1, max_steps=100):
@@ -29,21 +34,29 @@ def test_read_eval_metrics_by_step(tmp_path):
   assert estlab.experimental.read_eval_metrics(tmp_path / "none") == {}
 
 
-def test_stop_if_lower_stops_after_the_first_evaluation_below(tmp_path):
-  # Evaluated at 5; asked at every step after it: stops at 6 and evaluates it.
+def test_stop_if_lower_stops_at_the_first_evaluation_below(tmp_path):
+  # Checkpoint 5 is evaluated before the hook sees step 5: it stops there.
   _, metrics = _run(tmp_path, lambda e: estlab.experimental.stop_if_lower_hook(
       e, "mse", threshold=1e9, run_every_secs=None, run_every_steps=1))
-  assert metrics["global_step"] == 6
+  assert metrics["global_step"] == _TF["stop_if_lower"] == 5
+
+
+def test_early_stopping_is_asked_as_tf_asks_it(tmp_path):
+  # Asked after the runs starting at steps 0, 3, 6 (steps 1, 4, 7): the
+  # evaluation of checkpoint 5 is first read after step 7.
+  _, metrics = _run(tmp_path, lambda e: estlab.experimental.stop_if_lower_hook(
+      e, "mse", threshold=1e9, run_every_secs=None, run_every_steps=3))
+  assert metrics["global_step"] == _TF["stop_if_lower_every_3"] == 7
 
 
 def test_stop_if_no_decrease_stops_a_model_that_learns_nothing(tmp_path):
-  # learning rate 0: the loss never falls below step 5's; at the check after
-  # the evaluation of 15, 10 steps passed without a decrease.
+  # learning rate 0: the loss never falls below step 5's; once checkpoint 15
+  # is evaluated, 10 steps passed without a decrease.
   _, metrics = _run(
       tmp_path, lambda e: estlab.experimental.stop_if_no_decrease_hook(
           e, "loss", max_steps_without_decrease=10, run_every_secs=None,
           run_every_steps=1), learning_rate=0.0)
-  assert metrics["global_step"] == 16
+  assert metrics["global_step"] == _TF["stop_if_no_decrease"] == 15
 
 
 def test_a_model_that_learns_is_not_stopped(tmp_path):

@@ -6,8 +6,9 @@ import pytest
 
 import estlab
 from _models import linear_model_fn, quiet, regression_data
-from estlab.hooks import (PeriodicTrigger, SessionRunContext, SessionRunHook,
-                          SessionRunValues, StopAtStepHook)
+from estlab.hooks import (HookRunner, HookSession, PeriodicTrigger,
+                          SecondOrStepTimer, SessionRunContext, SessionRunHook,
+                          SessionRunValues, StopAtStepHook, renewed)
 
 
 def _fired_steps(trigger, steps, now=0.0):
@@ -81,7 +82,7 @@ def test_trigger_with_a_cadence_is_enabled():
 def _train(hook, start, steps_per_call=1, max_calls=100):
   """Drives ``hook`` as the train loop does; returns the step it stopped at."""
   hook.begin()
-  hook.after_create_session(None, None)
+  hook.after_create_session(HookSession(start, "train"), None)
   step = start
   for _ in range(max_calls):
     context = SessionRunContext(step, "train")
@@ -112,6 +113,24 @@ def test_stop_at_step_last_step_already_passed_stops_after_one_step():
   assert _train(StopAtStepHook(last_step=12), start=20) == 21
 
 
+def test_stop_at_step_keeps_its_last_step_for_a_second_session_unless_renewed():
+  hook = StopAtStepHook(num_steps=5)
+  assert _train(hook, start=0) == 5
+  assert _train(hook, start=5) == 6   # as TF: last step 5 already passed
+  assert _train(renewed([hook])[0], start=6) == 11  # as a model_fn's new one
+  assert _train(renewed([StopAtStepHook(last_step=12)])[0], start=3) == 12
+
+
+def test_stop_at_step_driven_without_a_session_counts_from_the_first_run():
+  hook = StopAtStepHook(num_steps=2)
+  hook.after_create_session(None, None)
+  context = SessionRunContext(7, "train")
+  hook.before_run(context)
+  context.global_step = 9
+  hook.after_run(context, SessionRunValues(lambda: {}))
+  assert context.stop_requested
+
+
 @pytest.mark.parametrize("kwargs", [{}, {"num_steps": 3, "last_step": 10}])
 def test_stop_at_step_needs_exactly_one_of_num_steps_and_last_step(kwargs):
   with pytest.raises(ValueError, match="exactly one") as info:
@@ -129,6 +148,89 @@ def test_request_stop_is_visible_on_the_context():
   context.request_stop()
   assert context.stop_requested
   assert (context.global_step, context.mode) == (3, "eval")
+
+
+# -- SecondOrStepTimer ---------------------------------------------------------
+
+
+def test_second_or_step_timer_steps_as_tf():
+  timer = SecondOrStepTimer(every_steps=3)
+  fired = []
+  for step in range(0, 12):
+    if timer.should_trigger_for_step(step):
+      fired.append(step)
+      timer.update_last_triggered_step(step)
+  assert fired == [0, 3, 6, 9]  # the first call, then 3 past the last
+  assert timer.last_triggered_step() == 9
+  assert not timer.should_trigger_for_step(9)
+  timer.reset()
+  assert timer.should_trigger_for_step(9)
+
+
+def test_second_or_step_timer_secs_with_time_passed_in():
+  timer = SecondOrStepTimer(every_secs=10)
+  assert timer.should_trigger_for_step(1, now=0.0)
+  assert timer.update_last_triggered_step(1, now=0.0) == (None, None)
+  assert not timer.should_trigger_for_step(2, now=9.9)
+  assert timer.should_trigger_for_step(2, now=10.0)
+  assert timer.update_last_triggered_step(4, now=12.5) == (12.5, 3)
+  assert not timer.should_trigger_for_step(4, now=100.0)  # same step
+
+
+@pytest.mark.parametrize("kwargs", [{}, {"every_secs": 1, "every_steps": 1}])
+def test_second_or_step_timer_needs_exactly_one_cadence(kwargs):
+  with pytest.raises(ValueError, match="give exactly one"):
+    SecondOrStepTimer(**kwargs)
+
+
+# -- HookRunner ----------------------------------------------------------------
+
+
+class _Log(SessionRunHook):
+  def __init__(self, tag, calls, stop_at=None):
+    self.tag, self.calls, self.stop_at = tag, calls, stop_at
+
+  def begin(self):
+    self.calls.append((self.tag, "begin"))
+
+  def after_create_session(self, session, coord):
+    self.calls.append((self.tag, "after_create_session", session.global_step))
+
+  def before_run(self, run_context):
+    self.calls.append((self.tag, "before_run", run_context.global_step))
+
+  def after_run(self, run_context, run_values):
+    self.calls.append((self.tag, "after_run", run_context.global_step))
+    if run_context.global_step == self.stop_at:
+      run_context.request_stop()
+
+  def end(self, session):
+    self.calls.append((self.tag, "end", session.global_step))
+
+
+def test_hook_runner_calls_every_hook_as_monitored_session():
+  calls = []
+  a, b = _Log("a", calls, stop_at=12), _Log("b", calls)
+  runner = HookRunner([a, b, a], "train", 10)  # a listed twice: called twice
+  assert runner.session.global_step == 10
+  for step in (10, 11):
+    context = runner.before_run(step)
+    context.global_step = step + 1
+    stop = runner.after_run(context, lambda: {})
+  assert stop  # a asked at 12; b and the second a still ran after_run
+  runner.end()
+  assert calls == (
+      [("a", "begin"), ("b", "begin"), ("a", "begin")] +
+      [(t, "after_create_session", 10) for t in "aba"] +
+      [(t, "before_run", 10) for t in "aba"] +
+      [(t, "after_run", 11) for t in "aba"] +
+      [(t, "before_run", 11) for t in "aba"] +
+      [(t, "after_run", 12) for t in "aba"] + [(t, "end", 12) for t in "aba"])
+
+
+def test_hook_runner_refuses_what_is_no_hook():
+  with pytest.raises(TypeError, match="got <built-in function print>"):
+    HookRunner([print], "train", 0)
 
 
 # -- SessionRunValues ----------------------------------------------------------
@@ -171,7 +273,7 @@ def test_logging_tensor_hook_logs_named_outputs_on_its_cadence(tmp_path, caplog)
     est.train(batches, steps=10, hooks=[hook])
   lines = [r.getMessage() for r in caplog.records
            if r.getMessage().startswith("the loss = ")]
-  assert len(lines) == 4  # steps 1, 4, 8 and the end (10)
+  assert len(lines) == 4  # runs 0, 4, 8 (steps 1, 5, 9) and the end (10)
   assert all(", pred = " in line for line in lines)
   caplog.clear()
   with caplog.at_level(logging.INFO, logger="estlab"):

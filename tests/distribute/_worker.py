@@ -70,8 +70,9 @@ def main(process_id, num_processes, port, model_dir, out):
   spec_metrics, _ = estlab.train_and_evaluate(
       spec_est, estlab.TrainSpec(own_rows(64), max_steps=4),
       estlab.EvalSpec(own_rows(64), steps=None, throttle_secs=0))
-  # Early stopping: asked every step, process 0's answer counts: after the
-  # evaluation at 2 all stop at 3. A seconds cadence is refused.
+  # Early stopping: asked every step, process 0's answer counts: checkpoint
+  # 2 is evaluated before the hooks see step 2, so all stop at 2 (as TF's
+  # CheckpointSaverHook came first). A seconds cadence is refused.
   stop_est = estlab.Estimator(
       linear_model_fn, model_dir + "_early", params={"learning_rate": 0.1},
       config=quiet(train_distribute=strategy, save_checkpoints_steps=2))

@@ -170,7 +170,7 @@ def test_train_and_evaluate_runs_together_in_every_process(run):
 def test_early_stopping_stops_every_process_at_one_step(run):
   _, workers, _, _ = run
   for worker in workers:
-    assert worker["stopped_at"] == 3  # evaluated at 2, stopped at the next
+    assert worker["stopped_at"] == 2  # evaluated at 2 before the hook asks
     assert "run_every_steps=N" in worker["secs_error"]
 
 
