@@ -21,7 +21,7 @@ from tqdm import auto as tqdm
 from estlab._pipeline import on_cpu, rows_of
 from estlab.distribute._strategies import chief_decides
 from estlab.hooks import HookRunner, PeriodicTrigger, SessionRunHook, renewed
-from estlab.spec import ModeKeys
+from estlab.spec import HOOK_OUTPUTS, ModeKeys
 
 __all__ = ["NanLossDuringTrainingError", "TrainLoop", "evaluate_batches",
            "predict_batches"]
@@ -133,13 +133,18 @@ class TrainLoop:
       raise NanLossDuringTrainingError(bad, self._model_dir)
     if not (want_summary or want_log):
       return
-    scalars = {k: float(v) for k, v in _host(outputs).items()
-               if k not in ("bad_step", "global_step")}
+    values = {k: v for k, v in _host(outputs).items()
+              if k not in ("bad_step", "global_step")
+              and not k.startswith(HOOK_OUTPUTS)}
+    scalars = {k: float(v) for k, v in values.items() if np.size(v) == 1}
     rate = (step - self._rate_from[0]) / max(now - self._rate_from[1], 1e-9)
     self._rate_from = (step, now)
     scalars["global_step/sec"] = rate
     if want_summary:
       self._writer.write_scalars(step, scalars)
+      arrays = {k: np.asarray(v) for k, v in values.items() if np.size(v) != 1}
+      if arrays:  # non-scalar summaries: histograms, as tf.summary.histogram
+        self._writer.write_histograms(step, arrays)
     if want_log:
       logger.info("loss = %.6g, step = %d (%.1f global_step/sec)",
                   scalars["loss"], step, rate)

@@ -25,7 +25,8 @@ from estlab import _xla_options
 from estlab._flat import FlatParams
 from estlab._packing import Packed, pack, unpacked
 from estlab._state import TrainState
-from estlab.spec import VALID_ROWS_KEY, EstimatorSpec, ModeKeys
+from estlab.spec import (HOOK_OUTPUTS, VALID_ROWS_KEY, EstimatorSpec,
+                         ModeKeys)
 
 __all__ = ["CompiledSteps", "compile_ahead", "host_for_init"]
 
@@ -233,10 +234,21 @@ class CompiledSteps:
                       opt_state=spec.train_op.init(params), rng=rng,
                       bad_step=jnp.full((), -1, jnp.int32))
 
-  def _note_train_hooks(self, spec: EstimatorSpec) -> None:
+  def _note_train_hooks(self, spec: EstimatorSpec) -> dict:
+    """Records the TRAIN spec's hooks; returns the arrays they asked for by
+    value (``LoggingTensorHook({'kernel': kernel})`` built in the model_fn)
+    as extra step outputs, named the same in every trace (by position)."""
     self.hooks[ModeKeys.TRAIN] = tuple(spec.training_hooks)
     self.chief_hooks = (tuple(spec.training_chief_hooks)
                         if jax.process_index() == 0 else ())
+    outputs = {}
+    for kind, hooks in (("chief", spec.training_chief_hooks),
+                        ("train", spec.training_hooks)):
+      for i, hook in enumerate(hooks):
+        take = getattr(hook, "take_traced_tensors", None)
+        if take is not None:
+          outputs.update(take(f"{HOOK_OUTPUTS}{kind}{i}/"))
+    return outputs
 
   def abstract_variables(self, mode: str, features, labels) -> dict:
     """Shapes of ``{'params': ..., <collections>}`` as the model_fn makes them."""
@@ -262,8 +274,9 @@ class CompiledSteps:
           {"params": as_tree(params), **state.model_state}, features, labels,
           rngs={"dropout": dropout_rng}, mutable=mutable)
       static["train_op"] = spec.train_op
-      self._note_train_hooks(spec)
-      return spec.loss, (dict(new_model_state), dict(spec.summaries or {}))
+      hook_outputs = self._note_train_hooks(spec)
+      return spec.loss, (dict(new_model_state),
+                         {**(spec.summaries or {}), **hook_outputs})
 
     (loss, (model_state, summaries)), grads = jax.value_and_grad(
         loss_fn, has_aux=True)(state.params)
@@ -286,7 +299,8 @@ class CompiledSteps:
     lr = _learning_rate(opt_state)
     if lr is not None:
       outputs["learning_rate"] = lr
-    outputs.update({k: jnp.reshape(v, ()) for k, v in summaries.items()})
+    outputs.update({k: jnp.reshape(v, ()) if jnp.size(v) == 1 else jnp.asarray(v)
+                    for k, v in summaries.items()})
     return new_state, outputs
 
   def _carried_flat(self, state) -> FlatParams | None:

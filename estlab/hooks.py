@@ -146,8 +146,11 @@ class LoggingTensorHook(SessionRunHook):
 
   The names are keys of ``run_values.results``: ``loss``, ``global_step``,
   ``learning_rate`` (when the optimizer exposes it) and the model_fn's
-  ``EstimatorSpec(summaries={...})``; there are no graph tensors to name.
-  Outputs are fetched from the device only when a line is due.
+  ``EstimatorSpec(summaries={...})``. Built inside a model_fn and returned
+  in ``EstimatorSpec(training_hooks=...)``, it also takes the arrays
+  themselves, as TF took tensors (``{'kernel': kernel, 'loss': loss}``):
+  they become step outputs only this hook reads. Outputs are fetched from
+  the device only when a line is due.
 
   As TF's, it counts the runs of its session: it logs the first run's
   outputs, then those of every ``every_n_iter``-th run after the last line
@@ -156,7 +159,8 @@ class LoggingTensorHook(SessionRunHook):
   ``every_n_secs`` after it; a line ends with the seconds since the last.
 
   Args:
-    tensors: a name, a list of names, or ``{tag: name}``.
+    tensors: a name, a list of names, or ``{tag: name}``; in a model_fn's
+      training hooks also arrays in place of names (``{tag: array}``).
     every_n_iter / every_n_secs: the cadence (exactly one, unless only
       ``at_end``).
     at_end: also log the last step's values when the loop ends.
@@ -169,8 +173,9 @@ class LoggingTensorHook(SessionRunHook):
                formatter: Callable[[dict], str] | None = None):
     if isinstance(tensors, str):
       tensors = [tensors]
-    self._tags = (dict(tensors) if isinstance(tensors, Mapping)
-                  else {name: name for name in tensors})
+    self._tags = (dict(tensors) if isinstance(tensors, Mapping) else
+                  {(t if isinstance(t, str) else f"tensor_{i}"): t
+                   for i, t in enumerate(tensors)})
     self._only_at_end = at_end and every_n_iter is None and every_n_secs is None
     if not self._only_at_end and (every_n_iter is None) == (every_n_secs is None):
       raise ValueError(
@@ -187,6 +192,21 @@ class LoggingTensorHook(SessionRunHook):
     self._at_end, self._formatter = at_end, formatter
     self._iter_count, self._due = 0, False
     self._last: SessionRunValues | None = None
+
+  def take_traced_tensors(self, prefix: str) -> dict:
+    """The arrays this hook was given by value, made step outputs.
+
+    Built inside a model_fn, ``LoggingTensorHook({'kernel': kernel})`` holds
+    traced arrays, as TF's held graph tensors; the engine calls this while
+    tracing the step and returns them as outputs named ``prefix + tag``,
+    which the hook then reads by name (run by run, like any output).
+    """
+    taken = {}
+    for tag, value in self._tags.items():
+      if not isinstance(value, str):
+        taken[prefix + str(tag)] = value
+        self._tags[tag] = prefix + str(tag)
+    return taken
 
   def begin(self) -> None:
     if self._timer is not None:
@@ -217,7 +237,8 @@ class LoggingTensorHook(SessionRunHook):
       raise ValueError(
           f"LoggingTensorHook: {missing!r} are not among the step's outputs "
           f"{sorted(results)!r}. Add them to the model_fn's "
-          "EstimatorSpec(summaries={name: scalar}).")
+          "EstimatorSpec(summaries={name: array}), or build the hook in the "
+          "model_fn with the arrays themselves: LoggingTensorHook({'w': w}).")
     values = {tag: results[name] for tag, name in self._tags.items()}
     if self._formatter:
       line = self._formatter(values)

@@ -36,6 +36,11 @@ _MODEL_FN_ARGS = ("features", "labels", "mode", "params", "config")
 # ``Estimator._pads_eval_batches``.
 VALID_ROWS_KEY = "__estlab_valid_rows__"
 
+# Step outputs a hook asked for by value (``LoggingTensorHook({'w': w})``
+# built in the model_fn) are named under this prefix: read by that hook,
+# never written as summaries.
+HOOK_OUTPUTS = "__estlab_hook__/"
+
 
 def _is_gradient_transformation(obj: Any) -> bool:
   return callable(getattr(obj, "init", None)) and callable(
@@ -65,9 +70,12 @@ class EstimatorSpec(collections.namedtuple("EstimatorSpec", _SPEC_FIELDS)):
     training_chief_hooks, training_hooks, evaluation_hooks, prediction_hooks:
       ``estlab.SessionRunHook`` instances run by the matching method.
     scaffold: TF1 graph concept; must be None.
-    summaries: dict name -> scalar array, written to TensorBoard every
-      ``save_summary_steps`` in TRAIN mode (estlab's replacement for
-      ``tf.summary.scalar`` calls inside a model_fn).
+    summaries: dict name -> array, written to TensorBoard every
+      ``save_summary_steps`` in TRAIN mode: a scalar (shape ``()`` or
+      ``(1,)``) as a scalar, any other array as a histogram (estlab's
+      replacement for ``tf.summary.scalar`` / ``tf.summary.histogram`` calls
+      inside a model_fn). Each is also a step output that hooks read by
+      name (``LoggingTensorHook({'kernel': 'kernel'})``).
   """
 
   __slots__ = ()
@@ -121,10 +129,16 @@ class EstimatorSpec(collections.namedtuple("EstimatorSpec", _SPEC_FIELDS)):
           "concept with no JAX meaning; use Estimator(warm_start_from=...) to "
           "initialise from a checkpoint.")
     if summaries is not None:
+      if not isinstance(summaries, Mapping):
+        raise TypeError(f"EstimatorSpec(summaries={summaries!r:.200}): pass a "
+                        "dict name -> array, e.g. summaries={'acc': acc}.")
       for name, value in summaries.items():
-        if np.shape(value) not in ((), (1,)):
-          raise ValueError(f"summaries[{name!r}] must be a scalar, got shape "
-                           f"{np.shape(value)}.")
+        if not isinstance(name, str):
+          raise TypeError(f"summaries key {name!r} must be a string (a "
+                          "TensorBoard tag).")
+        if np.ndim(value) and not np.size(value):
+          raise ValueError(f"summaries[{name!r}] is empty (shape "
+                           f"{np.shape(value)}); pass a scalar or an array.")
     return super().__new__(
         cls, mode, predictions, loss, train_op, eval_metric_ops,
         export_outputs, tuple(training_chief_hooks or ()),

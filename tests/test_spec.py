@@ -130,10 +130,17 @@ def test_hooks_become_tuples():
   assert spec.evaluation_hooks == () and spec.prediction_hooks == ()
 
 
-def test_summaries_must_be_scalars():
-  with pytest.raises(ValueError, match="summaries\\['grad_norm'\\]"):
+def test_summaries_take_scalars_and_arrays_but_not_empty_ones_or_bad_tags():
+  spec = EstimatorSpec(ModeKeys.TRAIN, loss=jnp.float32(0.0),
+                       train_op=optax.sgd(1.0),
+                       summaries={"acc": jnp.float32(1.0), "w": jnp.zeros(4)})
+  assert set(spec.summaries) == {"acc", "w"}
+  with pytest.raises(ValueError, match="summaries\\['grad_norm'\\] is empty"):
     EstimatorSpec(ModeKeys.TRAIN, loss=jnp.float32(0.0), train_op=optax.sgd(1.0),
-                  summaries={"grad_norm": jnp.zeros(4)})
+                  summaries={"grad_norm": jnp.zeros((0,))})
+  with pytest.raises(TypeError, match="summaries key 3 must be a string"):
+    EstimatorSpec(ModeKeys.TRAIN, loss=jnp.float32(0.0), train_op=optax.sgd(1.0),
+                  summaries={3: jnp.float32(1.0)})
 
 
 # -- model_fn_args -------------------------------------------------------------

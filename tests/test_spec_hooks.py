@@ -369,3 +369,39 @@ def test_a_model_fn_returning_no_hook_instance_is_a_type_error(tmp_path):
   est = _estimator(tmp_path, lambda mode: {"training_hooks": (print,)})
   with pytest.raises(TypeError, match="SessionRunHook"):
     est.train(_forever, steps=1)
+
+
+@pytest.mark.parametrize("steps_per_loop", [1, 2])
+def test_logging_tensor_hook_built_in_the_model_fn_logs_arrays(
+    tmp_path, caplog, steps_per_loop):
+  # guide/migrate/logging_stop_hook: LoggingTensorHook({'kernel': kernel})
+  # and StopAtStepHook(num_steps=2) returned in training_hooks.
+  import flax.linen as nn
+  import jax.numpy as jnp
+  import optax
+
+  def model_fn(features, labels, mode):
+    dense = nn.Dense(1)
+    y = dense(features["x"])[:, 0]
+    loss = jnp.mean((y - labels) ** 2)
+    kernel = dense.variables["params"]["kernel"]
+    hooks = [estlab.StopAtStepHook(num_steps=4),
+             estlab.LoggingTensorHook({"kernel": kernel, "mse": loss},
+                                      every_n_iter=1)]
+    return estlab.EstimatorSpec(mode, loss=loss, train_op=optax.sgd(0.1),
+                                predictions={"y": y}, training_hooks=hooks)
+  est = estlab.Estimator(model_fn, str(tmp_path), config=quiet(
+      steps_per_loop=steps_per_loop))
+  with caplog.at_level(logging.INFO, logger="estlab"):
+    est.train(_forever)
+  lines = [r.getMessage() for r in caplog.records
+           if r.getMessage().startswith("kernel = ")]
+  assert len(lines) == 4 // steps_per_loop  # one per run, stopped at step 4
+  assert int(est.latest_checkpoint().rsplit("/", 1)[1]) == 4
+  # Each line holds the kernel the step read, a [features, 1] array, and
+  # the loss it gave.
+  assert lines[-1].split(", mse = ")[0].count("[") == X.shape[1] + 1
+  assert float(lines[-1].split(", mse = ")[1].split(" (")[0]) > 0
+  # Nothing a hook asked for is written as a summary.
+  tags = estlab.summary.read_scalars(str(tmp_path))
+  assert not any("hook" in tag for tag in tags)

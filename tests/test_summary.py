@@ -13,6 +13,7 @@ import pytest
 from tensorboard.backend.event_processing import event_accumulator
 from tensorboard.plugins.hparams import plugin_data_pb2
 
+import estlab
 from estlab import summary
 
 import _tensorboard  # tests/_tensorboard.py; tests/ is on sys.path (see there).
@@ -298,3 +299,32 @@ def test_the_chief_writer_of_a_single_process_writes_events(tmp_path):
     assert isinstance(w, summary.TensorBoardWriter)
     w.write_scalars(3, {"loss": 0.5})
   assert summary.read_scalars(tmp_path)["loss"] == [(3, 0.5)]
+
+
+def test_a_non_scalar_summary_is_written_as_a_histogram(tmp_path):
+  # tf.summary.histogram('kernel', kernel) in a model_fn ->
+  # EstimatorSpec(summaries={'kernel': kernel}).
+  import flax.linen as nn
+  import jax.numpy as jnp
+  import optax
+  from tensorboard.backend.event_processing import event_accumulator
+
+  def model_fn(features, labels, mode):
+    dense = nn.Dense(1)
+    y = dense(features["x"])[:, 0]
+    loss = jnp.mean((y - labels) ** 2)
+    return estlab.EstimatorSpec(
+        mode, loss=loss, train_op=optax.sgd(0.1), predictions={"y": y},
+        summaries={"kernel": dense.variables["params"]["kernel"], "mse": loss})
+  x = np.arange(24, dtype=np.float32).reshape(8, 3) / 24
+  est = estlab.Estimator(model_fn, str(tmp_path), config=estlab.RunConfig(
+      progress_bar=False, save_summary_steps=2))
+  est.train(lambda: [({"x": x}, x[:, 0])] * 4)
+  events = event_accumulator.EventAccumulator(
+      str(tmp_path), size_guidance={"histograms": 0, "scalars": 0})
+  events.Reload()
+  assert "kernel" in events.Tags()["histograms"]
+  histograms = events.Histograms("kernel")
+  assert [h.step for h in histograms] == [2, 4]
+  assert histograms[0].histogram_value.num == 3  # the kernel's 3 values
+  assert [s.step for s in events.Scalars("mse")] == [2, 4]
