@@ -5,10 +5,12 @@ step takes one batch per replica: ``num_replicas_in_sync`` consecutive
 batches (in a multi-process run each process's input_fn those of its local
 replicas). Here a step's batches are concatenated into its global batch,
 which the strategy then splits over the devices (``Strategy.put_batch``):
-replica ``i`` trains on the step's batch ``i``, the loss is the mean over the
-global batch, and the gradients are one device's on the concatenated
-batches. The last step of a finite input takes the batches that are left
-(fewer, or a short one): it runs, as in TF2's distributed datasets.
+with equal batches replica ``i`` trains on the step's batch ``i``; the loss
+is the mean over the global batch, and the gradients are one device's on
+the concatenated batches. The last step of a finite input takes the batches
+that are left (fewer, or a short one) and runs, as in TF2's distributed
+datasets (tf.estimator's own iterator, ``InputFunctionIterator`` without
+``get_next_as_optional``, ends the input before such a step).
 
 Example:
   >>> import numpy as np
@@ -26,6 +28,7 @@ from typing import Any, Callable, Iterator
 import jax
 import numpy as np
 
+from estlab.inputs._batching import ArrayBatches
 from estlab.spec import ModeKeys
 
 __all__ = ["batches_per_step", "group_replica_batches", "group_batches",
@@ -52,8 +55,8 @@ def group_replica_batches(source: Iterator, per_step: int, *,
   """``source`` (an input_fn's batches) with ``per_step`` batches joined
   into each item.
 
-  An array input_fn's batches (anything with ``selections``, the rows of
-  each batch of an encoded table: ``ArrayBatches``) stay rows of their
+  An array input_fn's batches (``ArrayBatches``: ``selections``, the rows
+  of each batch of a table that estimators encode once) stay rows of their
   table: a copy whose selections are joined (``group_selections``), so the
   fast path over the encoded table is kept. Other batches are joined
   (``group_batches``).
@@ -66,7 +69,7 @@ def group_replica_batches(source: Iterator, per_step: int, *,
   """
   if per_step == 1:
     return source
-  if hasattr(source, "selections") and hasattr(source, "table"):
+  if isinstance(source, ArrayBatches):
     grouped = copy.copy(source)
     grouped.selections = group_selections(source.selections, per_step,
                                           source.table.num_rows)

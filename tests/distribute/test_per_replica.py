@@ -274,3 +274,15 @@ def test_batches_per_step_is_the_local_replica_count():
   assert _mirrored(2).batches_per_step == 2
   assert estlab.distribute.OneDeviceStrategy().batches_per_step == 1
   assert estlab.distribute.MultiWorkerMirroredStrategy().batches_per_step == 4
+
+
+def test_row_selections_of_a_step_are_joined_in_order():
+  # The table path for selections other than a numpy_input_fn's row stream
+  # (e.g. a planned Dataset's): adjacent slices stay one slice (a view).
+  from estlab.distribute._input import group_selections  # pylint: disable=g-import-not-at-top
+  selections = [slice(0, 4), slice(4, 8), np.array([9, 8]), slice(10, 12),
+                slice(None, 2)]
+  grouped = list(group_selections(iter(selections), 2, num_rows=12))
+  assert grouped[0] == slice(0, 8)
+  assert grouped[1].tolist() == [9, 8, 10, 11]
+  assert grouped[2] == slice(None, 2)  # the input's end: what is left
