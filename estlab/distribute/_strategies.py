@@ -101,9 +101,11 @@ class Strategy:
       raise ValueError(
           f"A batch of shape {np.shape(array)} does not split over this "
           f"process's {self._local} devices on axis {batch_axis}: in a "
-          "multi-process run every worker's batch size must be a multiple "
-          "of its device count (drop the remainder, e.g. numpy_input_fn("
-          "..., batch_size=B) with the rows a multiple of B).")
+          "multi-process run the rows of a step in every worker (its "
+          "per-replica batches joined) must be a multiple of its device "
+          "count. Yield per-replica batches of one size (drop the "
+          "remainder, e.g. numpy_input_fn(..., batch_size=B) with the rows "
+          "a multiple of B times the device count).")
     spec = [None] * batch_axis + ["data"]
     return jax.make_array_from_process_local_data(
         NamedSharding(self._mesh, PartitionSpec(*spec)), array)
