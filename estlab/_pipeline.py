@@ -21,6 +21,7 @@ import numpy as np
 from estlab import _chunks, _packing
 from estlab._tables import (Background, pad_loop, table_batches, table_loops,
                             take_rows)
+from estlab.distribute._input import batches_per_step, group_replica_batches
 from estlab.inputs._batching import ArrayBatches
 from estlab.spec import ModeKeys
 
@@ -354,11 +355,14 @@ def input_batches(input_fn: Callable, mode: str, *, strategy: Any, params: Any,
   labels), valid))``; with ``pad`` short batches are padded to the first
   one's size (``pad_short_batches``). Batches of any other input_fn are
   prepared as they come, or ``chunk_rows`` rows at a time
-  (``prepare_batches``).
+  (``prepare_batches``). Under a strategy a step's per-replica batches
+  come joined (``estlab.distribute._input``).
   """
   source = call_input_fn(
       input_fn, mode=mode, params=params, config=config,
       input_context=strategy.input_context() if strategy else None)
+  source = group_replica_batches(  # a step's per-replica batches, as one
+      source, batches_per_step(mode, config), split=split_batch)
   prepare = functools.partial(prepare_batch, mode=mode,
                               host_transform=host_transform,
                               takes_labels=takes_labels)

@@ -62,8 +62,12 @@ class RunConfig:
     keep_checkpoint_max: how many recent checkpoints to keep (None: all).
     log_step_count_steps: log loss and steps/sec every N global steps (as
       late as summaries).
-    train_distribute: a strategy from ``estlab.distribute`` for training.
-    eval_distribute: a strategy for evaluation (defaults to train_distribute).
+    train_distribute: a strategy from ``estlab.distribute`` for training; as
+      in tf.estimator the input_fn then yields per-replica batches and a
+      step takes one per device.
+    eval_distribute: a strategy for evaluation, taking one input batch per
+      device a step; without it evaluation takes one batch a step (as
+      tf.estimator's on one device), split over train_distribute's devices.
     steps_per_loop: steps run inside one compiled call (a loop whose trip
       count is an argument), like TPUEstimator's ``iterations_per_loop``;
       hooks, summaries and checkpoints are then handled once per loop.

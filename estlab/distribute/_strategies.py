@@ -41,8 +41,10 @@ class InputContext:
 class Strategy:
   """Places batches (split on the batch axis) and state (replicated) on a mesh.
 
-  A mesh over several processes' devices (a ``jax.distributed`` run) takes
-  each process's own batches as its rows of the global batch
+  A step's global batch is its per-replica input batches joined
+  (``batches_per_step`` of them from each process). A mesh over several
+  processes' devices (a ``jax.distributed`` run) takes each process's own
+  batches as its rows of the global batch
   (``jax.make_array_from_process_local_data``); see
   ``MultiWorkerMirroredStrategy``.
   """
@@ -72,6 +74,13 @@ class Strategy:
     return self._mesh.devices.size
 
   @property
+  def batches_per_step(self) -> int:
+    """Input batches one step takes from this process's input_fn: one per
+    local replica, as tf.distribute's (the per-replica batches, joined into
+    the global batch, see ``estlab.distribute._input``)."""
+    return self._local
+
+  @property
   def extended(self) -> "Strategy":  # tf.distribute code reads strategy.extended
     return self
 
@@ -94,9 +103,11 @@ class Strategy:
       raise ValueError(
           f"A batch of shape {np.shape(array)} does not split over this "
           f"process's {self._local} devices on axis {batch_axis}: in a "
-          "multi-process run every worker's batch size must be a multiple "
-          "of its device count (drop the remainder, e.g. numpy_input_fn("
-          "..., batch_size=B) with the rows a multiple of B).")
+          "multi-process run the rows of a step in every worker (its "
+          "per-replica batches joined) must be a multiple of its device "
+          "count. Yield per-replica batches of one size (drop the "
+          "remainder, e.g. numpy_input_fn(..., batch_size=B) with the rows "
+          "a multiple of B times the device count).")
     spec = [None] * batch_axis + ["data"]
     return jax.make_array_from_process_local_data(
         NamedSharding(self._mesh, PartitionSpec(*spec)), array)
@@ -160,9 +171,18 @@ class OneDeviceStrategy(Strategy):
 class MirroredStrategy(Strategy):
   """Data parallel over local devices, as ``tf.distribute.MirroredStrategy``.
 
-  Each batch is split across the devices on its first axis; parameters and
-  optimizer state are replicated; XLA all-reduces the gradients. The global
-  batch size is the input_fn's batch size (divisible by the device count).
+  As in tf.estimator, the input_fn yields per-replica batches and a training
+  step takes ``num_replicas_in_sync`` consecutive ones, joined into the
+  global batch (per-replica size times replicas; ``input_context.
+  get_per_replica_batch_size(global_batch_size)`` sizes them), one per
+  device; parameters and optimizer state are replicated; the loss is the
+  mean over the global batch and XLA all-reduces the gradients, so a step
+  equals one device's on the joined batches. ``steps`` counts these global
+  steps; a finite input's last step takes the batches left. Evaluation
+  takes ``num_replicas_in_sync`` batches a step under
+  ``RunConfig(eval_distribute=...)``; under ``train_distribute`` alone it
+  takes one (tf.estimator evaluates on one device) and ``predict`` one
+  (tf.estimator does not distribute it), split over the devices.
 
   Args:
     devices: devices or None for all of ``jax.local_devices()``.
@@ -180,9 +200,10 @@ class MultiWorkerMirroredStrategy(Strategy):
   and SLURM it finds its peers by itself), then build the same Estimator in
   every process. Each process's input_fn yields its own rows of every global
   batch (``input_context.input_pipeline_id`` of
-  ``input_context.num_input_pipelines``): the global batch is the processes'
-  batches stacked in process order, and every process must yield batches of
-  one size, as many as the others (``train(steps=...)`` over repeating
+  ``input_context.num_input_pipelines``): per-replica batches for its local
+  devices, one per device a step (``MirroredStrategy``'s rule per process);
+  the global batch is the processes' batches stacked in process order, and
+  every process must yield batches of one size, as many as the others (``train(steps=...)`` over repeating
   input), or the collectives wait for the missing ones. Parameters are
   replicated; XLA all-reduces the gradients. Checkpoints are written together
   (Orbax); summaries by process 0, the chief. ``predict`` yields each

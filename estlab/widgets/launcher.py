@@ -33,8 +33,9 @@ widget trains on the TPU cores. Set-up cell, not tested here::
   output.enable_custom_widget_manager()
   import jax; jax.devices()         # [TpuDevice(id=0, ...), ...]
 
-then choose "all 8 tpu devices" in the dropdown (global batch sizes divisible
-by 8).
+then choose "all 8 tpu devices" in the dropdown. Under ``MirroredStrategy``
+the input_fn's batches are per-replica, as in tf.estimator: a step takes one
+per device (a global batch 8 times the input_fn's).
 """
 from __future__ import annotations
 

@@ -1,11 +1,14 @@
 """One process of a real multi-process run (``test_multiprocess.py``).
 
-Usage: python _worker.py PROCESS_ID NUM_PROCESSES PORT MODEL_DIR OUT_JSON
+Usage: python _worker.py PROCESS_ID NUM_PROCESSES PORT MODEL_DIR OUT_JSON [per_replica]
 
 Joins the ``jax.distributed`` run on 127.0.0.1:PORT (one CPU device per
 process, gloo collectives), trains the shared linear model with
 ``MultiWorkerMirroredStrategy`` on its own rows of every global batch, then
-evaluates and predicts, and writes what it saw to OUT_JSON.
+evaluates and predicts, and writes what it saw to OUT_JSON. With
+``per_replica`` (started with two CPU devices per process) it trains and
+evaluates on per-replica batches instead: its rows of every global batch cut
+into one batch per local device (``per_replica_main``).
 """
 import json
 import os
@@ -112,6 +115,43 @@ def main(process_id, num_processes, port, model_dir, out):
                    est.get_variable_value("linear/kernel")).tolist()}, f)
 
 
+def per_replica_main(process_id, num_processes, port, model_dir, out):
+  """Each process's input_fn yields one batch per local device a step."""
+  jax.config.update("jax_cpu_collectives_implementation", "gloo")
+  jax.distributed.initialize(f"127.0.0.1:{port}", num_processes=num_processes,
+                             process_id=process_id, initialization_timeout=60)
+  import estlab  # pylint: disable=g-import-not-at-top
+  from _models import (global_batches, linear_model_fn,  # pylint: disable=g-import-not-at-top
+                       quiet)
+  contexts = []
+
+  def input_fn(input_context):
+    contexts.append([input_context.num_input_pipelines,
+                     input_context.input_pipeline_id,
+                     input_context.num_replicas_in_sync])
+    k, m = input_context.input_pipeline_id, input_context.num_input_pipelines
+    local = jax.local_device_count()
+    for x, y in global_batches():  # rows k, k + m, ... cut per local device
+      x, y = x[k::m], y[k::m]
+      size = len(x) // local
+      for i in range(0, len(x), size):
+        yield {"x": x[i:i + size]}, y[i:i + size]
+  strategy = estlab.distribute.MultiWorkerMirroredStrategy()
+  est = estlab.Estimator(linear_model_fn, model_dir, params={
+      "learning_rate": 0.1}, config=quiet(train_distribute=strategy,
+                                          eval_distribute=strategy))
+  est.train(input_fn, steps=3)  # steps: global steps
+  est.train(input_fn)           # 4 more: the input's 4 global batches
+  metrics = est.evaluate(input_fn)
+  with open(out, "w") as f:
+    json.dump({"contexts": contexts, "local_devices": jax.local_device_count(),
+               "batches_per_step": strategy.batches_per_step,
+               "metrics": {k: float(v) for k, v in metrics.items()},
+               "kernel": np.asarray(
+                   est.get_variable_value("linear/kernel")).tolist()}, f)
+
+
 if __name__ == "__main__":
-  main(int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4],
-       sys.argv[5])
+  (per_replica_main if sys.argv[6:] == ["per_replica"] else main)(
+      int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4],
+      sys.argv[5])

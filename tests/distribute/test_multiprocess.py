@@ -24,10 +24,10 @@ _PROCESSES = 2
 _TIMEOUT_SECS = 300
 
 
-def _run_workers(model_dir, out_dir):
+def _run_workers(model_dir, out_dir, devices=1, mode=()):
   """Starts the workers, waits (bounded) and kills any left by process group."""
   env = dict(os.environ, JAX_PLATFORMS="cpu",
-             XLA_FLAGS="--xla_force_host_platform_device_count=1",
+             XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}",
              PYTHONPATH=os.pathsep.join(
                  [os.path.dirname(_TESTS), _TESTS,
                   os.environ.get("PYTHONPATH", "")]))
@@ -39,7 +39,7 @@ def _run_workers(model_dir, out_dir):
       logs.append(log)
       procs.append(subprocess.Popen(
           [sys.executable, _WORKER, str(i), str(_PROCESSES), str(port),
-           str(model_dir), os.path.join(out_dir, f"worker{i}.json")],
+           str(model_dir), os.path.join(out_dir, f"worker{i}.json"), *mode],
           env=env, stdout=log, stderr=subprocess.STDOUT,
           stdin=subprocess.DEVNULL, start_new_session=True))
     for proc in procs:
@@ -179,3 +179,26 @@ def test_only_the_chief_writes_summaries(run):
   for logdir in (model_dir, model_dir / "eval"):
     events = glob.glob(os.path.join(logdir, "events.out.tfevents.*"))
     assert events and all(f".{workers[0]['pid']}." in e for e in events), events
+
+
+def test_each_process_takes_one_batch_per_local_device_a_step(tmp_path):
+  # Two processes of two devices: each input_fn yields per-replica batches
+  # (its 8 rows of every global batch of 16, as 2 batches of 4) and a step
+  # takes 2 of them in each process, MirroredStrategy's rule per process.
+  workers = _run_workers(tmp_path / "model", tmp_path, devices=2,
+                         mode=("per_replica",))
+  batches = lambda: [({"x": x}, y) for x, y in global_batches()]
+  single = estlab.Estimator(linear_model_fn, tmp_path / "single", params={
+      "learning_rate": 0.1}, config=quiet())
+  single.train(batches, steps=3)
+  single.train(batches)
+  expected = single.evaluate(batches)
+  for i, worker in enumerate(workers):
+    assert worker["local_devices"] == 2 and worker["batches_per_step"] == 2
+    assert worker["contexts"] == [[_PROCESSES, i, 4]] * 3
+    np.testing.assert_allclose(worker["kernel"],
+                               single.get_variable_value("linear/kernel"),
+                               rtol=1e-5)
+    assert worker["metrics"]["global_step"] == 7
+    np.testing.assert_allclose(worker["metrics"]["mse"], expected["mse"],
+                               rtol=1e-5)

@@ -1,4 +1,8 @@
-"""Strategies: data parallel training over virtual CPU devices equals one device."""
+"""Strategies: data parallel training over virtual CPU devices equals one device.
+
+Under a strategy the input_fn yields per-replica batches and a step takes one
+per device (tests/distribute/test_per_replica.py has the premade models).
+"""
 import itertools
 
 import jax
@@ -9,12 +13,14 @@ import estlab
 from _models import batches_input_fn, linear_model_fn, quiet, regression_data
 
 
-def _train(model_dir, **config):
+def _train(model_dir, batch_size=16, **config):
   x, y = regression_data(64)
   est = estlab.Estimator(linear_model_fn, model_dir, config=quiet(**config),
                          params={"learning_rate": 0.1})
-  # 16, 16, 16, 16 then a last batch of 6 rows that does not split over 4.
-  batches = [({"x": x[i:i + 16]}, y[i:i + 16]) for i in range(0, 64, 16)]
+  # Steps of 16, 16, 16, 16 rows (one batch of 16, or 4 per-replica batches
+  # of 4), then a last batch of 6 rows that does not split over 4.
+  batches = [({"x": x[i:i + batch_size]}, y[i:i + batch_size])
+             for i in range(0, 64, batch_size)]
   batches.append(({"x": x[:6]}, y[:6]))
   return est.train(lambda: batches), (x, y)
 
@@ -24,7 +30,8 @@ def test_mirrored_training_matches_one_device(tmp_path):
   strategy = estlab.distribute.MirroredStrategy()
   assert strategy.num_replicas_in_sync == 4
   single, (x, y) = _train(tmp_path / "one")
-  mirrored, _ = _train(tmp_path / "four", train_distribute=strategy)
+  mirrored, _ = _train(tmp_path / "four", batch_size=4,
+                       train_distribute=strategy)
   kernel = mirrored._state.params["linear"]["kernel"]
   assert kernel.sharding.device_set == set(jax.devices())
   for name in single.get_variable_names():
@@ -37,13 +44,14 @@ def test_mirrored_training_matches_one_device(tmp_path):
 
 def test_restore_places_state_on_the_mesh_and_input_context(tmp_path):
   strategy = estlab.distribute.MirroredStrategy()
-  _train(tmp_path, train_distribute=strategy)
+  _train(tmp_path, batch_size=4, train_distribute=strategy)
   contexts = []
   x, y = regression_data(16)
 
-  def input_fn(input_context):
+  def input_fn(input_context):  # 3 steps of 4 per-replica batches
     contexts.append(input_context)
-    return itertools.islice(itertools.repeat(({"x": x}, y)), 3)
+    size = input_context.get_per_replica_batch_size(16)
+    return itertools.islice(itertools.repeat(({"x": x[:size]}, y[:size])), 12)
   est = estlab.Estimator(linear_model_fn, tmp_path,
                          config=quiet(train_distribute=strategy, steps_per_loop=2),
                          params={"learning_rate": 0.1})
@@ -71,7 +79,8 @@ def test_multi_worker_strategy_in_one_process_is_mirrored(tmp_path):
   assert not strategy.multiprocess and strategy.num_replicas_in_sync == 4
   assert strategy.input_context() == estlab.distribute.InputContext(1, 0, 4)
   single, _ = _train(tmp_path / "one")
-  workers, _ = _train(tmp_path / "workers", train_distribute=strategy)
+  workers, _ = _train(tmp_path / "workers", batch_size=4,
+                      train_distribute=strategy)
   for name in single.get_variable_names():
     np.testing.assert_allclose(workers.get_variable_value(name),
                                single.get_variable_value(name), rtol=1e-5)
