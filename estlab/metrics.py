@@ -160,6 +160,17 @@ class Metric(abc.ABC):
     """Returns the empty state (all zeros, same shapes and configuration)."""
     return jax.tree.map(jnp.zeros_like, self)
 
+  def __getitem__(self, index: int) -> jax.Array:
+    """``metric[0]`` / ``metric[1]``: tf.compat.v1.metrics' ``(value,
+    update_op)`` pair, both this state's value (``compute()``), so a
+    migrated ``tf.summary.scalar('accuracy', accuracy[1])`` reads as
+    ``summaries={'accuracy': accuracy[1]}``. In TRAIN that is the batch's
+    value; TF's update op accumulated over the whole session."""
+    if index not in (0, 1, -1, -2):
+      raise IndexError(f"{type(self).__name__}[{index!r}]: a metric stands "
+                       "for TF's (value, update_op) pair; index 0 or 1.")
+    return self.compute()
+
 
 @struct.dataclass
 class _Average(Metric):
@@ -367,12 +378,26 @@ class MeanAbsoluteError(_Average):
     return cls._of(jnp.abs(err), weights)
 
 
+def _v1(build: Any) -> Any:
+  """``build`` under its tf.compat.v1.metrics name: also takes TF's graph
+  arguments ``name``, ``metrics_collections`` and ``updates_collections``,
+  which have no JAX meaning (no graph, no collections) and are dropped, so
+  a migrated ``tf.compat.v1.metrics.accuracy(labels, predictions,
+  name='acc_op')`` runs as written."""
+  @functools.wraps(build)
+  def metric(*args, name: str | None = None, metrics_collections: Any = None,
+             updates_collections: Any = None, **kwargs) -> Metric:
+    del name, metrics_collections, updates_collections
+    return build(*args, **kwargs)
+  return metric
+
+
 # tf.compat.v1.metrics names, for model_fns migrated from TensorFlow.
-mean = Mean.from_model_output
-accuracy = Accuracy.from_model_output
-precision = Precision.from_model_output
-recall = Recall.from_model_output
-auc = AUC.from_model_output
-mean_squared_error = MeanSquaredError.from_model_output
-root_mean_squared_error = RootMeanSquaredError.from_model_output
-mean_absolute_error = MeanAbsoluteError.from_model_output
+mean = _v1(Mean.from_model_output)
+accuracy = _v1(Accuracy.from_model_output)
+precision = _v1(Precision.from_model_output)
+recall = _v1(Recall.from_model_output)
+auc = _v1(AUC.from_model_output)
+mean_squared_error = _v1(MeanSquaredError.from_model_output)
+root_mean_squared_error = _v1(RootMeanSquaredError.from_model_output)
+mean_absolute_error = _v1(MeanAbsoluteError.from_model_output)

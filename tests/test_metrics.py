@@ -299,3 +299,21 @@ def test_merging_different_configurations_is_an_error():
 def test_metric_base_is_abstract():
   with pytest.raises(TypeError):
     metrics.Metric()
+
+
+def test_v1_names_take_tfs_graph_arguments_and_index_as_value_update_pairs():
+  # tensorflow/models custom_estimator.py: tf.compat.v1.metrics.accuracy(
+  # labels=labels, predictions=predicted_classes, name='acc_op') and
+  # tf.summary.scalar('accuracy', accuracy[1]).
+  acc = metrics.accuracy(labels=jnp.array([1, 0, 1]),
+                         predictions=jnp.array([1, 1, 1]), name="acc_op",
+                         metrics_collections=None, updates_collections=None)
+  assert isinstance(acc, metrics.Accuracy)
+  assert float(acc[1]) == float(acc[0]) == pytest.approx(2 / 3)
+  auc = metrics.auc(jnp.array([0, 1]), jnp.array([0.2, 0.9]), name="auc",
+                    num_thresholds=50)
+  assert auc.num_thresholds == 50
+  with pytest.raises(IndexError, match="index 0 or 1"):
+    acc[2]
+  with pytest.raises(TypeError, match="unexpected keyword argument 'nmae'"):
+    metrics.mean(jnp.ones(2), nmae="typo")
