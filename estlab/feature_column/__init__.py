@@ -50,8 +50,9 @@ from estlab.feature_column.vocabulary import (
     VocabularyListCategoricalColumn, categorical_column_with_vocabulary_file,
     categorical_column_with_vocabulary_list)
 
-_LAZY = {"DenseFeatures": "estlab.feature_column.layers",
-         "LinearModel": "estlab.feature_column.layers"}
+_LAZY = {name: "estlab.feature_column.layers"
+         for name in ("DenseFeatures", "LinearModel", "input_layer",
+                      "linear_model")}
 
 __all__ = [
     # functions, as tf.feature_column
@@ -64,6 +65,8 @@ __all__ = [
     "make_parse_example_spec",
     # host / device
     "encode", "DenseFeatures", "LinearModel", "from_spec",
+    # tf.compat.v1.feature_column's functional layers, for model_fns
+    "input_layer", "linear_model",
     # classes and errors
     "FeatureColumn", "DenseColumn", "CategoricalColumn", "NumericColumn",
     "BucketizedColumn", "VocabularyListCategoricalColumn",
@@ -88,4 +91,5 @@ def __dir__():
 
 
 if TYPE_CHECKING:
-  from estlab.feature_column.layers import DenseFeatures, LinearModel
+  from estlab.feature_column.layers import (DenseFeatures, LinearModel,
+                                            input_layer, linear_model)

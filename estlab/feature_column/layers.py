@@ -34,8 +34,8 @@ import numpy as np
 from estlab.feature_column import _base, dense
 from estlab.feature_column.numeric import BucketizedColumn, NumericColumn
 
-__all__ = ["DenseFeatures", "LinearModel", "combine", "linear_logits",
-           "multi_hot", "sparse_dot"]
+__all__ = ["DenseFeatures", "LinearModel", "combine", "input_layer",
+           "linear_logits", "linear_model", "multi_hot", "sparse_dot"]
 
 
 def _truncated_normal(stddev: float) -> Callable:
@@ -371,3 +371,60 @@ class LinearModel(nn.Module):
 
   def _maybe_frozen(self, value: jax.Array) -> jax.Array:
     return value if self.trainable else jax.lax.stop_gradient(value)
+
+
+def _graph_only(function: str, **arguments: Any) -> None:
+  """A clear error for TF1 graph arguments that have no JAX meaning."""
+  given = {k: v for k, v in arguments.items() if v is not None}
+  if given:
+    raise TypeError(
+        f"{function}({', '.join(f'{k}={v!r:.60}' for k, v in given.items())}):"
+        " graph collections and variable maps do not exist on JAX; drop the "
+        "argument. The parameters are the Flax module's (Estimator."
+        "get_variable_names() lists them after training).")
+
+
+def input_layer(features: Mapping[str, Any],
+                feature_columns: Sequence[_base.FeatureColumn],
+                weight_collections: Any = None, trainable: bool = True,
+                cols_to_vars: Any = None,
+                cols_to_output_tensors: Any = None) -> jax.Array:
+  """``tf.compat.v1.feature_column.input_layer``: ``DenseFeatures(columns)
+  (features)``, called inside a model_fn (a Flax scope).
+
+  TF1's way to apply dense columns in a custom model_fn: the ``[B, D]``
+  float32 concatenation of ``feature_columns`` (ordered by name, as TF).
+  Numeric columns read the raw features; categorical ones (bucketized,
+  indicator, embedding) read host-encoded ids, so for those encode in the
+  input_fn: ``features = estlab.feature_column.encode(columns, features)``
+  (strings never enter ``jit``; premade estimators encode for you).
+  ``weight_collections``, ``cols_to_vars`` and ``cols_to_output_tensors``
+  are TF graph bookkeeping: passing one is a TypeError saying so.
+
+  Example:
+    >>> def model_fn(features, labels, mode, params):  # doctest: +SKIP
+    ...   net = input_layer(features, params['feature_columns'])
+    ...   logits = nn.Dense(3)(nn.relu(nn.Dense(10)(net)))
+  """
+  _graph_only("input_layer", weight_collections=weight_collections,
+              cols_to_vars=cols_to_vars,
+              cols_to_output_tensors=cols_to_output_tensors)
+  return DenseFeatures(tuple(feature_columns), trainable=trainable)(features)
+
+
+def linear_model(features: Mapping[str, Any],
+                 feature_columns: Sequence[_base.FeatureColumn],
+                 units: int = 1, sparse_combiner: str = "sum",
+                 weight_collections: Any = None, trainable: bool = True,
+                 cols_to_vars: Any = None) -> jax.Array:
+  """``tf.compat.v1.feature_column.linear_model``: ``LinearModel(columns,
+  units, sparse_combiner)(features)`` inside a model_fn, ``[B, units]``.
+
+  Categorical columns read host-encoded ids (see ``input_layer``); the
+  graph arguments are a TypeError as there.
+  """
+  _graph_only("linear_model", weight_collections=weight_collections,
+              cols_to_vars=cols_to_vars)
+  return LinearModel(tuple(feature_columns), units=units,
+                     sparse_combiner=sparse_combiner,
+                     trainable=trainable)(features)

@@ -281,3 +281,32 @@ def test_linear_logits_without_a_bias_or_dense_inputs():
   inputs = {"a": (jnp.array([[1, -1], [4, 9]]), jnp.ones((2, 2)))}
   got = layers.linear_logits(table, ["a"], {"a": 5}, inputs, "sum")
   np.testing.assert_array_equal(got[:, 0], [1.0, 4.0 + 4.0])  # 9 -> row 4
+
+
+def test_input_layer_and_linear_model_are_tfs_functional_layers_in_a_model_fn(
+    tmp_path):
+  # tensorflow/models custom_estimator.py: net = tf.feature_column.input_layer(
+  # features, params['feature_columns']), then dense layers.
+  columns = [fc.numeric_column("b"), fc.numeric_column("a", shape=(2,))]
+
+  def model_fn(features, labels, mode, params):
+    net = fc.input_layer(features, params["feature_columns"])
+    assert net.shape == (4, 3)
+    linear = fc.linear_model(features, params["feature_columns"], units=2)
+    y = nn.Dense(1)(net)[:, 0] + linear[:, 0]
+    if mode == estlab.ModeKeys.PREDICT:
+      return estlab.EstimatorSpec(mode, predictions={"y": y, "net": net})
+    loss = jnp.mean((y - labels) ** 2)
+    return estlab.EstimatorSpec(mode, loss=loss, train_op=optax.sgd(0.1),
+                                predictions={"y": y, "net": net})
+  features = {"a": np.arange(8, dtype=np.float32).reshape(4, 2),
+              "b": np.array([10., 20., 30., 40.], np.float32)}
+  est = estlab.Estimator(model_fn, str(tmp_path), params={
+      "feature_columns": columns}, config=estlab.RunConfig(progress_bar=False))
+  est.train(lambda: [(features, np.ones(4, np.float32))] * 3)
+  net = next(est.predict(lambda: [features], yield_single_examples=False))["net"]
+  # Ordered by name, as TF: a's two values, then b.
+  np.testing.assert_array_equal(net, np.c_[features["a"], features["b"]])
+  assert any(n.endswith("a/weights") for n in est.get_variable_names())
+  with pytest.raises(TypeError, match="cols_to_vars=.*drop the argument"):
+    fc.input_layer(features, columns, cols_to_vars={})
