@@ -52,7 +52,7 @@ class Dataset:
     >>> import numpy as np
     >>> ds = Dataset.from_tensor_slices(({'x': np.arange(5.0)}, np.arange(5)))
     >>> [y.tolist() for _, y in ds.shuffle(5, seed=0).batch(2)]
-    [[4, 0], [3, 1], [2]]
+    [[0, 3], [2, 1], [4]]
   """
 
   def __init__(self, node: Node):

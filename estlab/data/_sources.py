@@ -46,11 +46,12 @@ class Slices(Node):
             f"from_tensor_slices slices arrays along their first dimension, "
             f"but {name} is a scalar, {leaf!r:.100}. Pass arrays (one row "
             f"per element), or use from_tensors for a single element.")
-    lengths = {name: len(leaf) for name, leaf in zip(names, leaves)}
-    if len(set(lengths.values())) > 1:
+    lengths = [len(leaf) for leaf in leaves]
+    if len(set(lengths)) > 1:
+      listed = ", ".join(f"{n}: {l}" for n, l in zip(names, lengths))
       raise ValueError(
           f"from_tensor_slices needs every array to have the same first "
-          f"dimension (one row per element); got lengths {lengths}. Pass "
+          f"dimension (one row per element); got lengths {listed}. Pass "
           f"arrays of equal length, e.g. features and labels of the same "
           f"rows.")
     self.columns = columns

@@ -259,7 +259,7 @@ class Repeat(Node):
   def _grain(self, planned: bool) -> Any:
     from estlab.data import _grain_ops  # pylint: disable=g-import-not-at-top
     parent = self.parent.grain(planned)
-    if (_is_map_dataset(parent) and self.count is not None and
+    if (_is_map_dataset(parent) and self.count and
         0 < len(parent) and self.parent.cardinality() >= 0):
       return parent.repeat(self.count)  # random access kept
     return _grain_ops.repeat_iter(parent, self.count)
