@@ -11,7 +11,7 @@ Usage:
       [--steps N] [--batch N] [--steps-per-loop N]
       [--peer-python PATH_TO_TF_VENV_PYTHON --peer-script PATH]
       [--keras-python PATH_TO_KERAS_VENV_PYTHON] [--handwritten]
-      [--compilation-cache DIR] [--input dataframe|generator]
+      [--compilation-cache DIR] [--input dataframe|generator|dataset]
 """
 from __future__ import annotations
 
@@ -110,6 +110,22 @@ def generator_input_fn(df, keys: list, batch: int, shuffle: bool):
   return input_fn
 
 
+def dataset_input_fn(df, keys: list, batch: int, shuffle: bool):
+  """``estlab.data.Dataset.from_tensor_slices((dict(df), y))`` built in the
+  input_fn, as a tf.data tutorial writes it: shuffled, repeated and batched
+  for training, batched once for evaluation. Planned as index batches over
+  the DataFrame's columns, so it is encoded once per call."""
+  from estlab.data import Dataset  # pylint: disable=g-import-not-at-top
+  features, labels = df[keys], df[cd.LABEL]
+
+  def input_fn():
+    ds = Dataset.from_tensor_slices((dict(features), labels))
+    if shuffle:
+      return ds.shuffle(10000, seed=0).repeat().batch(batch)
+    return ds.batch(batch)
+  return input_fn
+
+
 def run_estlab(model: str, rows: int, steps: int, batch: int,
                steps_per_loop: int, compilation_cache: str | None = None,
                source: str = "dataframe") -> dict:
@@ -146,6 +162,9 @@ def run_estlab(model: str, rows: int, steps: int, batch: int,
         num_epochs=None, shuffle=True, seed=0)
     eval_fn = estlab.inputs.pandas_input_fn(
         eval_df[feature_keys], eval_df[cd.LABEL], batch_size=batch, shuffle=False)
+  elif source == "dataset":
+    train_fn = dataset_input_fn(train_df, feature_keys, batch, shuffle=True)
+    eval_fn = dataset_input_fn(eval_df, feature_keys, batch, shuffle=False)
   else:
     train_fn = generator_input_fn(train_df, feature_keys, batch, shuffle=True)
     eval_fn = generator_input_fn(eval_df, feature_keys, batch, shuffle=False)
@@ -239,10 +258,13 @@ def main() -> None:
                       help="use JAX's persistent compilation cache in DIR "
                       "(run twice: the second run's first call is warm)")
   parser.add_argument("--input", default="dataframe",
-                      choices=["dataframe", "generator"],
+                      choices=["dataframe", "generator", "dataset"],
                       help="estlab's input_fn: pandas_input_fn on the DataFrame "
-                      "(encoded once), or a generator of raw batches (encoded "
-                      "batch by batch, as the peer's tf.data input_fn)")
+                      "(encoded once), a generator of raw batches (encoded "
+                      "batch by batch, as the peer's tf.data input_fn), or "
+                      "estlab.data.Dataset.from_tensor_slices((dict(df), y))"
+                      ".shuffle(10000).repeat().batch(256) built in the "
+                      "input_fn (index batches over the columns)")
   parser.add_argument("--handwritten", action="store_true",
                       help="also run the hand-written JAX loop (handwritten.py)")
   args = parser.parse_args()

@@ -42,7 +42,7 @@ _HEADS = ("BinaryClassHead", "MultiClassHead", "MultiLabelHead",
           "MultiHead")
 _EXPORTS.update({name: "estlab.premade" for name in _PREMADE})
 _EXPORTS.update({name: "estlab.heads" for name in _HEADS})
-_SUBMODULES = ("checkpoint", "distribute", "experimental", "export",
+_SUBMODULES = ("checkpoint", "data", "distribute", "experimental", "export",
                "feature_column", "heads", "inspect",
                "hooks", "inputs", "metrics", "premade", "summary")
 

@@ -21,8 +21,9 @@ import numpy as np
 from estlab import _chunks, _packing
 from estlab._tables import (Background, pad_loop, table_batches, table_loops,
                             take_rows)
+from estlab.data import Dataset
+from estlab.data._batching import ArrayBatches
 from estlab.distribute._input import batches_per_step, group_replica_batches
-from estlab.inputs._batching import ArrayBatches
 from estlab.spec import ModeKeys
 
 __all__ = ["call_input_fn", "split_batch", "group_for_loops", "Prefetcher",
@@ -46,6 +47,8 @@ def call_input_fn(input_fn: Callable, *, mode: str, params: Any, config: Any,
   sig = inspect.signature(input_fn)
   kwargs = {n: available[n] for n in sig.parameters if n in _INPUT_FN_ARGS}
   result = input_fn(**kwargs)
+  if isinstance(result, Dataset):  # index batches over its columns, if it can
+    return result._input_source()  # pylint: disable=protected-access
   if hasattr(result, "as_numpy_iterator"):  # a tf.data.Dataset, when TF exists
     result = result.as_numpy_iterator()
   if isinstance(result, Mapping) or (

@@ -28,7 +28,7 @@ from typing import Any, Callable, Iterator
 import jax
 import numpy as np
 
-from estlab.inputs._batching import ArrayBatches
+from estlab.data._batching import ArrayBatches
 from estlab.spec import ModeKeys
 
 __all__ = ["batches_per_step", "group_replica_batches", "group_batches",

@@ -17,16 +17,16 @@ from typing import Any
 
 __all__ = ["numpy_input_fn", "pandas_input_fn", "make_csv_dataset"]
 
-# Imported on first use: pandas costs ~0.5 s, and the engine imports this
-# package (for its batching) before any input_fn exists.
-_HOMES = {"numpy_input_fn": "numpy_io", "pandas_input_fn": "pandas_io",
-          "make_csv_dataset": "csv_io"}
+# Imported on first use: pandas costs ~0.5 s.
+_HOMES = {"numpy_input_fn": "estlab.inputs.numpy_io",
+          "pandas_input_fn": "estlab.inputs.pandas_io",
+          # tf.data.experimental's, kept here too for estlab.inputs users.
+          "make_csv_dataset": "estlab.data.experimental"}
 
 
 def __getattr__(name: str) -> Any:
   if name in _HOMES:
-    value = getattr(importlib.import_module(f"estlab.inputs.{_HOMES[name]}"),
-                    name)
+    value = getattr(importlib.import_module(_HOMES[name]), name)
     globals()[name] = value
     return value
   raise AttributeError(f"module 'estlab.inputs' has no attribute {name!r}")

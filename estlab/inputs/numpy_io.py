@@ -10,7 +10,7 @@ from typing import Any, Callable, Dict, Iterator, Mapping, Optional
 
 import numpy as np
 
-from estlab.inputs import _batching
+from estlab.data import _batching
 
 # The feature key of ``x`` when it is a single array rather than a dict.
 DIRECT_NP_INPUT_KEY = "__direct_np_input__"

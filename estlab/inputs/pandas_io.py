@@ -21,7 +21,7 @@ from typing import Any, Callable, Dict, Iterator
 import numpy as np
 import pandas as pd
 
-from estlab.inputs import _batching
+from estlab.data import _batching
 
 
 def _text_to_numpy(name: Any, column: pd.Series) -> np.ndarray:

@@ -20,7 +20,10 @@ from typing import Any, Dict, Iterator, List, Optional, Sequence
 import numpy as np
 import pandas as pd
 
-from estlab.inputs import _batching
+from estlab.data import _batching, _sources
+from estlab.data._dataset import Dataset
+from estlab.data._node import INFINITE, UNKNOWN
+from estlab.data._structure import TensorSpec
 
 # Rows per pandas chunk; a module constant so tests can make it small.
 _CHUNK_ROWS = 1 << 16
@@ -132,8 +135,8 @@ def _infer_dtype(values: pd.Series) -> np.dtype:
 class CsvDataset:
   """Batches of CSV rows; each ``iter()`` starts a fresh pass.
 
-  Made by ``make_csv_dataset``, which checks the arguments; the constructor
-  only stores them.
+  Made by ``make_csv_dataset``, which checks the arguments and wraps it in
+  a ``Dataset``; the constructor only stores them.
 
   Attributes:
     files: the CSV files, in the order of the file patterns.
@@ -276,13 +279,13 @@ def make_csv_dataset(file_pattern, batch_size, column_names=None,
                      shuffle_seed=None, prefetch_buffer_size=None,
                      num_parallel_reads=None, sloppy=False,
                      num_rows_for_inference=100, compression_type=None,
-                     ignore_errors=False) -> CsvDataset:
+                     ignore_errors=False) -> Dataset:
   """Reads CSV files into batches of ``(features, label)``.
 
-  ``tf.data.experimental.make_csv_dataset`` on pandas: the result is a
-  re-iterable ``CsvDataset`` of host numpy batches, not a ``tf.data``
-  pipeline. Each pass (``iter()``) reads the files again, a chunk of rows at
-  a time. Empty fields and ``na_value`` are missing values; a missing value
+  ``tf.data.experimental.make_csv_dataset`` on pandas: the result is an
+  ``estlab.data.Dataset`` of batches (so ``.cache().repeat().shuffle(500)``
+  work as in TF). Each pass (``iter()``) reads the files again, a chunk of
+  rows at a time. Empty fields and ``na_value`` are missing values; a missing value
   takes the column's default (0 or '' for inferred columns, as in TF).
   Fields beyond the known columns are ignored.
 
@@ -329,9 +332,9 @@ def make_csv_dataset(file_pattern, batch_size, column_names=None,
       or have too many fields, instead of raising.
 
   Returns:
-    A ``CsvDataset``: iterating it yields ``(features, label)`` with
+    A ``Dataset`` whose elements are batches: ``(features, label)`` with
     ``label_name``, else ``features``; ``features`` maps column names to
-    arrays.
+    arrays (its ``element_spec`` gives their dtypes).
 
   Raises:
     FileNotFoundError: if a file pattern matches no file.
@@ -388,9 +391,23 @@ def make_csv_dataset(file_pattern, batch_size, column_names=None,
       c.name: object if c.dtype == _TEXT or ignore_errors
               else "Int64" if c.dtype.kind == "i" else "float64"
       for c in columns}
-  return CsvDataset(files, columns, label_name, batch_size, num_epochs,
-                    shuffle, shuffle_buffer_size, shuffle_seed, options,
-                    1 if header else 0, ignore_errors)
+  reader = CsvDataset(files, columns, label_name, batch_size, num_epochs,
+                      shuffle, shuffle_buffer_size, shuffle_seed, options,
+                      1 if header else 0, ignore_errors)
+  return Dataset(_sources.Generator(
+      reader.__iter__, _spec(columns, label_name),
+      f"make_csv_dataset({files[0]!r}{', ...' if len(files) > 1 else ''})",
+      cardinality=INFINITE if num_epochs is None else UNKNOWN,
+      convert=False))
+
+
+def _spec(columns: List[_Column], label_name: Optional[str]) -> Any:
+  """The element spec of the batches: features (and label)."""
+  specs = {c.name: TensorSpec((None,), c.dtype) for c in columns}
+  if label_name is None:
+    return specs
+  label = specs.pop(label_name)
+  return specs, label
 
 
 def _column_names(path: str, column_names: Optional[Sequence[str]],

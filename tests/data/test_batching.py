@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from estlab._tables import table_loops, Background
-from estlab.inputs._batching import index_batches
+from estlab.data._batching import index_batches
 
 
 def _rows(selection):

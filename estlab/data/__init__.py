@@ -1,0 +1,48 @@
+"""estlab.data: tf.data's Dataset on numpy and Grain, and the input path.
+
+``tf.data`` becomes ``estlab.data``: ``Dataset.from_tensor_slices``,
+``from_tensors``, ``from_generator``, ``range``, ``zip`` and the
+transformations tutorials' input_fns use, over numpy elements.
+
+The input path, in the order data flows:
+
+1. ``Dataset`` (``_dataset``): sources (``_sources``) and transformations
+   (``_transforms``), one node per step, run two ways: element by element
+   on Grain (``_grain_ops``), or, over in-memory columns, as planned index
+   batches (``_plan``; ``_shuffle`` is tf.data's buffer shuffle on both).
+2. Batching shared by the input_fns of ``estlab.inputs`` (``_batching``):
+   index batches over a table (``ArrayTable``, ``ArrayBatches``), buffer
+   shuffles and re-batching of streamed chunks, as CSV files
+   (``experimental.make_csv_dataset``, in ``_csv``) need.
+3. The Estimator's side (``estlab._pipeline``): calling the input_fn,
+   encoding a table once with feature columns, packing, prefetching.
+
+This package knows nothing of estimators.
+
+Example:
+  >>> import numpy as np
+  >>> from estlab import data
+  >>> ds = data.Dataset.from_tensor_slices({'x': np.arange(6)}).batch(4)
+  >>> [b['x'].tolist() for b in ds]
+  [[0, 1, 2, 3], [4, 5]]
+"""
+import importlib
+from typing import Any
+
+from estlab.data._dataset import AUTOTUNE, Dataset
+from estlab.data._node import INFINITE as INFINITE_CARDINALITY
+from estlab.data._node import UNKNOWN as UNKNOWN_CARDINALITY
+from estlab.data._structure import TensorSpec
+
+__all__ = ["Dataset", "AUTOTUNE", "INFINITE_CARDINALITY",
+           "UNKNOWN_CARDINALITY", "TensorSpec", "experimental"]
+
+
+def __getattr__(name: str) -> Any:
+  if name == "experimental":  # loads pandas, for make_csv_dataset
+    return importlib.import_module("estlab.data.experimental")
+  raise AttributeError(f"module 'estlab.data' has no attribute {name!r}")
+
+
+def __dir__() -> list:
+  return sorted(list(globals()) + __all__)
