@@ -133,8 +133,13 @@ def _missing_text(values: np.ndarray, kind: str) -> np.ndarray:
   return na | (values == "")
 
 
-def as_int(cells: Cells, column: str) -> tuple[np.ndarray, np.ndarray]:
+def as_int(cells: Cells, column: str, *, truncate: bool = False
+           ) -> tuple[np.ndarray, np.ndarray]:
   """``(int64 values, present)``; -1 and NaN are missing.
+
+  With ``truncate`` floats are cut toward zero (``22.9`` -> 22), as TF's
+  ``crossed_column`` casts a float key to int64; else a non-integral float
+  is an error.
 
   Raises:
     TypeError: text, booleans or non-integral floats, naming a sample value.
@@ -154,6 +159,8 @@ def as_int(cells: Cells, column: str) -> tuple[np.ndarray, np.ndarray]:
     values = np.where(na, np.nan, values).astype(np.float64)
   if values.dtype.kind == "f":
     nan = np.isnan(values) | ~filled
+    if truncate:
+      values = np.trunc(values)
     fractional = ~nan & (values != np.round(values))
     if fractional.any():
       raise TypeError(
@@ -169,11 +176,12 @@ def as_int(cells: Cells, column: str) -> tuple[np.ndarray, np.ndarray]:
   return ints, filled & (ints != -1)
 
 
-def as_text(cells: Cells, column: str, *, allow_ints: bool
-            ) -> tuple[np.ndarray, np.ndarray]:
+def as_text(cells: Cells, column: str, *, allow_ints: bool,
+            truncate: bool = False) -> tuple[np.ndarray, np.ndarray]:
   """``(object array of str, present)``; ``''``, None and NaN are missing.
 
-  With ``allow_ints``, integers become their decimal strings (-1 missing).
+  With ``allow_ints``, integers become their decimal strings (-1 missing);
+  ``truncate`` cuts floats to integers first (``as_int``).
 
   Raises:
     TypeError: numbers given to a text-only column, or non-text values.
@@ -187,7 +195,7 @@ def as_text(cells: Cells, column: str, *, allow_ints: bool
           f"(dtype {values.dtype}). Convert them with .astype(str), or use an "
           "integer column (categorical_column_with_identity, or a vocabulary "
           "of ints).")
-    ints, present = as_int(cells, column)
+    ints, present = as_int(cells, column, truncate=truncate)
     text = np.full(ints.shape, "", dtype=object)
     text[present] = decimal_strings(ints[present])
     return text, present

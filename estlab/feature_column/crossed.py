@@ -77,8 +77,9 @@ class CrossedColumn(_base.CategoricalColumn):
     if isinstance(key, str):
       cells = _host.read_cells(
           _host.get_feature(features, key, self.name), key)
+      # TF casts a float key to int64 before crossing: 22.5 crosses as 22.
       text, present = _host.as_text(cells, f"{self.name} (key {key!r})",
-                                    allow_ints=True)
+                                    allow_ints=True, truncate=True)
       prints = np.zeros(text.shape, dtype=np.uint64)
       prints[present] = _host.stable_hash(text[present])
       return prints, present

@@ -83,3 +83,22 @@ def test_bad_keys_are_rejected(keys, pattern):
 def test_bad_hash_bucket_size_is_rejected():
   with pytest.raises(ValueError, match="hash_bucket_size"):
     fc.crossed_column(["a", "b"], 0)
+
+
+def test_a_float_key_is_truncated_to_an_int_as_tf_crosses_it():
+  # tutorials/estimator/linear: crossed_column(['age', 'sex'], 100) on
+  # Titanic's ages (28.5, 0.83, ...). TF 2.15 puts 22.0, 22.5 and 22.9 in
+  # int 22's bucket and 23.0 elsewhere.
+  column = fc.crossed_column(["age", "sex"], hash_bucket_size=1000)
+  sex = np.array(["male"] * 5, object)
+  floats = fc.encode([column], {"age": np.array([22.0, 22.5, 22.9, 23.0, np.nan]),
+                                "sex": sex})[column.name]["ids"]
+  ints = fc.encode([column], {"age": np.array([22, 22, 22, 23, 0]),
+                              "sex": sex})[column.name]["ids"]
+  np.testing.assert_array_equal(floats[:4], ints[:4])
+  assert floats[0] != floats[3]
+  assert (floats[4] < 0).all()  # NaN is missing: no cross
+  # An identity column still refuses a fraction (TF needs integer ids there).
+  with pytest.raises(TypeError, match=r"expects integers, got np.float64\(22.5\)"):
+    fc.encode([fc.categorical_column_with_identity("age", 100)],
+              {"age": np.array([22.5])})
