@@ -391,7 +391,7 @@ class Estimator:
           compiled, variables, chain(first, batches),
           pads=pads, hooks=hooks or (), total=steps,
           progress_bar=self._config.progress_bar, global_step=global_step)
-    result = {k: np.asarray(v) for k, v in
+    result = {k: np.asarray(v)[()] for k, v in  # 0-d: numpy scalars, as TF
               jax.device_get(compiled.eval_result(acc)).items()}
     result["global_step"] = np.int64(global_step)
     with summary.chief_writer(self.eval_dir(name)) as writer:
@@ -478,14 +478,21 @@ class Estimator:
     return f"{self._model_dir.rstrip('/')}/{steps[-1]}" if steps else None
 
   def get_variable_names(self) -> list[str]:
-    """Names of the saved parameters: paths joined by ``/``."""
-    return sorted(_checkpoint().flatten_names(
-        self._ckpt().restore_params(path=self._checkpoint_path(None))))
+    """Names of the saved parameters (paths joined by ``/``) and, as TF
+    lists it, ``global_step``. Optimizer slots are not listed (TF listed
+    them as ``<name>/<Optimizer>``; they live in the optax state)."""
+    return sorted([*_checkpoint().flatten_names(
+        self._ckpt().restore_params(path=self._checkpoint_path(None))),
+                   "global_step"])
 
   def get_variable_value(self, name: str) -> np.ndarray:
-    """Value of one saved parameter, as numpy, from the latest checkpoint."""
-    values = _checkpoint().flatten_names(
-        self._ckpt().restore_params(path=self._checkpoint_path(None)))
+    """Value of one saved parameter (or ``global_step``), as numpy, from
+    the latest checkpoint."""
+    path = self._checkpoint_path(None)
+    if name == "global_step":
+      return np.asarray(int(self._ckpt().read_metadata(path=path)["step"]),
+                        np.int64)
+    values = _checkpoint().flatten_names(self._ckpt().restore_params(path=path))
     if name not in values:
       raise ValueError(f"No variable {name!r} in the latest checkpoint; "
                        f"variables are {sorted(values)!r}.")

@@ -32,7 +32,15 @@ def test_seed_example_checkpoint_readable_with_plain_orbax(tmp_path):
       params=ocp.args.StandardRestore()))
   kernel = np.asarray(restored["params"]["Net_0"]["Dense_0"]["kernel"])
   np.testing.assert_allclose(kernel, est.get_variable_value("Net_0/Dense_0/kernel"))
-  assert est.get_variable_names() == ["Net_0/Dense_0/bias", "Net_0/Dense_0/kernel"]
+  assert est.get_variable_names() == ["Net_0/Dense_0/bias", "Net_0/Dense_0/kernel",
+                                     "global_step"]
+  # TF lists the step as a variable; tests and users read it so.
+  value = est.get_variable_value("global_step")
+  assert value == 10 and value.dtype == np.int64
+  # evaluate's values are numpy scalars, as TF's (pytest.approx(dict) works).
+  metrics = est.evaluate(lambda: itertools.islice(toy_dataset(), 2))
+  assert isinstance(metrics["loss"], np.floating)
+  assert metrics == pytest.approx(dict(metrics))
 
 
 def test_loss_falls_and_metrics_are_reported(tmp_path):

@@ -57,7 +57,7 @@ def test_a_loop_trains_as_single_steps_with_any_optimizer(tmp_path, optimizer):
   looped, got = _train(tmp_path, optimizer, 5)  # 5 + 5 in loops, then 1 + 1
   assert looped._compiled().traces["train_loop"] == 1
   assert single._compiled().traces["train_loop"] == 0
-  assert want.keys() == got.keys() and len(want) == 4
+  assert want.keys() == got.keys() and len(want) == 5  # 4 + global_step
   for name, value in want.items():
     np.testing.assert_allclose(got[name], value, rtol=2e-5, atol=1e-6,
                                err_msg=name)
@@ -73,7 +73,7 @@ def test_single_steps_on_raveled_params_train_as_on_the_tree(
   monkeypatch.setattr(_flat, "MAX_BYTES", 0)  # nothing is raveled
   tree, want = _train(tmp_path / "tree", optimizer, 1)
   assert tree._compiled().flat is None
-  assert want.keys() == got.keys() and len(want) == 4
+  assert want.keys() == got.keys() and len(want) == 5  # 4 + global_step
   for name, value in want.items():
     np.testing.assert_allclose(got[name], value, rtol=2e-5, atol=1e-6,
                                err_msg=name)

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
+import flax.linen as nn
+
 from estlab import feature_column as fc
 from estlab.premade import optimizers
 from estlab.premade._base import (SUM_OVER_BATCH_SIZE, PremadeEstimator,
@@ -18,13 +20,29 @@ __all__ = ["LinearClassifier", "LinearRegressor", "LinearEstimator",
            "linear_logit_fn", "linear_optimizer"]
 
 
+class _Scope(nn.Module):
+  """TF's variable scope around the linear model: ``<name>/linear_model/``,
+  so weights carry TF's names (``linear/linear_model/age/weights``)."""
+
+  feature_columns: tuple
+  units: int
+  sparse_combiner: str
+
+  @nn.compact
+  def __call__(self, features):
+    return fc.LinearModel(self.feature_columns, units=self.units,
+                          sparse_combiner=self.sparse_combiner,
+                          name="linear_model")(features)
+
+
 def linear_logit_fn(feature_columns: Sequence[Any], units: int,
                     sparse_combiner: str, name: str = "linear"):
-  """``logit_fn(features, mode)``: TF's ``LinearModel`` under scope ``name``."""
+  """``logit_fn(features, mode)``: TF's ``LinearModel`` under scope
+  ``name/linear_model``, TF's variable names."""
   def logit_fn(features, mode):
     del mode
-    return fc.LinearModel(tuple(feature_columns), units=units,
-                          sparse_combiner=sparse_combiner, name=name)(features)
+    return _Scope(tuple(feature_columns), units, sparse_combiner,
+                  name=name)(features)
   return logit_fn
 
 

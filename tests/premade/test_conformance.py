@@ -48,13 +48,13 @@ CASES = {
                           REGRESSION_EVAL, {"predictions"}, "baseline/bias"),
     "LinearClassifier": (estlab.LinearClassifier, _linear, "binary",
                          BINARY_EVAL, BINARY_PREDICT,
-                         "linear/city/weights"),
+                         "linear/linear_model/city/weights"),
     "LinearClassifier3": (estlab.LinearClassifier,
                           lambda: _linear(n_classes=3), "multi", MULTI_EVAL,
-                          MULTI_PREDICT, "linear/bias_weights"),
+                          MULTI_PREDICT, "linear/linear_model/bias_weights"),
     "LinearRegressor": (estlab.LinearRegressor, _linear, "regression",
                         REGRESSION_EVAL, {"predictions"},
-                        "linear/x/weights"),
+                        "linear/linear_model/x/weights"),
     "DNNClassifier": (estlab.DNNClassifier, _dnn, "binary", BINARY_EVAL,
                       BINARY_PREDICT, "dnn/hiddenlayer_0/kernel"),
     "DNNClassifier3": (estlab.DNNClassifier,
@@ -64,7 +64,7 @@ CASES = {
                      {"predictions"}, "dnn/hiddenlayer_1/bias"),
     "DNNLinearCombinedClassifier": (estlab.DNNLinearCombinedClassifier,
                                     _combined, "binary", BINARY_EVAL,
-                                    BINARY_PREDICT, "linear/code/weights"),
+                                    BINARY_PREDICT, "linear/linear_model/code/weights"),
     "DNNLinearCombinedRegressor": (estlab.DNNLinearCombinedRegressor,
                                    _combined, "regression", REGRESSION_EVAL,
                                    {"predictions"}, "dnn/logits/bias"),
@@ -72,7 +72,7 @@ CASES = {
     "LinearEstimatorPoisson": (
         estlab.LinearEstimator,
         lambda: _linear(head=estlab.PoissonRegressionHead()), "counts",
-        REGRESSION_EVAL, {"predictions", "logits"}, "linear/age/weights"),
+        REGRESSION_EVAL, {"predictions", "logits"}, "linear/linear_model/age/weights"),
     "DNNEstimatorMultiLabel": (
         estlab.DNNEstimator,
         lambda: _dnn(head=estlab.MultiLabelHead(3)), "multilabel",
@@ -85,13 +85,13 @@ CASES = {
     "DNNLinearCombinedEstimator": (
         estlab.DNNLinearCombinedEstimator,
         lambda: _combined(head=estlab.MultiClassHead(3)), "multi", MULTI_EVAL,
-        MULTI_PREDICT, "linear/bias_weights"),
+        MULTI_PREDICT, "linear/linear_model/bias_weights"),
     # Label vocabulary and weights, as TF.
     "LinearClassifierVocabulary": (
         estlab.LinearClassifier,
         lambda: _linear(n_classes=3, label_vocabulary=["lo", "mid", "hi"],
                         weight_column="age"),
-        "multi_names", MULTI_EVAL, MULTI_PREDICT, "linear/city/weights"),
+        "multi_names", MULTI_EVAL, MULTI_PREDICT, "linear/linear_model/city/weights"),
 }
 
 

@@ -49,6 +49,6 @@ def test_titanic_linear_classifier(tmp_path):
   # --------------------------------------------------------------------------
   assert result["global_step"] == 100
   assert result["auc"] > 0.6
-  assert "linear/class/weights" in model.get_variable_names()
-  weights = model.get_variable_value("linear/class/weights")[:, 0]
+  assert "linear/linear_model/class/weights" in model.get_variable_names()
+  weights = model.get_variable_value("linear/linear_model/class/weights")[:, 0]
   assert weights[0] > weights[2]          # First-class survived more than Third
