@@ -13,7 +13,7 @@ The tutorial's code cells in order, with ``tf.estimator`` -> ``estlab``,
   (``tempfile.tempdir``), not the system's temporary directory.
 No step count is reduced (5000 steps, batch 256, as the tutorial).
 Reference: ``reference/tutorial_premade_tf.py`` ran the original with
-TensorFlow 2.15 three times on the same files (``reference/tutorial_premade.json``).
+TensorFlow 2.15 eight times on the same files (``reference/tutorial_premade.json``).
 
 Original: Copyright 2019 The TensorFlow Authors, Apache License 2.0.
 """
@@ -121,26 +121,32 @@ def test_premade_estimators_tutorial(tmp_path, monkeypatch, reference):
 
     print('Prediction is "{}" ({:.1f}%), expected "{}"'.format(
         SPECIES[class_id], 100 * probability, expec))
-    printed.append((SPECIES[class_id], probability, expec, sorted(pred_dict)))
+    printed.append((SPECIES[class_id], probability, expec, sorted(pred_dict),
+                    max(pred_dict['probabilities'])))
   # --------------------------------------------------------------------------
 
   runs = reference["runs"]
   # The eval_result holds what the tutorial names, global_step after 5000 steps.
   assert set(runs[0]["eval_result"]) <= set(eval_result)
   assert eval_result["global_step"] == 5000
-  # "a trained model that produces good evaluation results": TF 2.15 made
-  # 0.83-0.97 on these 30 rows (three runs); each row is 0.033.
+  # "a trained model that produces good evaluation results": at TF 2.15's
+  # defaults (Adagrad at 0.001) 5000 steps leave the model undertrained; TF
+  # made 0.60-0.97 on these 30 rows (eight runs, average loss 0.44-0.76);
+  # each row is 0.033.
   tf_accuracy = [r["eval_result"]["accuracy"] for r in runs]
   assert eval_result["accuracy"] >= min(tf_accuracy) - 0.1, (eval_result, tf_accuracy)
   tf_loss = [r["eval_result"]["average_loss"] for r in runs]
   assert eval_result["average_loss"] <= max(tf_loss) + 0.15, (eval_result, tf_loss)
-  # Three predictions, each with TF's keys; TF always got the first and the
-  # last right (Versicolor, the hard one, in two of three runs).
+  # Three predictions, each with TF's keys, class_ids the most probable
+  # class; TF got 2 or 3 of the expected species right in each run.
   assert len(printed) == 3
-  for species, probability, expec, keys in printed:
+  for species, probability, expec, keys, most in printed:
     assert keys == runs[0]["predictions"][0]["keys"]
-    assert 1 / 3 < probability <= 1
-  assert printed[0][0] == 'Setosa' and printed[2][0] == 'Virginica', printed
+    assert probability == most
+  tf_right = [sum(SPECIES[p["class_id"]] == p["expected"] for p in r["predictions"])
+              for r in runs]
+  right = sum(species == expec for species, _, expec, _, _ in printed)
+  assert right >= min(tf_right) - 1, (printed, tf_right)
   # The tutorial shows input_evaluation_set as the format an input_fn returns
   # (one batch of two examples); steps=1, since TF would repeat it forever.
   result = classifier.evaluate(input_fn=input_evaluation_set, steps=1)

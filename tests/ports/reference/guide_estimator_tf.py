@@ -33,9 +33,11 @@ tf.get_logger().setLevel("ERROR")
 
 
 def _plain(value):
+  """Nested lists of Python values, text as str (TF gives bytes)."""
   value = np.asarray(value)
-  if value.dtype.kind in "SO":
-    return [v.decode() if isinstance(v, bytes) else str(v) for v in value.ravel()]
+  if value.dtype.kind in "SOU":
+    return np.vectorize(lambda v: v.decode() if isinstance(v, bytes) else str(v),
+                        otypes=[object])(value).tolist()
   return value.tolist()
 
 
