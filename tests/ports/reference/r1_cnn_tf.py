@@ -26,7 +26,7 @@ import numpy as np  # noqa: E402
 
 tf.logging.set_verbosity(tf.logging.INFO)
 
-STEPS = int(os.environ.get("STEPS", 100))
+STEPS = int(os.environ.get("STEPS", 20))
 RUNS = int(os.environ.get("RUNS", 3))
 
 
