@@ -102,7 +102,7 @@ def is_array(value: Any) -> bool:
 
 
 def is_one_batch(result: Any) -> bool:
-  """Whether an input_fn's ``result`` is one batch (``call_input_fn``'s rule)."""
+  """Whether an input_fn's ``result`` is one batch (``call_input_fn``)."""
   if isinstance(result, Mapping) or is_array(result):
     return True
   return (isinstance(result, tuple) and len(result) == 2 and

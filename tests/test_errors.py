@@ -102,7 +102,7 @@ def test_input_fn_yields_nothing(tmp_path):
 def test_input_fn_returns_neither_a_batch_nor_batches(tmp_path):
   est = estlab.Estimator(seed_model_fn, tmp_path, config=quiet())
   with pytest.raises(TypeError, match="returned float 2.5, which is not one "
-                     "batch and not iterable; return one \\(features, labels\\)"):
+                     "batch and not iterable; return one \\(features, "):
     est.train(lambda: 2.5, steps=1)
 
 

@@ -157,7 +157,8 @@ def test_encoded_tables_encode_a_table_once_per_mode():
   tables, calls = EncodedTables(), []
   table = _Table([1, 2])
   for _ in range(3):
-    assert tables.encoded(table, "eval", _encode(calls)).get()["x"].tolist() == [1, 2]
+    encoded = tables.encoded(table, "eval", _encode(calls))
+    assert encoded.get()["x"].tolist() == [1, 2]
   tables.encoded(table, "train", _encode(calls)).get()
   assert calls == [[1, 2], [1, 2]]  # once for eval, once for train
   assert len(tables) == 1
@@ -203,5 +204,6 @@ def test_a_table_that_cannot_be_referenced_weakly_is_encoded_per_call():
   tables, calls = EncodedTables(), []
   table = Slotted()
   for _ in range(2):
-    assert tables.encoded(table, "eval", _encode(calls)).get()["x"].tolist() == [0, 1]
+    encoded = tables.encoded(table, "eval", _encode(calls))
+    assert encoded.get()["x"].tolist() == [0, 1]
   assert len(calls) == 2 and len(tables) == 0
