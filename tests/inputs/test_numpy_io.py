@@ -83,8 +83,8 @@ def test_unshuffled_batches_are_views_not_copies():
 
 
 def test_array_x_is_fed_as_the_bare_array_as_tf_does():
-  # TF 2.15's numpy_input_fn(x=array) gives the model_fn one Tensor of
-  # shape (None, 3), not a dict (checked with tf.compat.v1.estimator.inputs).
+  # TF 2.15's numpy_input_fn(x=array) gives the model_fn one Tensor, not a
+  # dict (_tf215_numpy_array_x.py shows it).
   x = np.arange(24.0).reshape(8, 3)
   fn = numpy_input_fn(x, np.arange(8), batch_size=4, shuffle=False)
   batches = list(fn())
