@@ -162,6 +162,9 @@ def test_encoded_tables_encode_a_table_once_per_mode():
   tables.encoded(table, "train", _encode(calls)).get()
   assert calls == [[1, 2], [1, 2]]  # once for eval, once for train
   assert len(tables) == 1
+  del encoded  # a pipeline's handle keeps its table alive while it runs
+  gc.collect()
+  assert len(tables) == 1
   del table
   gc.collect()
   assert len(tables) == 0  # the entry went with its table
