@@ -42,7 +42,7 @@ def snapshot(item: Any) -> Any:
     return snapshot(features), labels
   if isinstance(item, Mapping):
     return {k: _copied(v) for k, v in item.items()}
-  return item
+  return _copied(item)  # features as one array (or not arrays: as they are)
 
 
 def _stackable(a: Any, b: Any) -> bool:

@@ -10,34 +10,68 @@ from __future__ import annotations
 import functools
 import inspect
 import itertools
+import logging
 import queue
 import threading
-import weakref
-from typing import Any, Callable, Iterable, Iterator, Mapping
+from typing import Any, Callable, Iterator, Mapping, NamedTuple
 
 import jax
 import numpy as np
 
 from estlab import _chunks, _packing
-from estlab._tables import (Background, pad_loop, table_batches, table_loops,
-                            take_rows)
+from estlab._tables import (EncodedTables, pad_loop, table_batches,
+                            table_loops, take_rows)
 from estlab.data import Dataset
 from estlab.data._batching import ArrayBatches
 from estlab.distribute._input import batches_per_step, group_replica_batches
 from estlab.spec import ModeKeys
 
-__all__ = ["call_input_fn", "split_batch", "group_for_loops", "Prefetcher",
+__all__ = ["OneBatch", "call_input_fn", "is_array", "is_one_batch",
+           "split_batch", "group_for_loops", "Prefetcher",
            "rows_of", "pad_short_batches", "prepare_batch", "prepare_batches",
            "feed",
            "device_put_fn", "on_cpu", "prefetch_ahead", "chain", "input_batches",
            "first_batch"]
 
+logger = logging.getLogger("estlab")
+
 _INPUT_FN_ARGS = ("mode", "params", "config", "input_context")
 
 
+class OneBatch(NamedTuple):
+  """An input_fn's result that is one batch, not batches (``call_input_fn``).
+
+  Attributes:
+    item: the batch as returned: ``(features, labels)`` or ``features``.
+  """
+
+  item: Any
+
+
 def call_input_fn(input_fn: Callable, *, mode: str, params: Any, config: Any,
-                  input_context: Any = None) -> Iterable:
-  """Calls ``input_fn`` with the arguments it accepts; returns its batches."""
+                  input_context: Any = None) -> Iterator | OneBatch:
+  """Calls ``input_fn`` with the arguments it accepts; returns its batches.
+
+  tf.estimator's input_fn returns a ``tf.data.Dataset`` or one batch of
+  tensors; estlab also takes any iterable of batches. What it returned is
+  read by this rule:
+
+  * **one batch** (returned as a ``OneBatch``): a dict (features only), an
+    array (bare features: a numpy or JAX array, or anything with a ``shape``
+    that numpy can convert, as a pandas Series), or a tuple of two whose
+    first item is a dict or an array: ``(features, labels)``, so a tuple of
+    two arrays is a batch of features and labels;
+  * **batches**: anything else that is iterable: a list, a tuple of another
+    length or whose first item is neither a dict nor an array, a generator
+    or iterator, a Dataset (anything with ``as_numpy_iterator``), the
+    iterator of ``numpy_input_fn`` or ``pandas_input_fn``.
+
+  So several batches go in a list, not a tuple: ``(batch, batch)`` whose
+  first item is a dict reads as one ``(features, labels)`` batch.
+
+  Raises:
+    TypeError: ``input_fn`` is not callable, or returned none of the above.
+  """
   if not callable(input_fn):
     raise TypeError(f"input_fn must be a callable returning batches, got "
                     f"{input_fn!r}. Wrap data in a function: input_fn=lambda: "
@@ -51,19 +85,32 @@ def call_input_fn(input_fn: Callable, *, mode: str, params: Any, config: Any,
     return result._input_source()  # pylint: disable=protected-access
   if hasattr(result, "as_numpy_iterator"):  # a tf.data.Dataset, when TF exists
     result = result.as_numpy_iterator()
-  if isinstance(result, Mapping) or (
-      isinstance(result, tuple) and len(result) == 2 and
-      isinstance(result[0], Mapping)):
-    raise TypeError(
-        "input_fn returned a single batch (a dict or a (features, labels) "
-        "tuple); it must return an iterable of batches. Return [batch] for one "
-        "pass, or itertools.repeat(batch) to train on it repeatedly.")
+  if is_one_batch(result):
+    return OneBatch(result)
   try:
     return iter(result)
   except TypeError:
     raise TypeError(f"input_fn returned {type(result).__name__} {result!r:.100}, "
-                    "which is not iterable; return an iterable of (features, "
-                    "labels) batches.") from None
+                    "which is not one batch and not iterable; return one "
+                    "(features, labels) batch (features a dict of arrays or "
+                    "one array), or an iterable of such batches.") from None
+
+
+def is_array(value: Any) -> bool:
+  """Whether ``value`` is one array (not a container of arrays): a numpy or
+  JAX array, or anything with a ``shape`` that numpy converts (``__array__``:
+  a pandas Series or DataFrame, a numpy scalar)."""
+  return isinstance(value, (np.ndarray, jax.Array)) or (
+      hasattr(value, "shape") and hasattr(value, "__array__") and
+      not isinstance(value, Mapping))
+
+
+def is_one_batch(result: Any) -> bool:
+  """Whether an input_fn's ``result`` is one batch (``call_input_fn``)."""
+  if isinstance(result, Mapping) or is_array(result):
+    return True
+  return (isinstance(result, tuple) and len(result) == 2 and
+          (isinstance(result[0], Mapping) or is_array(result[0])))
 
 
 def _to_array(value: Any, name: str) -> Any:
@@ -77,8 +124,14 @@ def _to_array(value: Any, name: str) -> Any:
   return array
 
 
-def split_batch(item: Any, index: int) -> tuple[dict, Any]:
+def split_batch(item: Any, index: int) -> tuple[Any, Any]:
   """Checks one batch from an input_fn; returns ``(features, labels)``.
+
+  A batch is ``(features, labels)`` or ``features`` alone (labels None).
+  ``features`` is a dict of arrays or one array (passed to the model_fn as
+  given, as tf.estimator passes a single Tensor); ``labels`` one array or a
+  dict of arrays (a multi-head model's). Values come back as numpy arrays
+  (JAX arrays as they are).
 
   Raises:
     TypeError: the batch or its features are not the expected containers.
@@ -86,22 +139,27 @@ def split_batch(item: Any, index: int) -> tuple[dict, Any]:
   """
   if isinstance(item, tuple) and len(item) == 2:
     features, labels = item
-  elif isinstance(item, Mapping):
+  elif isinstance(item, Mapping) or is_array(item):
     features, labels = item, None
   else:
     raise TypeError(f"Batch {index} from input_fn is {type(item).__name__} "
-                    f"{item!r:.200}; yield (features, labels) tuples or "
-                    "features dicts.")
-  if not isinstance(features, Mapping):
+                    f"{item!r:.200}; yield (features, labels) tuples, or "
+                    "features alone (a dict of arrays or one array).")
+  if isinstance(features, Mapping):
+    features = {k: _to_array(v, k) for k, v in features.items()}
+  elif is_array(features):
+    features = _to_array(features, "features")
+  else:
     raise TypeError(
-        f"Batch {index}: features must be a dict of arrays, got "
-        f"{type(features).__name__} {features!r:.200}. Yield ({{'x': x}}, y).")
-  features = {k: _to_array(v, k) for k, v in features.items()}
+        f"Batch {index}: features must be a dict of arrays or one array, got "
+        f"{type(features).__name__} {features!r:.200}. Yield ({{'x': x}}, y), "
+        "or (np.asarray(x), y) for a model_fn that takes one array.")
   if isinstance(labels, Mapping):
     labels = {k: _to_array(v, k) for k, v in labels.items()}
   elif labels is not None:
     labels = _to_array(labels, "labels")
-  named = [(f"features[{k!r}]", v) for k, v in features.items()]
+  named = ([(f"features[{k!r}]", v) for k, v in features.items()]
+           if isinstance(features, Mapping) else [("features", features)])
   if isinstance(labels, Mapping):
     named += [(f"labels[{k!r}]", v) for k, v in labels.items()]
   elif labels is not None:
@@ -119,12 +177,20 @@ def split_batch(item: Any, index: int) -> tuple[dict, Any]:
   return features, labels
 
 
-def check_no_strings(features: Mapping[str, Any]) -> None:
-  """Strings never enter jit: a clear error for any left after the transform."""
-  for key, value in features.items():
+def check_no_strings(features: Any, what: str = "Feature") -> None:
+  """Strings never enter jit: a clear error for any left after the transform.
+
+  ``features`` is a dict of arrays (named in the error as ``what`` and the
+  key) or one array.
+  """
+  named = (features.items() if isinstance(features, Mapping)
+           else [(None, features)])
+  for key, value in named:
     if getattr(value, "dtype", None) is not None and value.dtype.kind in "OUS":
+      name = (f"The {what.lower()}s (one array) hold" if key is None
+              else f"{what} {key!r} holds")
       raise TypeError(
-          f"Feature {key!r} holds strings (dtype {value.dtype}, e.g. "
+          f"{name} strings (dtype {value.dtype}, e.g. "
           f"{value.ravel()[:1].tolist()!r}); strings cannot enter a compiled "
           "step. Encode them with estlab.feature_column (premade estimators do "
           "this on the host) or map them to ids in the input_fn.")
@@ -158,8 +224,7 @@ def _checked(item: Any, index: int, mode: str, takes_labels: bool) -> tuple:
 def _check_transformed(features: Any, labels: Any) -> None:
   check_no_strings(features)
   if labels is not None:
-    check_no_strings(labels if isinstance(labels, Mapping)
-                     else {"labels": labels})
+    check_no_strings(labels, "Label")
 
 
 def _packed(features: Any, labels: Any) -> tuple:
@@ -342,46 +407,47 @@ def stack_loop(batches: list, steps_per_loop: int) -> Any:
 
 def input_batches(input_fn: Callable, mode: str, *, strategy: Any, params: Any,
                   config: Any, host_transform: Callable, takes_labels: bool,
-                  tables: Any, limit: int | None, steps_per_loop: int = 1,
-                  pad: bool = False, chunk_rows: int = 0) -> "Prefetcher":
+                  tables: EncodedTables, limit: int | None,
+                  steps_per_loop: int = 1, pad: bool = False,
+                  chunk_rows: int = 0) -> "Prefetcher":
   """Device batches ``(n, (features, labels))`` of ``input_fn``, prefetched.
 
   Host batches are packed into one buffer per dtype (``_packing``), so
   ``features`` is usually a ``Packed`` and ``labels`` None; the compiled
   steps unpack them. Batches of an array input_fn (numpy, pandas) are rows of
-  its whole table, prepared once and kept in ``tables`` (a weak mapping
-  table -> {mode: ``Background`` preparation}: it lives as long as the
-  input_fn does; the first training call prepares its first rows directly
-  and the table in the background, see ``table_loops``; feature
-  columns encode row by row, so gathering encoded rows equals encoding the
-  gathered rows). In EVAL and PREDICT the items are ``(n, ((features,
-  labels), valid))``; with ``pad`` short batches are padded to the first
-  one's size (``pad_short_batches``). Batches of any other input_fn are
-  prepared as they come, or ``chunk_rows`` rows at a time
-  (``prepare_batches``). Under a strategy a step's per-replica batches
-  come joined (``estlab.distribute._input``).
+  its whole table, prepared once per table object and mode and kept in
+  ``tables`` (``EncodedTables``: as long as the table lives; a table made
+  afresh per call is prepared per call); the first training call prepares
+  its first rows directly and the table in the background, see
+  ``table_loops``; feature columns encode row by row, so gathering encoded
+  rows equals encoding the gathered rows). In EVAL and PREDICT the items are
+  ``(n, ((features, labels), valid))``; with ``pad`` short batches are
+  padded to the first one's size (``pad_short_batches``). An input_fn that
+  returns one batch (``OneBatch``) has it prepared once and repeated
+  (``one_batch``). Batches of any other input_fn are prepared as they come,
+  or ``chunk_rows`` rows at a time (``prepare_batches``). Under a strategy
+  a step's per-replica batches come joined (``estlab.distribute._input``).
   """
   source = call_input_fn(
       input_fn, mode=mode, params=params, config=config,
       input_context=strategy.input_context() if strategy else None)
-  source = group_replica_batches(  # a step's per-replica batches, as one
-      source, batches_per_step(mode, config), split=split_batch)
+  if not isinstance(source, OneBatch):  # (one batch: the global batch)
+    source = group_replica_batches(  # a step's per-replica batches, as one
+        source, batches_per_step(mode, config), split=split_batch)
   prepare = functools.partial(prepare_batch, mode=mode,
                               host_transform=host_transform,
                               takes_labels=takes_labels)
   train = mode == ModeKeys.TRAIN
   ahead = prefetch_ahead(config.prefetch_batches, strategy)
   grouped = False
-  if isinstance(source, ArrayBatches):
-    table = source.table
-    per_mode = tables.setdefault(table, {})
-    if mode not in per_mode:  # (a weak reference: the cache must not keep it)
-      per_mode[mode] = Background(functools.partial(
-          _prepare_whole, weakref.ref(table), prepare))
-    encoded = per_mode[mode]
+  if isinstance(source, OneBatch):
+    host = one_batch(source.item, prepare, mode, limit)
+  elif isinstance(source, ArrayBatches):
+    encoded = tables.encoded(source.table, mode,
+                             functools.partial(_prepare_whole, prepare))
     grouped = train
     host = (table_loops(encoded, source.selections, steps_per_loop, limit,
-                        first=lambda rows: prepare(table.rows(rows), 0))
+                        first=lambda rows: prepare(encoded.table.rows(rows), 0))
             if train else table_batches(encoded, source.selections))
   else:
     host = prepare_batches(source, chunk_rows=chunk_rows, limit=limit,
@@ -390,6 +456,28 @@ def input_batches(input_fn: Callable, mode: str, *, strategy: Any, params: Any,
   return feed(host, put=device_put_fn(strategy), train=train,
               steps_per_loop=steps_per_loop, limit=limit, pad=pad,
               ahead=ahead, grouped=grouped)
+
+
+def one_batch(item: Any, prepare: Callable, mode: str,
+              limit: int | None) -> Iterator:
+  """The one batch an input_fn returned, prepared once, as batches.
+
+  TRAIN repeats it until ``limit`` (``steps`` or ``max_steps``) or a hook
+  stops training; with no limit it trains until stopped, as tf.estimator
+  does (a warning says so). EVAL reads it ``limit`` times (evaluate's
+  ``steps``), once when None; PREDICT once. (tf.estimator evaluated and
+  predicted a batch of tensors until stopped.)
+  """
+  batch = prepare(item, 0)
+  if mode != ModeKeys.TRAIN:
+    return itertools.repeat(batch, 1 if limit is None else limit)
+  if limit is None:
+    logger.warning(
+        "input_fn returned one batch and train() was given neither steps nor "
+        "max_steps: training repeats that batch until a hook stops it (or "
+        "forever), as tf.estimator does. Pass steps=N or max_steps=N.")
+  return itertools.repeat(batch) if limit is None else itertools.repeat(
+      batch, limit)
 
 
 def prefetch_ahead(setting: int | None, strategy: Any) -> int:
@@ -403,8 +491,8 @@ def prefetch_ahead(setting: int | None, strategy: Any) -> int:
   return 0 if strategy is None and on_cpu() else 2
 
 
-def _prepare_whole(table: Callable[[], Any], prepare: Callable) -> Any:
-  return prepare(table().whole(), 0)
+def _prepare_whole(prepare: Callable, table: Any) -> Any:
+  return prepare(table.whole(), 0)
 
 
 def first_batch(batches: Iterator, input_fn: Callable) -> tuple[int, Any]:

@@ -104,6 +104,12 @@ class _ModelFnModule(nn.Module):
   def __call__(self, features, labels, valid=None):
     features, labels = unpacked(features, labels)
     if valid is not None:  # a padded EVAL batch: mark its real rows
+      if not isinstance(features, Mapping):
+        raise TypeError(
+            f"This estimator pads a short last evaluation batch and marks its "
+            f"real rows with a feature {VALID_ROWS_KEY!r}, so its features "
+            f"must be a dict; got {type(features).__name__} {features!r:.200}."
+            " Yield features as a dict, e.g. ({'x': x}, y).")
       rows = jax.tree.leaves(features)[0].shape[0]
       features = {**features, VALID_ROWS_KEY: jnp.arange(rows) < valid}
     try:

@@ -1,13 +1,15 @@
 """Rows of an encoded table: gathers, loops of rows, a background encode.
 
 An array input_fn (numpy, pandas) is encoded once as a whole table (see
-``_pipeline.input_batches``); its batches are then row gathers from it,
-``steps_per_loop`` batches gathered at once.
+``_pipeline.input_batches``) and kept in an ``EncodedTables`` cache; its
+batches are then row gathers from it, ``steps_per_loop`` batches gathered at
+once.
 """
 from __future__ import annotations
 
 import itertools
 import threading
+import weakref
 from typing import Any, Callable, Iterator
 
 import jax
@@ -15,8 +17,8 @@ import numpy as np
 
 from estlab._packing import Packed
 
-__all__ = ["Background", "pad_loop", "take_rows", "table_batches",
-           "table_loops"]
+__all__ = ["Background", "Encoded", "EncodedTables", "pad_loop", "take_rows",
+           "table_batches", "table_loops"]
 
 
 def take_rows(batch: Any, rows: Any) -> Any:
@@ -39,13 +41,14 @@ def _take(array: Any, rows: Any) -> Any:
   return array[rows] if isinstance(rows, slice) else np.take(array, rows, axis=0)
 
 
-def table_batches(encoded: "Background", selections: Iterator) -> Iterator:
+def table_batches(encoded: "Encoded | Background",
+                  selections: Iterator) -> Iterator:
   """Rows of an encoded table, one batch per selection (``table_loops``'s
   single steps)."""
   return (batch for _, batch in table_loops(encoded, selections, 1, None))
 
 
-def table_loops(encoded: "Background", selections: Iterator,
+def table_loops(encoded: "Encoded | Background", selections: Iterator,
                 steps_per_loop: int, limit: int | None,
                 first: Callable[[Any], Any] | None = None) -> Iterator[tuple]:
   """``(n, batch)`` of table rows for training, grouped as ``group_for_loops``
@@ -144,44 +147,125 @@ def _stream_loops(stream: Any, steps_per_loop: int,
 class Background:
   """A value computed once: in a background thread once ``start`` is called,
   else in the first caller of ``get``. ``get`` raises what the computation
-  raised."""
+  raised.
 
-  def __init__(self, compute: Callable[[], Any]):
+  ``start(*args)`` and ``get(*args)`` pass ``args`` to the computation (the
+  first call that runs it decides): the inputs are held only while it runs,
+  so a cached ``Background`` need not keep them alive (``EncodedTables``).
+  """
+
+  def __init__(self, compute: Callable[..., Any]):
     self._compute = compute
     self._thread: threading.Thread | None = None
     self._lock = threading.Lock()
     self._result: tuple | None = None  # (value, error)
 
-  def _run(self) -> None:
+  def _run(self, *args: Any) -> None:
     try:
-      self._result = (self._compute(), None)
+      self._result = (self._compute(*args), None)
     except BaseException as e:  # pylint: disable=broad-except
       self._result = (None, e)
 
   def done(self) -> bool:
     return self._result is not None
 
-  def start(self) -> None:
+  def start(self, *args: Any) -> None:
     with self._lock:
       if self._thread is None and self._result is None:
-        self._thread = threading.Thread(target=self._run, daemon=True,
-                                        name="estlab-encode")
+        # (A finished Thread drops its target and args.)
+        self._thread = threading.Thread(target=self._run, args=args,
+                                        daemon=True, name="estlab-encode")
         self._thread.start()
 
-  def get(self) -> Any:
+  def get(self, *args: Any) -> Any:
     result = self._result  # set last by ``_run``: then the work is done
     if result is None:
-      result = self._wait()
+      result = self._wait(args)
     value, error = result
     if error is not None:
       raise error
     return value
 
-  def _wait(self) -> tuple:
+  def _wait(self, args: tuple) -> tuple:
     with self._lock:
       thread = self._thread
       if thread is None and self._result is None:
-        self._run()
+        self._run(*args)
     if thread is not None:
       thread.join()
     return self._result
+
+
+class Encoded:
+  """A table's cached ``Background`` encoding, bound to the table: ``done``,
+  ``start`` and ``get`` as ``Background``'s, computing from the table, which
+  this handle (held by one input pipeline) keeps alive."""
+
+  def __init__(self, background: Background, table: Any):
+    self._background = background
+    self.table = table
+
+  def done(self) -> bool:
+    return self._background.done()
+
+  def start(self) -> None:
+    self._background.start(self.table)
+
+  def get(self) -> Any:
+    return self._background.get(self.table)
+
+
+class EncodedTables:
+  """An Estimator's encoded tables: ``(table, mode) -> Background``.
+
+  An array input_fn (``numpy_input_fn``, ``pandas_input_fn``, a Dataset over
+  in-memory columns) returns batches of rows of one table object; its
+  encoding (feature columns, packing) is computed once per table and mode
+  and reused by every later call that returns the same table object, so a
+  DataFrame's input_fn made once and passed to ``train``, ``evaluate`` and
+  ``predict`` again and again is encoded once per mode.
+
+  Entries are keyed on the table's identity (never on its value: equal
+  tables are not assumed to be the same data) and hold it weakly: an entry
+  goes when its table does, so the cache never keeps a dropped input_fn's
+  data (or its encoding) alive, and a new table never finds another's
+  encoding. The encoding holds no reference to the table; the ``Encoded``
+  handle an input pipeline gets does, while the pipeline runs.
+
+  A table made afresh by every call of the input_fn (``lambda:
+  pandas_input_fn(df, y)()``, a Dataset built inside the input_fn) is a new
+  object each time and so is encoded again each call: correct, but slower
+  than making the input_fn once and passing it. A table that cannot be
+  referenced weakly is encoded per call too, never cached.
+
+  The arrays are read when the table is first encoded: changing them in
+  place afterwards is not seen by the cached encoding; make a new input_fn
+  for new data.
+  """
+
+  def __init__(self):
+    self._entries: dict[int, tuple[weakref.ref, dict]] = {}
+
+  def __len__(self) -> int:
+    return len(self._entries)
+
+  def encoded(self, table: Any, mode: str,
+              compute: Callable[[Any], Any]) -> Encoded:
+    """``table``'s encoding in ``mode``, ``compute(table)`` on first use."""
+    key = id(table)
+    entry = self._entries.get(key)
+    if entry is None or entry[0]() is not table:
+      try:
+        ref = weakref.ref(table, lambda r, key=key: self._forget(key, r))
+      except TypeError:  # not weakly referenceable: encoded per call
+        return Encoded(Background(compute), table)
+      entry = self._entries[key] = (ref, {})
+    per_mode = entry[1]
+    if mode not in per_mode:
+      per_mode[mode] = Background(compute)
+    return Encoded(per_mode[mode], table)
+
+  def _forget(self, key: int, ref: weakref.ref) -> None:
+    entry = self._entries.get(key)
+    if entry is not None and entry[0] is ref:
+      del self._entries[key]

@@ -25,7 +25,6 @@ import copy
 import logging
 import os
 import tempfile
-import weakref
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import jax
@@ -35,6 +34,7 @@ from estlab import summary
 from estlab._loops import (NanLossDuringTrainingError, TrainLoop,
                            evaluate_batches, predict_batches)
 from estlab._pipeline import Prefetcher, chain, first_batch, input_batches
+from estlab._tables import EncodedTables
 from estlab.distribute._strategies import check_train_distribute
 from estlab._step import CompiledSteps, compile_ahead, host_for_init
 from estlab._step_dirs import local_steps
@@ -106,7 +106,7 @@ class Estimator:
     self._state = None        # TrainState on the device, or None
     self._state_step = None   # the checkpointed step self._state equals
     self._restored = None     # (checkpoint path, variables) for eval/predict
-    self._tables = weakref.WeakKeyDictionary()  # ArrayTable -> {mode: batch}
+    self._tables = EncodedTables()  # (array table, mode) -> its encoding
 
   # -- tf.estimator's read-only properties ------------------------------------
 
@@ -132,7 +132,7 @@ class Estimator:
     new = copy.copy(self)
     new._model_fn, new._model_fn_args = model_fn, model_fn_args(model_fn)
     new._steps = new._checkpointer = new._state = new._restored = None
-    new._state_step, new._tables = None, weakref.WeakKeyDictionary()
+    new._state_step, new._tables = None, EncodedTables()
     return new
 
   # -- hooks for subclasses (premade estimators) ------------------------------
@@ -290,7 +290,12 @@ class Estimator:
     """Trains on ``input_fn``'s batches; returns ``self``.
 
     Args:
-      input_fn: returns an iterable of ``(features, labels)`` batches.
+      input_fn: returns an iterable of ``(features, labels)`` batches (a
+        Dataset, a list, a generator, ``numpy_input_fn``'s iterator), or one
+        batch, trained on at every step (as tf.estimator); with neither
+        ``steps`` nor ``max_steps`` that trains until a hook stops it. What
+        counts as one batch: ``_pipeline.call_input_fn``. ``features`` is a
+        dict of arrays or one array (given to the model_fn as it is).
       hooks: ``SessionRunHook`` instances.
       steps: train this many more steps (or until the input ends).
       max_steps: train until the global step reaches this; a no-op when it
@@ -368,6 +373,18 @@ class Estimator:
                ) -> dict[str, Any]:
     """Evaluates a checkpoint (the latest by default) on ``input_fn``.
 
+    Args:
+      input_fn: returns an iterable of batches, or one batch (see
+        ``train``).
+      steps: evaluate on this many batches at most; None: until the input
+        ends. An input_fn that returns one batch is read once with None and
+        ``steps`` times with ``steps`` (tf.estimator, given a batch of
+        tensors and no ``steps``, evaluated until stopped).
+      hooks: ``SessionRunHook`` instances.
+      checkpoint_path: the checkpoint to evaluate; None: the latest.
+      name: evaluations with different names write to different
+        directories (``eval_dir(name)``).
+
     Returns:
       A dict with ``loss`` (mean over batches), ``global_step`` and every
       metric in the model_fn's ``eval_metric_ops``; also written as events to
@@ -406,6 +423,10 @@ class Estimator:
               checkpoint_path: str | None = None,
               yield_single_examples: bool = True) -> Iterator[Any]:
     """Yields predictions of a checkpoint (the latest by default).
+
+    ``input_fn`` returns an iterable of batches, or one batch (see
+    ``train``), read once: tf.estimator, given a batch of tensors, predicted
+    on it until stopped. The input's labels, if any, are ignored.
 
     Yields:
       One dict per example (``yield_single_examples=True``) or per batch; a

@@ -79,10 +79,11 @@ def test_labels_given_but_model_fn_takes_none(tmp_path):
     est.train(lambda: [({"x": np.ones((2, 1)), "y": np.ones((2, 5))}, np.ones(2))])
 
 
-def test_features_not_a_dict(tmp_path):
+def test_features_neither_a_dict_nor_an_array(tmp_path):
   est = estlab.Estimator(seed_model_fn, tmp_path, config=quiet())
-  with pytest.raises(TypeError, match="features must be a dict.*ndarray"):
-    est.train(lambda: [(np.ones((2, 1)), np.ones(2))])
+  with pytest.raises(TypeError, match="features must be a dict of arrays or "
+                     "one array, got list"):
+    est.train(lambda: [([[1.0], [2.0]], np.ones(2))])
 
 
 def test_batch_sizes_differ(tmp_path):
@@ -98,10 +99,11 @@ def test_input_fn_yields_nothing(tmp_path):
     est.train(lambda: iter([]))
 
 
-def test_input_fn_returns_a_single_batch(tmp_path):
+def test_input_fn_returns_neither_a_batch_nor_batches(tmp_path):
   est = estlab.Estimator(seed_model_fn, tmp_path, config=quiet())
-  with pytest.raises(TypeError, match="single batch.*itertools.repeat"):
-    est.train(lambda: {"x": np.ones((2, 1)), "y": np.ones((2, 5))})
+  with pytest.raises(TypeError, match="returned float 2.5, which is not one "
+                     "batch and not iterable; return one \\(features, "):
+    est.train(lambda: 2.5, steps=1)
 
 
 def test_string_feature_in_custom_model_fn(tmp_path):

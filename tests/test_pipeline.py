@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 
 from estlab import _packing
-from estlab._pipeline import (Prefetcher, call_input_fn, check_no_strings,
+from estlab._pipeline import (OneBatch, Prefetcher, call_input_fn,
+                              check_no_strings,
                               feed, group_for_loops, pad_short_batches,
                               prefetch_ahead, prepare_batch, split_batch)
 
@@ -92,20 +93,50 @@ def test_call_input_fn_reads_a_tf_data_like_dataset_through_as_numpy_iterator():
   assert list(_call(lambda: FakeDataset())) == batches
 
 
+_X = np.zeros((3, 2), np.float32)
+
+
 @pytest.mark.parametrize("single", [
-    {"x": np.zeros(3)},
-    ({"x": np.zeros(3)}, np.zeros(3)),
-], ids=["features_dict", "features_labels_tuple"])
-def test_call_input_fn_rejects_a_single_batch_returned_directly(single):
-  with pytest.raises(TypeError, match="single batch") as info:
-    _call(lambda: single)
-  assert "[batch]" in str(info.value)  # the fix is shown
+    {"x": _X},
+    ({"x": _X}, np.zeros(3)),
+    ({"x": _X}, {"a": np.zeros(3), "b": np.zeros(3)}),
+    ({"x": _X}, None),
+    _X,
+    (_X, np.zeros(3)),
+    (jax.numpy.zeros((3, 2)), np.zeros(3)),
+    (pd.DataFrame(_X), pd.Series(np.zeros(3))),
+], ids=["features_dict", "features_labels", "labels_dict", "labels_none",
+        "array", "array_labels", "jax_array_labels", "pandas"])
+def test_call_input_fn_reads_one_batch_returned_directly(single):
+  result = _call(lambda: single)
+  assert isinstance(result, OneBatch)
+  assert result.item is single
+
+
+@pytest.mark.parametrize("batches", [
+    [({"x": _X}, np.zeros(3))],  # a list: batches, even of one
+    [{"x": _X}, {"x": _X}],
+    ((_X, np.zeros(3)), (_X, np.zeros(3))),  # its first item is a tuple
+    ({"x": _X}, {"x": _X}, {"x": _X}),  # a tuple of three
+], ids=["list_of_one", "list_of_dicts", "tuple_of_tuples", "tuple_of_three"])
+def test_call_input_fn_reads_lists_and_other_tuples_as_batches(batches):
+  result = _call(lambda: batches)
+  assert not isinstance(result, OneBatch)
+  assert list(result) == list(batches)
+
+
+def test_call_input_fn_documents_its_one_batch_rule():
+  doc = inspect.getdoc(call_input_fn)
+  for words in ("one batch", "a tuple of two", "a list", "generator",
+                "as_numpy_iterator"):
+    assert words in doc
 
 
 def test_call_input_fn_rejects_a_non_iterable_result():
   with pytest.raises(TypeError, match="not iterable") as info:
     _call(lambda: 3)
-  assert "int" in str(info.value)
+  assert "int 3" in str(info.value)
+  assert "(features, labels) batch" in str(info.value)  # the fix
 
 
 def test_call_input_fn_rejects_a_non_callable():
@@ -193,17 +224,38 @@ def test_split_batch_checks_a_feature_named_labels_against_the_labels():
   assert "features['labels']" in str(info.value)
 
 
-@pytest.mark.parametrize("item", [[{"x": np.zeros(2)}, np.zeros(2)], np.zeros(2),
+@pytest.mark.parametrize("item", [[{"x": np.zeros(2)}, np.zeros(2)], 3,
                                   ({"x": np.zeros(2)}, np.zeros(2), None)],
-                         ids=["list", "array", "triple"])
+                         ids=["list", "int", "triple"])
 def test_split_batch_rejects_other_containers(item):
   with pytest.raises(TypeError, match="Batch 2 .*\\(features, labels\\)"):
     split_batch(item, 2)
 
 
-def test_split_batch_rejects_features_that_are_not_a_dict():
-  with pytest.raises(TypeError, match="features must be a dict"):
-    split_batch((np.zeros((2, 3)), np.zeros(2)), 0)
+def test_split_batch_takes_features_as_one_array_and_keeps_it_bare():
+  x = np.arange(6.0).reshape(3, 2)
+  features, labels = split_batch((x, [0, 1, 2]), 0)
+  assert features is x
+  assert labels.tolist() == [0, 1, 2]
+  features, labels = split_batch(x, 0)  # features alone
+  assert features is x and labels is None
+  images = jax.numpy.zeros((3, 28, 28, 1))
+  features, labels = split_batch((images, {"a": np.zeros(3)}), 0)
+  assert features is images and list(labels) == ["a"]
+
+
+def test_split_batch_rejects_features_neither_a_dict_nor_an_array():
+  with pytest.raises(TypeError, match="features must be a dict of arrays or "
+                     "one array, got list.*np.asarray") as info:
+    split_batch(([[1.0], [2.0]], np.zeros(2)), 0)
+  assert "[[1.0], [2.0]]" in str(info.value)  # the value
+
+
+def test_split_batch_checks_the_batch_size_of_bare_features():
+  with pytest.raises(ValueError, match="'features': 3, 'labels': 2"):
+    split_batch((np.zeros((3, 2)), np.zeros(2)), 0)
+  with pytest.raises(ValueError, match="features is a scalar"):
+    split_batch((np.float32(1.0), np.zeros(1)), 0)
 
 
 # -- check_no_strings ----------------------------------------------------------
@@ -217,6 +269,13 @@ def test_check_no_strings_names_the_feature_and_shows_a_value(value):
   with pytest.raises(TypeError, match="'city'.*strings") as info:
     check_no_strings({"x": np.zeros(2), "city": value})
   assert "feature_column" in str(info.value)
+
+
+def test_check_no_strings_in_features_that_are_one_array():
+  with pytest.raises(TypeError, match="The features \\(one array\\) hold "
+                     "strings.*'a'"):
+    check_no_strings(np.array([["a"], ["b"]], dtype=object))
+  check_no_strings(np.zeros((2, 28, 28, 1)))
 
 
 def test_check_no_strings_accepts_numbers():

@@ -1,12 +1,14 @@
 """Rows of an encoded table: loops of row gathers and the background encode."""
 import threading
+import weakref
 
 import jax
 import numpy as np
 import pytest
 
 from estlab._packing import Packed, pack
-from estlab._tables import Background, table_batches, table_loops, take_rows
+from estlab._tables import (Background, EncodedTables, table_batches,
+                            table_loops, take_rows)
 
 
 def test_table_batches_encodes_once_and_only_when_a_batch_is_needed():
@@ -122,3 +124,89 @@ def test_rows_of_a_prepared_batch_keep_its_packed_form():
   # Other trees are gathered leaf by leaf.
   plain = take_rows(tree, slice(2, 4))
   np.testing.assert_array_equal(plain[1], [2, 3])
+
+
+# -- EncodedTables -------------------------------------------------------------
+
+
+class _Table:
+  """A table object as an array input_fn returns (``ArrayTable``-like)."""
+
+  def __init__(self, values):
+    self.values = np.asarray(values)
+
+  def whole(self):
+    return {"x": self.values}
+
+  def __eq__(self, other):  # equal values: still another table
+    return isinstance(other, _Table) and np.array_equal(self.values,
+                                                        other.values)
+
+  __hash__ = None  # a value-comparing table need not be hashable
+
+
+def _encode(calls):
+  def compute(table):
+    calls.append(table.values.tolist())
+    return table.whole()
+  return compute
+
+
+def test_encoded_tables_encode_a_table_once_per_mode():
+  import gc  # pylint: disable=g-import-not-at-top
+  tables, calls = EncodedTables(), []
+  table = _Table([1, 2])
+  for _ in range(3):
+    encoded = tables.encoded(table, "eval", _encode(calls))
+    assert encoded.get()["x"].tolist() == [1, 2]
+  tables.encoded(table, "train", _encode(calls)).get()
+  assert calls == [[1, 2], [1, 2]]  # once for eval, once for train
+  assert len(tables) == 1
+  del encoded  # a pipeline's handle keeps its table alive while it runs
+  gc.collect()
+  assert len(tables) == 1
+  del table
+  gc.collect()
+  assert len(tables) == 0  # the entry went with its table
+
+
+def test_encoded_tables_never_serve_one_tables_encoding_for_another():
+  tables, calls = EncodedTables(), []
+  first, second = _Table([1, 2]), _Table([1, 2])  # equal, not the same
+  tables.encoded(first, "eval", _encode(calls)).get()
+  tables.encoded(second, "eval", _encode(calls)).get()
+  assert len(calls) == 2 and len(tables) == 2
+  for _ in range(20):  # a new table per call, as a lambda making one does
+    fresh = _Table([len(calls)])
+    assert (tables.encoded(fresh, "eval", _encode(calls)).get()["x"].tolist()
+            == fresh.values.tolist())
+
+
+def test_an_encoding_keeps_no_reference_to_its_table():
+  import gc  # pylint: disable=g-import-not-at-top
+  tables = EncodedTables()
+  table = _Table([3])
+  handle = tables.encoded(table, "infer", _encode([]))
+  handle.start()  # in the background thread
+  assert handle.get()["x"].tolist() == [3]
+  ref = weakref.ref(table)
+  del table, handle
+  gc.collect()
+  assert ref() is None and len(tables) == 0
+
+
+def test_a_table_that_cannot_be_referenced_weakly_is_encoded_per_call():
+  class Slotted:
+    __slots__ = ("values",)
+
+    def __init__(self):
+      self.values = np.arange(2)
+
+    def whole(self):
+      return {"x": self.values}
+  tables, calls = EncodedTables(), []
+  table = Slotted()
+  for _ in range(2):
+    encoded = tables.encoded(table, "eval", _encode(calls))
+    assert encoded.get()["x"].tolist() == [0, 1]
+  assert len(calls) == 2 and len(tables) == 0

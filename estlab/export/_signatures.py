@@ -33,7 +33,17 @@ def serve_fn(module: Any, signatures: dict) -> Callable:
     signatures: cleared and filled with ``{name: ExportOutput}`` on trace.
   """
   def serve(variables, features):
-    spec = module.apply(variables, features, None)
+    try:
+      spec = module.apply(variables, features, None)
+    except (TypeError, AttributeError, IndexError) as e:
+      raise ValueError(
+          f"The model_fn raised {type(e).__name__}: {e} on the receiver's "
+          f"features, a dict of {sorted(dict(features))!r}. If the model_fn "
+          "takes features as one array (as numpy_input_fn(x=array) feeds "
+          "them): export gives it the receiver's dict (a receiver of one "
+          "bare array is not supported); read x = features['x'] if "
+          "isinstance(features, dict) else features in the model_fn, and "
+          "export with ServingInputReceiver({'x': ...}).") from e
     outputs = _outputs.signature_outputs(spec.export_outputs, spec.predictions)
     signatures.clear()
     signatures.update(outputs)

@@ -1,4 +1,4 @@
-"""``numpy_input_fn``: feeds dicts of numpy arrays to an Estimator in batches.
+"""``numpy_input_fn``: feeds numpy arrays to an Estimator in batches.
 
 The arrays are checked and made contiguous once, when the input_fn is made;
 each batch is then a slice (in order) or one ``np.take`` per column
@@ -12,8 +12,21 @@ import numpy as np
 
 from estlab.data import _batching
 
-# The feature key of ``x`` when it is a single array rather than a dict.
+# The column of ``x`` when it is a single array rather than a dict (TF's
+# name for it); batches give the array itself as the features.
 DIRECT_NP_INPUT_KEY = "__direct_np_input__"
+
+
+class _OneArrayTable(_batching.ArrayTable):
+  """An ``ArrayTable`` whose features are one array (``x`` an array): its
+  batches' features are that array's rows, not a dict, as TF feeds them."""
+
+  def rows(self, selection: _batching.Selection) -> Any:
+    batch = super().rows(selection)
+    if self.labels is None:
+      return batch[DIRECT_NP_INPUT_KEY]
+    features, labels = batch
+    return features[DIRECT_NP_INPUT_KEY], labels
 
 
 def _as_column(key: Any, value: Any, arg: str) -> np.ndarray:
@@ -52,7 +65,7 @@ def _as_columns(data: Any, arg: str, single_key: Optional[str]
 def numpy_input_fn(x, y=None, batch_size=128, num_epochs=1, shuffle=None,
                    queue_capacity=1000, num_threads=1, *, seed=None
                    ) -> Callable[[], Iterator]:
-  """Returns an input_fn that feeds dicts of numpy arrays in batches.
+  """Returns an input_fn that feeds numpy arrays in batches.
 
   ``tf.compat.v1.estimator.inputs.numpy_input_fn`` on host numpy: the
   input_fn returns a fresh iterator per call instead of building queue ops.
@@ -66,11 +79,18 @@ def numpy_input_fn(x, y=None, batch_size=128, num_epochs=1, shuffle=None,
     ...                     batch_size=2, shuffle=False)
     >>> [labels.tolist() for _, labels in fn()]
     [[0, 1], [2, 3], [4]]
+    >>> images = np.zeros((5, 28, 28, 1), np.float32)  # x one array: fed bare
+    >>> features, _ = next(iter(numpy_input_fn(images, np.arange(5),
+    ...                                        batch_size=2, shuffle=False)()))
+    >>> features.shape
+    (2, 28, 28, 1)
 
   Args:
     x: a dict of arrays (the features), or a single numpy array, which is
-      fed as the feature ``'__direct_np_input__'`` (TF's internal name for
-      it; TF fed the bare tensor, estlab keeps features a dict).
+      fed as it is: the model_fn's ``features`` is then one array (rows of
+      ``x``), not a dict, as TF feeds the bare tensor. A premade estimator
+      reads features by name, so give it ``x={'x': array}`` and
+      ``numeric_column('x', shape=...)``.
     y: the labels: an array, a dict of arrays, or None for no labels.
     batch_size: rows per batch.
     num_epochs: passes over the data; None repeats forever.
@@ -88,8 +108,8 @@ def numpy_input_fn(x, y=None, batch_size=128, num_epochs=1, shuffle=None,
   Returns:
     An input_fn: a callable taking no arguments and returning an iterator
     of ``(features, labels)`` batches, or of ``features`` when y is None.
-    ``features`` is a dict of arrays; ``labels`` an array or a dict of
-    arrays, like ``y``.
+    ``features`` is a dict of arrays, or one array, like ``x``; ``labels``
+    an array or a dict of arrays, like ``y``.
 
   Raises:
     ValueError: if shuffle is not a bool, if x or y is empty, if the arrays
@@ -111,8 +131,15 @@ def numpy_input_fn(x, y=None, batch_size=128, num_epochs=1, shuffle=None,
   _check_lengths(features, labels)
   if labels is not None and not isinstance(y, Mapping):
     labels = labels[None]
-  return _batching.make_array_input_fn(features, labels, batch_size,
-                                       num_epochs, shuffle, seed)
+  input_fn = _batching.make_array_input_fn(features, labels, batch_size,
+                                           num_epochs, shuffle, seed)
+  if isinstance(x, Mapping):
+    return input_fn
+  table = _OneArrayTable(features, labels)  # the same arrays, fed bare
+
+  def one_array_input_fn() -> _batching.ArrayBatches:
+    return _batching.ArrayBatches(table, input_fn().selections)
+  return one_array_input_fn
 
 
 def _check_lengths(features: Dict[Any, np.ndarray],

@@ -8,7 +8,7 @@ to predictions on the host after the compiled step.
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -82,6 +82,16 @@ class PremadeEstimator(Estimator):
     return self._feature_columns
 
   def _host_transform(self, features: dict, labels: Any, mode: str):
+    if not isinstance(features, Mapping):
+      shape = tuple(np.shape(features)[1:])
+      raise TypeError(
+          f"{type(self).__name__} reads features by name through its "
+          f"feature_columns, so features must be a dict of arrays; the "
+          f"input_fn gave one {type(features).__name__} of shape "
+          f"{np.shape(features)!r}: {features!r:.100}. Wrap it as {{'x': "
+          f"array}} in the input_fn (numpy_input_fn(x={{'x': array}}, ...)) "
+          f"and use estlab.feature_column.numeric_column('x', "
+          f"shape={shape!r}).")
     if self._feature_columns:
       encoded = fc.encode(self._feature_columns, features)
     else:  # no columns (Baseline): keep only the batch size

@@ -82,13 +82,29 @@ def test_unshuffled_batches_are_views_not_copies():
   assert all(np.shares_memory(b["x"], x) for b in fn())
 
 
-def test_array_x_is_fed_under_the_direct_input_key():
-  fn = numpy_input_fn(np.ones((4, 3)), np.arange(4), batch_size=4,
-                      shuffle=False)
-  features, labels = next(iter(fn()))
-  assert list(features) == ["__direct_np_input__"]
-  assert features["__direct_np_input__"].shape == (4, 3)
-  assert labels.shape == (4,)
+def test_array_x_is_fed_as_the_bare_array_as_tf_does():
+  # TF 2.15's numpy_input_fn(x=array) gives the model_fn one Tensor, not a
+  # dict (_tf215_numpy_array_x.py shows it).
+  x = np.arange(24.0).reshape(8, 3)
+  fn = numpy_input_fn(x, np.arange(8), batch_size=4, shuffle=False)
+  batches = list(fn())
+  assert [type(f) for f, _ in batches] == [np.ndarray, np.ndarray]
+  np.testing.assert_array_equal(batches[1][0], x[4:])
+  assert batches[1][1].tolist() == [4, 5, 6, 7]
+  unlabelled = numpy_input_fn(x, batch_size=8, shuffle=False)
+  np.testing.assert_array_equal(next(iter(unlabelled())), x)
+
+
+def test_array_x_shuffled_keeps_rows_and_labels_aligned():
+  x = np.arange(20.0)[:, None] * np.ones((1, 3))
+  fn = numpy_input_fn(x, np.arange(20) * 10, batch_size=8, num_epochs=2,
+                      shuffle=True, seed=1)
+  rows = []
+  for features, labels in fn():
+    np.testing.assert_array_equal(features[:, 0] * 10, labels)
+    rows += features[:, 0].tolist()
+  assert sorted(rows) == sorted(list(range(20)) * 2)
+  assert rows[:20] != list(range(20))  # shuffled
 
 
 def test_y_none_yields_features_only_and_text_becomes_str_objects():
