@@ -3,7 +3,9 @@ saving partially-trained models, the schedule, restoring, a bad restoration).
 
 The guide's snippets over the iris program they modify (tensorflow/models
 r1.13.0 samples/core/get_started/premade_estimator.py and iris_data.py:
-``train_input_fn``, ``eval_input_fn``), with ``tf.estimator`` -> ``estlab``,
+``train_input_fn``, ``eval_input_fn``), with ``tf.estimator`` ->
+``estlab.compat.v1.estimator`` (a guide written for TF 1.x's
+``tf.estimator`` is ``tf.compat.v1.estimator`` in TF 2),
 ``tf.feature_column`` -> ``estlab.feature_column``, ``tf.data`` ->
 ``estlab.data``. Changes beyond imports:
 - data: ``iris_data.load_data()``'s download -> ``_data_c.iris_csvs`` (local
@@ -25,9 +27,9 @@ r1.13.0 samples/core/get_started/premade_estimator.py and iris_data.py:
   and then calls ``classifier.train`` (a typo: its text says the changed
   model's retraining fails); the port calls ``classifier2.train``.
 - prints become assertions.
-- The guide is TF1's: its ``tf.estimator.DNNClassifier`` is today's
+- (import) The guide is TF1's: its ``tf.estimator.DNNClassifier`` is today's
   ``tf.compat.v1.estimator.DNNClassifier`` (Adagrad at 0.05, loss summed
-  over the batch). It becomes ``estlab.DNNClassifier``.
+  over the batch), so it becomes ``estlab.compat.v1.estimator.DNNClassifier``.
 Reference: ``reference/r1_checkpoints_tf.py`` (``reference/r1_checkpoints.json``;
 three runs of the v1 classifier, the guide's, and three of the v2 one).
 
@@ -116,7 +118,7 @@ def test_saving_and_restoring(tmp_path, iris, reference):
   ref = reference["v1"]
 
   # --- "Saving partially-trained models" -------------------------------------
-  classifier = estlab.DNNClassifier(
+  classifier = estlab.compat.v1.estimator.DNNClassifier(
       feature_columns=my_feature_columns,
       hidden_units=[10, 10],
       n_classes=3,
@@ -132,7 +134,7 @@ def test_saving_and_restoring(tmp_path, iris, reference):
 
   # --- "Restoring your model" -------------------------------------------------
   ev = classifier.evaluate(input_fn=lambda: eval_input_fn(test_x, test_y, 100))
-  again = estlab.DNNClassifier(feature_columns=my_feature_columns, hidden_units=[10, 10],
+  again = estlab.compat.v1.estimator.DNNClassifier(feature_columns=my_feature_columns, hidden_units=[10, 10],
                                n_classes=3, model_dir=str(tmp_path / 'models/iris'))
   ev_again = again.evaluate(input_fn=lambda: eval_input_fn(test_x, test_y, 100))
   # the same weights, from the checkpoint
@@ -151,7 +153,7 @@ def test_saving_and_restoring(tmp_path, iris, reference):
   assert ref[0]["global_step"] == 400  # (and the listing ends at 400)
 
   # --- "Avoiding a bad restoration" -------------------------------------------
-  classifier2 = estlab.DNNClassifier(
+  classifier2 = estlab.compat.v1.estimator.DNNClassifier(
       feature_columns=feature_columns,
       hidden_units=[20, 20],  # Change the number of neurons in the model.
       n_classes=3,
@@ -173,7 +175,7 @@ def test_saving_and_restoring(tmp_path, iris, reference):
 def test_default_checkpoint_directory(tmp_path, iris, reference, monkeypatch):
   monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
   _, _, my_feature_columns = iris
-  classifier = estlab.DNNClassifier(
+  classifier = estlab.compat.v1.estimator.DNNClassifier(
       feature_columns=my_feature_columns,
       hidden_units=[10, 10],
       n_classes=3)
@@ -186,12 +188,12 @@ def test_default_checkpoint_directory(tmp_path, iris, reference, monkeypatch):
 
 def test_checkpointing_frequency(tmp_path, iris, reference):
   (train_x, train_y), _, my_feature_columns = iris
-  my_checkpointing_config = estlab.RunConfig(
+  my_checkpointing_config = estlab.compat.v1.estimator.RunConfig(
       save_checkpoints_secs = 20*60,  # Save checkpoints every 20 minutes.
       keep_checkpoint_max = 10,       # Retain the 10 most recent checkpoints.
   )
 
-  classifier = estlab.DNNClassifier(
+  classifier = estlab.compat.v1.estimator.DNNClassifier(
       feature_columns=my_feature_columns,
       hidden_units=[10, 10],
       n_classes=3,
@@ -210,7 +212,7 @@ def test_checkpointing_frequency(tmp_path, iris, reference):
   assert ls_checkpoints(str(tmp_path / 'models/iris')) == reference["kept_with_max_10"]
 
   # "Retains only the 5 most recent checkpoints in the directory."
-  classifier = estlab.DNNClassifier(
+  classifier = estlab.compat.v1.estimator.DNNClassifier(
       feature_columns=my_feature_columns, hidden_units=[10, 10], n_classes=3,
       model_dir=str(tmp_path / 'models/iris_default'))
   for _ in range(12):

@@ -4,8 +4,9 @@
 The guide's code in order (with the parts of tensorflow/models r1.13.0
 samples/core/get_started/iris_data.py it shows: ``load_data``,
 ``train_input_fn``, ``csv_input_fn``), with ``tf.data`` -> ``estlab.data``,
-``tf.estimator`` -> ``estlab``, ``tf.feature_column`` ->
-``estlab.feature_column``. Changes beyond imports:
+``tf.estimator`` -> ``estlab.compat.v1.estimator`` (a guide written for TF
+1.x's ``tf.estimator`` is ``tf.compat.v1.estimator`` in TF 2),
+``tf.feature_column`` -> ``estlab.feature_column``. Changes beyond imports:
 - data: ``iris_data.maybe_download()`` -> ``_data_c.iris_csvs`` (local files
   of the same format); ``tf.keras.datasets.mnist.load_data()`` ->
   ``_data_c.mnist_load_data()`` (a local 28x28 stand-in).
@@ -17,9 +18,10 @@ samples/core/get_started/iris_data.py it shows: ``load_data``,
   shapes and dtypes the guide shows in those prints (TF 2.15's reference).
 - added after ``est.train(...)``: ``est.evaluate`` on the test CSV (the
   guide stops after training; this checks the trained model against TF's).
-- ``LinearClassifier``: the guide is TF1's, whose ``tf.estimator.
+- (import) ``LinearClassifier``: the guide is TF1's, whose ``tf.estimator.
   LinearClassifier`` is today's ``tf.compat.v1.estimator.LinearClassifier``
-  (loss summed over the batch). It becomes ``estlab.LinearClassifier``.
+  (loss summed over the batch), so it becomes
+  ``estlab.compat.v1.estimator.LinearClassifier``.
 Reference: ``reference/r1_datasets_for_estimators_tf.py`` ran the guide's
 code with TensorFlow 2.15 (``reference/r1_datasets_for_estimators.json``;
 three runs each of the v1 classifier, the guide's, and of the v2 one).
@@ -195,7 +197,7 @@ def test_reading_a_csv_file(tmp_path, reference):
       for name in CSV_COLUMN_NAMES[:-1]]
 
   # Build the estimator
-  est = estlab.LinearClassifier(feature_columns,
+  est = estlab.compat.v1.estimator.LinearClassifier(feature_columns,
                                 n_classes=3, model_dir=str(tmp_path / "model"))
   # Train the estimator
   batch_size = 100
