@@ -152,6 +152,7 @@ class CompiledSteps:
     chief_hooks: the TRAIN spec's ``training_chief_hooks`` on the chief
       (process 0; every single-process run), else ().
     export_outputs: export_outputs the PREDICT model_fn returned when traced.
+    host_postprocess: that spec's ``host_postprocess`` (or None).
     compiler_options: the XLA options the steps compile with (None until
       the params' shapes are known; ``_xla_options.dot_options``).
     flat: how training carries small params as one vector (``_flat``), or
@@ -163,6 +164,7 @@ class CompiledSteps:
     self.hooks: dict[str, tuple] = {m: () for m in ModeKeys.ALL}
     self.chief_hooks: tuple = ()
     self.export_outputs = None
+    self.host_postprocess = None
     self._ahead: list[threading.Thread] = []  # compiling eval/predict ahead
     self._ahead_done: set = set()             # signatures compiled ahead
     self._module = {m: _ModelFnModule(call=call, mode=m) for m in ModeKeys.ALL}
@@ -484,8 +486,10 @@ class CompiledSteps:
     spec = self._module[ModeKeys.PREDICT].apply(variables, features, None)
     self.hooks[ModeKeys.PREDICT] = spec.prediction_hooks
     self.export_outputs = spec.export_outputs
+    self.host_postprocess = spec.host_postprocess
     predictions = spec.predictions
-    if keys is not None:
+    if keys is not None and spec.host_postprocess is None:
+      # (with a host_postprocess, keys are picked on the host after it)
       if not isinstance(predictions, Mapping):
         raise ValueError(f"predict_keys={list(keys)!r} given, but the model_fn "
                          "returns a single predictions array, not a dict.")

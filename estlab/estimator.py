@@ -164,8 +164,10 @@ class Estimator:
     return check_train_distribute(self._config.train_distribute)
 
   def _postprocess_predictions(self, predictions: Any) -> Any:
-    """Host-side work on a batch of predictions (e.g. class ids -> names)."""
-    return predictions
+    """Host-side work on a batch of predictions (e.g. class ids -> names):
+    the PREDICT spec's ``host_postprocess`` (a head's class names)."""
+    postprocess = self._compiled().host_postprocess
+    return predictions if postprocess is None else postprocess(predictions)
 
   def _has_postprocess(self) -> bool:
     return (type(self)._postprocess_predictions
@@ -435,8 +437,9 @@ class Estimator:
     if isinstance(predict_keys, str):
       predict_keys = [predict_keys]
     keys = None if predict_keys is None else tuple(predict_keys)
-    # Keys made on the host (postprocess) are selected there, after it.
-    host_keys, keys = (keys, None) if self._has_postprocess() else (None, keys)
+    # Keys made on the host (postprocess) are selected there, after it; the
+    # step selects them too unless the spec has a host_postprocess.
+    host_keys, keys = (keys, None) if self._has_postprocess() else (keys, keys)
     compiled = self._compiled()
     self._compiled().join_compiles_ahead()
     with self._batches(input_fn, ModeKeys.PREDICT, limit=None,

@@ -49,7 +49,8 @@ def _is_gradient_transformation(obj: Any) -> bool:
 
 _SPEC_FIELDS = ("mode", "predictions", "loss", "train_op", "eval_metric_ops",
                 "export_outputs", "training_chief_hooks", "training_hooks",
-                "scaffold", "evaluation_hooks", "prediction_hooks", "summaries")
+                "scaffold", "evaluation_hooks", "prediction_hooks", "summaries",
+                "host_postprocess")
 
 
 class EstimatorSpec(collections.namedtuple("EstimatorSpec", _SPEC_FIELDS)):
@@ -76,6 +77,10 @@ class EstimatorSpec(collections.namedtuple("EstimatorSpec", _SPEC_FIELDS)):
       replacement for ``tf.summary.scalar`` / ``tf.summary.histogram`` calls
       inside a model_fn). Each is also a step output that hooks read by
       name (``LoggingTensorHook({'kernel': 'kernel'})``).
+    host_postprocess: a function the Estimator applies on the host to each
+      batch of PREDICT predictions (numpy), after the compiled step: what
+      cannot be made inside jit, such as a head's string ``classes``
+      (``head.create_estimator_spec`` sets it; estlab's addition).
   """
 
   __slots__ = ()
@@ -83,7 +88,8 @@ class EstimatorSpec(collections.namedtuple("EstimatorSpec", _SPEC_FIELDS)):
   def __new__(cls, mode, predictions=None, loss=None, train_op=None,
               eval_metric_ops=None, export_outputs=None,
               training_chief_hooks=None, training_hooks=None, scaffold=None,
-              evaluation_hooks=None, prediction_hooks=None, summaries=None):
+              evaluation_hooks=None, prediction_hooks=None, summaries=None,
+              host_postprocess=None):
     if mode not in ModeKeys.ALL:
       raise ValueError(f"EstimatorSpec(mode={mode!r}): mode must be one of "
                        f"{ModeKeys.ALL!r} (use estlab.ModeKeys).")
@@ -139,11 +145,14 @@ class EstimatorSpec(collections.namedtuple("EstimatorSpec", _SPEC_FIELDS)):
         if np.ndim(value) and not np.size(value):
           raise ValueError(f"summaries[{name!r}] is empty (shape "
                            f"{np.shape(value)}); pass a scalar or an array.")
+    if host_postprocess is not None and not callable(host_postprocess):
+      raise TypeError(f"EstimatorSpec(host_postprocess={host_postprocess!r:.100})"
+                      " must be a function of a dict of numpy predictions.")
     return super().__new__(
         cls, mode, predictions, loss, train_op, eval_metric_ops,
         export_outputs, tuple(training_chief_hooks or ()),
         tuple(training_hooks or ()), None, tuple(evaluation_hooks or ()),
-        tuple(prediction_hooks or ()), summaries)
+        tuple(prediction_hooks or ()), summaries, host_postprocess)
 
 
 def model_fn_args(model_fn: Callable) -> tuple[str, ...]:

@@ -1,8 +1,8 @@
 """estlab.data: tf.data's Dataset on numpy and Grain, and the input path.
 
 ``tf.data`` becomes ``estlab.data``: ``Dataset.from_tensor_slices``,
-``from_tensors``, ``from_generator``, ``range``, ``zip`` and the
-transformations tutorials' input_fns use, over numpy elements.
+``from_tensors``, ``from_generator``, ``range``, ``zip``, ``TextLineDataset``
+and the transformations tutorials' input_fns use, over numpy elements.
 
 The input path, in the order data flows:
 
@@ -29,12 +29,12 @@ Example:
 import importlib
 from typing import Any
 
-from estlab.data._dataset import AUTOTUNE, Dataset
+from estlab.data._dataset import AUTOTUNE, Dataset, TextLineDataset
 from estlab.data._node import INFINITE as INFINITE_CARDINALITY
 from estlab.data._node import UNKNOWN as UNKNOWN_CARDINALITY
 from estlab.data._structure import TensorSpec
 
-__all__ = ["Dataset", "AUTOTUNE", "INFINITE_CARDINALITY",
+__all__ = ["Dataset", "TextLineDataset", "AUTOTUNE", "INFINITE_CARDINALITY",
            "UNKNOWN_CARDINALITY", "TensorSpec", "experimental"]
 
 

@@ -5,10 +5,11 @@ from typing import Any, Callable, Iterator, Optional
 
 import numpy as np
 
-from estlab.data import _batching, _plan, _sources, _structure, _transforms
+from estlab.data import (_batching, _plan, _sources, _structure, _text,
+                         _transforms)
 from estlab.data._node import INFINITE, UNKNOWN, Node
 
-__all__ = ["Dataset", "AUTOTUNE"]
+__all__ = ["Dataset", "TextLineDataset", "AUTOTUNE"]
 
 AUTOTUNE = -1  # tf.data.AUTOTUNE: prefetch picks its buffer (2 elements).
 
@@ -315,6 +316,52 @@ class Dataset:
           f"repeat, batch, unbatch, take, skip, shard, cache, prefetch, "
           f"apply, as_numpy_iterator, element_spec and cardinality.")
     raise AttributeError(f"'Dataset' object has no attribute {name!r}")
+
+
+class TextLineDataset(Dataset):
+  """tf.data's ``TextLineDataset``: the lines of text files, as ``str``.
+
+  Each element is one line without its newline (TF yields ``bytes``; here
+  ``str``, decoded as UTF-8). Every ``\\r`` is dropped, so CRLF files read
+  as LF ones; empty lines are elements; a last line without a newline is
+  one. The files are read one after the other, or, with
+  ``num_parallel_reads=n``, interleaved one line from each of ``n`` open
+  files in turn, in TF's order (read in the consumer's thread: Python
+  gains nothing from reader threads here). Each pass reads the files
+  afresh; the cardinality is unknown, as in TF.
+
+  Args:
+    filenames: a file name, a list (or array) of them, or a Dataset of
+      file names. Named files must exist.
+    compression_type: None or '' (plain text), 'GZIP' or 'ZLIB'.
+    buffer_size: bytes read at a time (default 256 KiB).
+    num_parallel_reads: files read at once, interleaved; None reads them in
+      order; ``AUTOTUNE`` opens one per CPU core, as TF.
+    name: unused (TF names its ops).
+
+  Raises:
+    FileNotFoundError: naming a file that does not exist.
+    ValueError: for another compression_type (and, on iteration, for a
+      file that is not UTF-8 or not of that compression).
+    TypeError: for file names that are not strings.
+
+  Example:
+    >>> import os, tempfile
+    >>> path = os.path.join(tempfile.mkdtemp(), 'iris.csv')
+    >>> _ = open(path, 'w').write('a,b\\n1,2\\n3,4')
+    >>> list(TextLineDataset(path).skip(1))
+    ['1,2', '3,4']
+  """
+
+  def __init__(self, filenames: Any, compression_type: Optional[str] = None,
+               buffer_size: Optional[int] = None,
+               num_parallel_reads: Optional[int] = None,
+               name: Optional[str] = None):
+    del name
+    if isinstance(filenames, Dataset):
+      filenames = filenames._node  # pylint: disable=protected-access
+    super().__init__(_text.TextLines(filenames, compression_type,
+                                     buffer_size, num_parallel_reads))
 
 
 def _owned(iterator: Iterator[Any], owner: Any) -> Iterator[Any]:

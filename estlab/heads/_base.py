@@ -353,8 +353,13 @@ class Head(abc.ABC):
                        "model_fn's `mode` through.")
     predictions = self.predictions(logits)
     if mode == ModeKeys.PREDICT:
+      # Host-only predictions (classes) are added after the step, as TF's.
+      host = (self.postprocess_predictions
+              if type(self).postprocess_predictions
+              is not Head.postprocess_predictions else None)
       return EstimatorSpec(mode, predictions=predictions,
-                           export_outputs=self._export_outputs(predictions))
+                           export_outputs=self._export_outputs(predictions),
+                           host_postprocess=host)
     loss = self.loss(labels, logits, features, mode, regularization_losses)
     if mode == ModeKeys.EVAL:
       return EstimatorSpec(mode, predictions=predictions, loss=loss,

@@ -21,8 +21,9 @@ class MultiHead(Head):
   * loss: ``sum(head_weight * head loss) + regularization``;
   * metrics: each head's own keys (already suffixed ``/<head name>``), plus
     ``loss/<head name>`` and ``regularization_loss/<joined names>``;
-  * predictions: keyed ``'<head name>/<key>'`` (strings; TF uses
-    ``(head name, key)`` tuples).
+  * predictions: keyed by ``(head name, key)`` tuples, as TF's, e.g.
+    ``('kind', 'probabilities')`` (also in ``predict_keys``); export
+    signatures name them ``'<head name>/<key>'``, as TF's do.
 
   Args:
     heads: heads, each with a distinct ``name``; the first is served first.
@@ -107,14 +108,13 @@ class MultiHead(Head):
     labels = self._by_head(labels, "labels")
     return {h.name: h.transform_labels(labels[h.name]) for h in self._heads}
 
-  def postprocess_predictions(self, predictions: Mapping[str, Any]) -> dict:
-    """Each head's ``postprocess_predictions`` on its ``'<name>/'`` keys."""
+  def postprocess_predictions(self, predictions: Mapping[Any, Any]) -> dict:
+    """Each head's ``postprocess_predictions`` on its ``(name, key)`` keys."""
     out = dict(predictions)
     for h in self._heads:
-      prefix = f"{h.name}/"
-      own = {k[len(prefix):]: v for k, v in predictions.items()
-             if k.startswith(prefix)}
-      out.update({prefix + k: v for k, v in h.postprocess_predictions(own).items()})
+      own = _own(predictions, h.name)
+      out.update({(h.name, k): v
+                  for k, v in h.postprocess_predictions(own).items()})
     return out
 
   def _head_losses(self, labels, logits, features, mode=None) -> list:
@@ -134,28 +134,40 @@ class MultiHead(Head):
     return total + _regularization(regularization_losses)
 
   def predictions(self, logits, keys=None):
-    """Every head's predictions, keyed ``'<head name>/<key>'``."""
+    """Every head's predictions, keyed ``(head name, key)`` as in TF.
+
+    Args:
+      logits: a dict keyed by head name, or one array split in head order.
+      keys: None for all, or ``(head name, key)`` pairs to compute.
+    """
     logits = self._split_logits(logits)
+    if keys is not None:
+      names = [h.name for h in self._heads]
+      wrong = [k for k in keys if not (isinstance(k, tuple) and len(k) == 2
+                                       and k[0] in names)]
+      if wrong:
+        raise ValueError(
+            f"{self!r}: prediction keys {wrong!r} are not (head name, key) "
+            f"pairs of heads {names!r}; MultiHead keys its predictions as TF "
+            f"does, e.g. ({names[0]!r}, 'logits').")
     out = {}
     for h in self._heads:
-      prefix = f"{h.name}/"
-      own = None if keys is None else [k[len(prefix):] for k in keys
-                                       if k.startswith(prefix)]
+      own = None if keys is None else [k for name, k in keys if name == h.name]
       if own == []:
         continue
-      out.update({prefix + k: v for k, v in
+      out.update({(h.name, k): v for k, v in
                   h.predictions(logits[h.name], own).items()})
     return out
 
   def _export_outputs(self, predictions):
     """TF's: the merged predictions as ``serving_default`` and ``predict``,
     plus each head's outputs keyed ``<head name>/<signature>`` (its default
-    keyed by the head's name)."""
-    outputs = super()._export_outputs(predictions)
+    keyed by the head's name). Signature outputs are named by strings, so
+    a prediction ``(head name, key)`` is ``'<head name>/<key>'`` there."""
+    outputs = super()._export_outputs({f"{name}/{key}": v for (name, key), v
+                                       in predictions.items()})
     for h in self._heads:
-      prefix = f"{h.name}/"
-      own = {k[len(prefix):]: v for k, v in predictions.items()
-             if k.startswith(prefix)}
+      own = _own(predictions, h.name)
       for key, output in h._export_outputs(own).items():  # pylint: disable=protected-access
         outputs[h.name if key == "serving_default" else f"{h.name}/{key}"] = output
     return outputs
@@ -192,3 +204,9 @@ class MultiHead(Head):
 
   def _default_loss(self, labels, logits):  # per head, not merged
     raise NotImplementedError
+
+
+def _own(predictions: Mapping[Any, Any], name: str) -> dict:
+  """The predictions of head ``name``, by their own keys."""
+  return {k[1]: v for k, v in predictions.items()
+          if isinstance(k, tuple) and len(k) == 2 and k[0] == name}

@@ -124,7 +124,10 @@ def _predict(est, features):
   out = list(est.predict(_input_fn(features, None, 1),
                          yield_single_examples=False))
   assert len(out) == 1
-  return {k: np.asarray(v).tolist() for k, v in out[0].items()}
+  # MultiHead keys predictions (head name, key), as TF; its signatures name
+  # them '<head name>/<key>', as TF's.
+  return {"/".join(k) if isinstance(k, tuple) else k: np.asarray(v).tolist()
+          for k, v in out[0].items()}
 
 
 @pytest.fixture(scope="module")

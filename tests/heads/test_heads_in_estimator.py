@@ -85,3 +85,35 @@ def test_multi_head_with_dict_labels_trains_and_evaluates(tmp_path):
   assert result["average_loss/sum"] < 0.1 and result["accuracy/band"] > 0.7
   np.testing.assert_allclose(result["loss"], result["loss/band"] +
                              0.5 * result["loss/sum"], rtol=1e-4)
+
+
+def test_head_in_a_plain_model_fn_predicts_tf_keys_with_class_names(tmp_path):
+  # TF 2.15's MultiClassHead predictions in any model_fn (as recorded in
+  # tests/ports/reference/extra_multi_head.json): the string classes too,
+  # which estlab adds on the host after the step (spec.host_postprocess).
+  x, _, positive = _data()
+  ids = positive.astype(np.int64)
+  head = heads.MultiClassHead(3, label_vocabulary=["lo", "hi", "never"])
+
+  def model_fn(features, labels, mode):
+    logits = nn.Dense(head.logits_dimension)(features["x"])
+    return head.create_estimator_spec(features, mode, logits, labels,
+                                      optimizer=optax.adam(0.1))
+
+  est = estlab.Estimator(model_fn, str(tmp_path),
+                         config=estlab.RunConfig(progress_bar=False))
+  train = _batches(x, ids)
+  est.train(lambda: (b for _ in range(10) for b in train()), steps=40)
+  preds = list(est.predict(_batches(x, None)))
+  assert set(preds[0]) == {"logits", "probabilities", "class_ids", "classes",
+                           "all_class_ids", "all_classes"}
+  assert preds[0]["all_classes"].tolist() == ["lo", "hi", "never"]
+  classes = [p["classes"][0] for p in preds]
+  assert all(type(c) is str for c in classes)  # pylint: disable=unidiomatic-typecheck
+  assert np.mean(np.array(classes) == np.where(positive, "hi", "lo")) > 0.9
+  only = list(est.predict(_batches(x, None), predict_keys=["classes"]))
+  assert [p["classes"][0] for p in only] == classes and set(only[0]) == {
+      "classes"}
+  probs = next(iter(est.predict(_batches(x, None),
+                                predict_keys=["probabilities"])))
+  assert set(probs) == {"probabilities"}

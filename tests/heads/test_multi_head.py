@@ -56,19 +56,36 @@ def test_eval_metrics_are_suffixed_by_head_name():
   assert set(head.metrics()) == set(m) - {"regularization_loss/click_size"}
 
 
-def test_predictions_prefixed_and_postprocessed_per_head():
+def test_predictions_keyed_by_head_and_key_and_postprocessed_per_head():
+  # TF's MultiHead keys predictions by (head name, key) tuples.
   head = _head()
   _, preds, _ = ht.run(head, PREDICT, {"click": A_LOGITS, "size": B_LOGITS})
-  assert set(preds) == {"click/logits", "click/logistic", "click/probabilities",
-                        "click/class_ids", "click/all_class_ids",
-                        "size/predictions"}
+  assert set(preds) == {("click", "logits"), ("click", "logistic"),
+                        ("click", "probabilities"), ("click", "class_ids"),
+                        ("click", "all_class_ids"), ("size", "predictions")}
   out = head.postprocess_predictions(preds)
-  assert out["click/classes"][:, 0].tolist() == ["yes", "no", "yes"]
-  assert out["click/all_classes"].shape == (3, 2)
-  np.testing.assert_allclose(out["size/predictions"], B_LOGITS)
+  assert out[("click", "classes")][:, 0].tolist() == ["yes", "no", "yes"]
+  assert out[("click", "all_classes")].shape == (3, 2)
+  np.testing.assert_allclose(out[("size", "predictions")], B_LOGITS)
   some = jax.device_get(head.predictions({"click": A_LOGITS, "size": B_LOGITS},
-                                         keys=["size/predictions"]))
-  assert set(some) == {"size/predictions"}
+                                         keys=[("size", "predictions")]))
+  assert set(some) == {("size", "predictions")}
+  with pytest.raises(ValueError, match=r"\['size/predictions'\].*\('click', "
+                     r"'logits'\)"):
+    head.predictions({"click": A_LOGITS, "size": B_LOGITS},
+                     keys=["size/predictions"])
+
+
+def test_export_outputs_name_predictions_head_slash_key():
+  # TF's merged PredictOutput names outputs '<head name>/<key>'.
+  head = _head()
+  spec = head.create_estimator_spec({}, PREDICT,
+                                    {"click": A_LOGITS, "size": B_LOGITS})
+  outputs = spec.export_outputs
+  assert set(outputs["serving_default"].outputs) == {
+      "click/logits", "click/logistic", "click/probabilities",
+      "click/class_ids", "click/all_class_ids", "size/predictions"}
+  assert {"click", "size", "predict"} <= set(outputs)
 
 
 def test_train_summaries_hold_each_heads_loss():
