@@ -151,15 +151,13 @@ def test_example_1_linear_estimator(tmp_path):
   # ----------------------------------------------------------------------
 
   # Zero init and FTRL: TF's runs agree to the last digit, and so does this
-  # (every metric, and the weights; estlab names them without TF's
-  # `linear_model/` scope).
+  # (every metric, and the weights under TF's names).
   _check_against_tf(result, "linear", margin=1e-5)
   for name, value in REFERENCE[0]["linear"].items():
     assert result[name] == pytest.approx(value, abs=1e-5), name
   for tf_name, value in REFERENCE[0]["linear_variables"].items():
     np.testing.assert_allclose(
-        linear_estimator.get_variable_value(
-            tf_name.replace("linear/linear_model/", "linear/")),
+        linear_estimator.get_variable_value(tf_name),
         value, atol=1e-6, err_msg=tf_name)
 
 

@@ -23,12 +23,11 @@ Changes beyond imports, one per line, with why:
 - `tf1.train.AdagradOptimizer(0.05)` -> `optax.adagrad(0.05)` and
   `train_op = optimizer.minimize(...)` -> `train_op = optimizer` (optax).
 - `kernel_name = tf.identity(dense.weights[0])` (and the bias) ->
-  `kernel_name = 'kernel'` plus `summaries={kernel_name:
-  dense.variables['params']['kernel'], ...}` in the EstimatorSpec, and the
-  loss hook's `{'loss from LoggingTensorHook': loss}` ->
-  `{'loss from LoggingTensorHook': 'loss'}`: estlab's LoggingTensorHook logs
-  the step's outputs by name (README migration table), there are no graph
-  tensors to hand it.
+  `kernel_name = dense.variables['params']['kernel']`: a Flax module's
+  parameters are read from its variables (no `weights` list, no graph op).
+  The hooks take the arrays themselves, as TF's took tensors; a list's
+  arrays are logged as `tensor_0`, `tensor_1` where TF printed the graph
+  tensors' reprs.
 
 Results asserted against tests/ports/reference/logging_stop_hook.json, made
 by reference/logging_stop_hook_tf.py (the same cells on TF 2.15): training
@@ -78,14 +77,14 @@ def _model_fn(features, labels, mode):
   stop_hook = estlab.StopAtStepHook(num_steps=2)
 
   # access tensors to be logged by names
-  kernel_name = 'kernel'
-  bias_name = 'bias'
+  kernel_name = dense.variables['params']['kernel']
+  bias_name = dense.variables['params']['bias']
   logging_weight_hook = estlab.LoggingTensorHook(
       tensors=[kernel_name, bias_name],
       every_n_iter=1)
   # log training loss by the tensor object
   logging_loss_hook = estlab.LoggingTensorHook(
-      {'loss from LoggingTensorHook': 'loss'},
+      {'loss from LoggingTensorHook': loss},
       every_n_secs=3)
 
   # pass all hooks to EstimatorSpec
@@ -94,10 +93,7 @@ def _model_fn(features, labels, mode):
                               train_op=train_op,
                               training_hooks=[stop_hook,
                                               logging_weight_hook,
-                                              logging_loss_hook],
-                              summaries={
-                                  kernel_name: dense.variables['params']['kernel'],
-                                  bias_name: dense.variables['params']['bias']})
+                                              logging_loss_hook])
 
 
 def test_hooks_from_the_model_fn_stop_and_log(tmp_path, monkeypatch, caplog):
@@ -117,15 +113,17 @@ def test_hooks_from_the_model_fn_stop_and_log(tmp_path, monkeypatch, caplog):
   assert estimator.latest_checkpoint() == os.path.join(estimator.model_dir, "2")
 
   lines = [r.getMessage() for r in caplog.records if r.name == "estlab"]
-  weight_lines = [l for l in lines if l.startswith("kernel = ")]
+  weight_lines = [l.split(" (")[0] for l in lines  # less TF's "(x sec)"
+                  if l.startswith("tensor_0 = ")]
   loss_lines = [l for l in lines if l.startswith("loss from LoggingTensorHook = ")]
   assert len(weight_lines) == len(tf_run["weight_lines"]) == 2
   assert len(loss_lines) == len(tf_run["loss_lines"]) == 1
 
   # What each step read: [kernel (2 values), bias (1 value)].
   (k1, b1), (k2, b2) = [
-      (np.array([float(v) for v in re.findall(_FLOAT, l.split("bias")[0])]),
-       np.array([float(v) for v in re.findall(_FLOAT, l.split("bias")[1])]))
+      (np.array([float(v) for v in re.findall(
+          _FLOAT, l.split("tensor_1")[0].split("=")[1])]),
+       np.array([float(v) for v in re.findall(_FLOAT, l.split("tensor_1 =")[1])]))
       for l in weight_lines]
   assert k1.shape == k2.shape == (2,) and b1.shape == b2.shape == (1,)
   assert b1 == 0.0                                     # as TF's first line
