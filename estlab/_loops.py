@@ -150,48 +150,78 @@ class TrainLoop:
                   scalars["loss"], step, rate)
       bar.set_postfix(loss=f"{scalars['loss']:.4g}", refresh=False)
 
-  def _checkpoint(self, state: Any, step: int) -> bool:
+  def _checkpoint(self, state: Any, step: int, *, write: bool = True) -> bool:
     """Saves ``state`` (at ``step``) between the listeners' calls; True when
-    a listener asks to stop."""
+    a listener asks to stop. Without ``write`` the step is on disk already:
+    only the listeners are called (TF saved it again; Orbax refuses)."""
     for listener in self._listeners:
       listener.before_save(None, step)
-    self._save(state)
+    if write:
+      self._save(state)
     if not self._listeners:
       return False
     self._wait_saved()
     return any([bool(listener.after_save(None, step))
                 for listener in self._listeners])
 
-  def run(self, state: Any, batches: Any, limit: int | None) -> Any:
+  def run(self, state: Any, batches: Any, limit: int | None, *,
+          saved: int | None = None) -> Any:
     """Trains until ``batches`` or ``limit`` (steps) ends or a hook stops.
 
     Hooks and listeners are called as by tf.estimator's MonitoredSession,
     whose CheckpointSaverHook came first: listeners' ``begin``, the hooks'
-    ``begin`` and ``after_create_session``; per step (or loop) the hooks'
-    ``before_run``, the step, a checkpoint when due (listeners around it),
-    the hooks' ``after_run``; at the end the last checkpoint, the listeners'
-    ``end``, the hooks' ``end``. When the input ends, the hooks' last
-    ``before_run`` has no step (TF's input ended inside the run); ``limit``
-    ends the loop after a step, as TF's StopAtStepHook did.
+    ``begin``, the start checkpoint (listeners around it), the hooks'
+    ``after_create_session``; per step (or loop) the hooks' ``before_run``,
+    the step, a checkpoint when due (listeners around it), the hooks'
+    ``after_run``; at the end the last checkpoint unless that step was just
+    saved, the listeners' ``end``, the hooks' ``end``. When the input ends,
+    the hooks' last ``before_run`` has no step (TF's input ended inside the
+    run); ``limit`` ends the loop after a step, as TF's StopAtStepHook did.
+
+    The start checkpoint is TF's (CheckpointSaverHook.after_create_session):
+    the state at the starting step, so a fresh ``model_dir`` trained N steps
+    holds steps 0 and N. It is written when a cadence is set
+    (``save_checkpoints_steps`` or ``_secs``; TF had no saver hook without
+    one, and estlab then saves only at the end), not when that step is on
+    disk already (``saved``: the listeners are still called, as TF saved it
+    again), and a listener's stop request there is ignored, as in TF. It is
+    written as every save is (asynchronously where the checkpointer is), so
+    the first step waits only for the state's copy to the host.
+
+    Args:
+      state: the state to train from.
+      batches: ``(n, (features, labels))`` items.
+      limit: at most this many steps; None until the input ends.
+      saved: the step whose checkpoint ``state`` is (restored from), if any.
 
     Returns:
       ``(state, saved_step)``: the final state and the step last saved.
     """
     config = self._config
     start = int(jax.device_get(state.step))
-    step, saved = start, None
+    step = start
+    if saved != start:
+      saved = None
     now = time.monotonic()
     summary_due = PeriodicTrigger(config.save_summary_steps, start_step=start)
     log_due = PeriodicTrigger(config.log_step_count_steps, start_step=start)
     ckpt_due = PeriodicTrigger(config.save_checkpoints_steps,
                                config.save_checkpoints_secs, start_step=start)
+    start_save = ckpt_due.enabled
     if self._multiprocess and config.save_checkpoints_secs is not None:
       ckpt_due = _AgreedTrigger(ckpt_due, config.log_step_count_steps or 100,
                                 start)
     self._rate_from = (start, now)
     for listener in self._listeners:
       listener.begin()
-    runner = HookRunner(self._hooks, ModeKeys.TRAIN, start)
+
+    def save_start() -> None:
+      nonlocal saved
+      if start_save:  # (a listener's stop request is ignored here, as in TF)
+        self._checkpoint(state, start, write=saved != start)
+        saved = start
+    runner = HookRunner(self._hooks, ModeKeys.TRAIN, start,
+                        after_begin=save_start)
     bar = tqdm.tqdm(total=limit, desc="train", unit="step",
                     disable=not config.progress_bar)
     # Dispatched steps not yet checked: (outputs, step, time, summary?,

@@ -331,6 +331,7 @@ class Estimator:
       if per_loop > 1:  # a loop's padded stack of batches
         one = jax.tree.map(lambda a: a[0], (features, labels))
       state = self._train_state(*one, per_loop)
+      on_disk = self._latest_step()  # the state's checkpoint, unless initialised
       variables = jax.tree.map(
           lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype),
           {"params": state.params, **state.model_state})
@@ -360,7 +361,7 @@ class Estimator:
         yield n, (features, labels)
         yield from batches
       try:
-        state, saved = loop.run(state, chained(), limit)
+        state, saved = loop.run(state, chained(), limit, saved=on_disk)
         state = compiled.unravel_params(state)
         self._compiled().join_compiles_ahead()  # never overlaps a later train call
       finally:
