@@ -93,6 +93,11 @@ class TrainLoop:
     multiprocess: the state spans several processes (``jax.distributed``):
       they must save the same checkpoints, so a seconds cadence follows the
       chief's clock (``_AgreedTrigger``) and an interrupt saves nothing.
+    defer_start_save: the start checkpoint may be written once the first
+      step is dispatched (from a copy of the state taken before it), where
+      no listener sees it and one process saves: the caller says so when
+      the save would first import the checkpointer (Orbax, ~1 CPU-second),
+      which then runs beside the first step instead of before it.
   """
 
   def __init__(self, *, step_fns: tuple[Callable, Callable],
@@ -101,8 +106,10 @@ class TrainLoop:
                after_first_step: Callable[[], None] = lambda: None,
                listeners: Sequence[Any] = (),
                wait_saved: Callable[[], None] = lambda: None,
-               multiprocess: bool = False):
+               multiprocess: bool = False, defer_start_save: bool = False):
     self._multiprocess = multiprocess
+    self._defer_start = (defer_start_save and not listeners
+                         and not multiprocess)
     self._listeners = list(listeners)
     for listener in self._listeners:
       if not all(callable(getattr(listener, name, None)) for name in
@@ -186,7 +193,8 @@ class TrainLoop:
     disk already (``saved``: the listeners are still called, as TF saved it
     again), and a listener's stop request there is ignored, as in TF. It is
     written as every save is (asynchronously where the checkpointer is), so
-    the first step waits only for the state's copy to the host.
+    the first step waits only for the state's copy to the host, or, with
+    ``defer_start_save``, for a copy of the state on its device.
 
     Args:
       state: the state to train from.
@@ -215,11 +223,22 @@ class TrainLoop:
     for listener in self._listeners:
       listener.begin()
 
+    pending = []  # the start state, when its save waits for the first step
+
     def save_start() -> None:
       nonlocal saved
-      if start_save:  # (a listener's stop request is ignored here, as in TF)
+      if not start_save:
+        return
+      if saved != start and self._defer_start:
+        pending.append(jax.tree.map(
+            lambda a: a.copy() if isinstance(a, jax.Array) else a, state))
+      else:  # (a listener's stop request is ignored here, as in TF)
         self._checkpoint(state, start, write=saved != start)
-        saved = start
+      saved = start
+
+    def save_pending() -> None:
+      if pending:
+        self._save(pending.pop())
     runner = HookRunner(self._hooks, ModeKeys.TRAIN, start,
                         after_begin=save_start)
     bar = tqdm.tqdm(total=limit, desc="train", unit="step",
@@ -247,6 +266,7 @@ class TrainLoop:
                                             np.int32(n))
         else:
           state, outputs = self._train_step(state, features, labels)
+        save_pending()  # (the step runs meanwhile)
         step += n
         context.global_step = step
         bar.update(n)
@@ -269,6 +289,7 @@ class TrainLoop:
       settle(0)
     except KeyboardInterrupt:
       # A notebook user pressed stop: keep the work done so far.
+      save_pending()
       if step not in (saved, start) and not self._multiprocess:
         settle(0)
         self._save(state)
@@ -276,6 +297,7 @@ class TrainLoop:
     finally:
       bar.close()
       self._writer.flush()
+    save_pending()  # (no step was made)
     if step != saved and step != start:
       self._checkpoint(state, step)
       saved = step

@@ -24,6 +24,7 @@ from __future__ import annotations
 import copy
 import logging
 import os
+import sys
 import tempfile
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
@@ -355,7 +356,9 @@ class Estimator:
                        listeners=saving_listeners or (),
                        wait_saved=lambda: self._ckpt().wait_until_finished(),
                        multiprocess=getattr(self._strategy(ModeKeys.TRAIN),
-                                            "multiprocess", False))
+                                            "multiprocess", False),
+                       defer_start_save=(config.async_checkpoints and
+                                         "orbax.checkpoint" not in sys.modules))
 
       def chained():
         yield n, (features, labels)
