@@ -94,10 +94,11 @@ class TrainLoop:
       they must save the same checkpoints, so a seconds cadence follows the
       chief's clock (``_AgreedTrigger``) and an interrupt saves nothing.
     defer_start_save: the start checkpoint may be written once the first
-      step is dispatched (from a copy of the state taken before it), where
-      no listener sees it and one process saves: the caller says so when
-      the save would first import the checkpointer (Orbax, ~1 CPU-second),
-      which then runs beside the first step instead of before it.
+      step and its hooks ran (from a copy of the state taken before it),
+      where no listener sees it and one process saves: the caller says so
+      when the save would first import the checkpointer (Orbax, ~1
+      CPU-second), which then runs beside the next steps instead of before
+      the first.
   """
 
   def __init__(self, *, step_fns: tuple[Callable, Callable],
@@ -266,7 +267,6 @@ class TrainLoop:
                                             np.int32(n))
         else:
           state, outputs = self._train_step(state, features, labels)
-        save_pending()  # (the step runs meanwhile)
         step += n
         context.global_step = step
         bar.update(n)
@@ -277,6 +277,7 @@ class TrainLoop:
         stop = False
         if ckpt_due(step, now):  # before the hooks see the step, as in TF
           settle(0)
+          save_pending()
           stop = self._checkpoint(state, step)
           saved = step
         stop = runner.after_run(context, lambda o=outputs: {
@@ -284,6 +285,7 @@ class TrainLoop:
         if first:
           self._after_first_step()  # the device runs the next steps meanwhile
           first = False
+          save_pending()  # (after the first step's hooks: they time it)
         if stop:
           break
       settle(0)

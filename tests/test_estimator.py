@@ -503,7 +503,7 @@ def test_evaluate_and_predict_run_hooks_and_spec_hooks(tmp_path):
 def test_a_fresh_model_dir_reaches_its_first_step_before_importing_orbax(tmp_path):
   # Orbax's import costs about a CPU-second; on a fresh model_dir it must not
   # compete with the first compilation, nor delay the first step (it comes
-  # for the start checkpoint, written once the first step is dispatched).
+  # for the start checkpoint, written once the first step and its hooks ran).
   script = textwrap.dedent(f"""
       import sys; sys.path.insert(0, {os.path.dirname(__file__)!r})
       import estlab
@@ -511,7 +511,7 @@ def test_a_fresh_model_dir_reaches_its_first_step_before_importing_orbax(tmp_pat
 
       class Probe(estlab.SessionRunHook):
         seen = []
-        def before_run(self, run_context):
+        def after_run(self, run_context, run_values):
           self.seen.append("orbax.checkpoint" in sys.modules)
       est = estlab.Estimator(seed_model_fn, {str(tmp_path / "m")!r},
                              config=estlab.RunConfig(progress_bar=False))
