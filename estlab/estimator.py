@@ -292,6 +292,12 @@ class Estimator:
             saving_listeners: Any = None) -> "Estimator":
     """Trains on ``input_fn``'s batches; returns ``self``.
 
+    Checkpoints, as tf.estimator's: with a cadence (``save_checkpoints_steps``
+    or ``_secs``, 600 s by default) one of the starting state (step 0 for a
+    fresh ``model_dir``; not written again when resuming from it), one at
+    each due step and one at the end; without a cadence only the end (TF
+    wrote none).
+
     Args:
       input_fn: returns an iterable of ``(features, labels)`` batches (a
         Dataset, a list, a generator, ``numpy_input_fn``'s iterator), or one
