@@ -231,8 +231,9 @@ class TrainLoop:
       if not start_save:
         return
       if saved != start and self._defer_start:
-        pending.append(jax.tree.map(
-            lambda a: a.copy() if isinstance(a, jax.Array) else a, state))
+        pending.append(jax.tree.map(  # (a copy compiles nothing, ``.copy()`` did)
+            lambda a: jax.device_put(a, may_alias=False)
+            if isinstance(a, jax.Array) else a, state))
       else:  # (a listener's stop request is ignored here, as in TF)
         self._checkpoint(state, start, write=saved != start)
       saved = start
