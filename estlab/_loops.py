@@ -93,6 +93,12 @@ class TrainLoop:
     multiprocess: the state spans several processes (``jax.distributed``):
       they must save the same checkpoints, so a seconds cadence follows the
       chief's clock (``_AgreedTrigger``) and an interrupt saves nothing.
+    defer_start_save: the start checkpoint may be written once the first
+      step and its hooks ran (from a copy of the state taken before it),
+      where no listener sees it and one process saves: the caller says so
+      when the save would first import the checkpointer (Orbax, ~1
+      CPU-second), which then runs beside the next steps instead of before
+      the first.
   """
 
   def __init__(self, *, step_fns: tuple[Callable, Callable],
@@ -101,8 +107,10 @@ class TrainLoop:
                after_first_step: Callable[[], None] = lambda: None,
                listeners: Sequence[Any] = (),
                wait_saved: Callable[[], None] = lambda: None,
-               multiprocess: bool = False):
+               multiprocess: bool = False, defer_start_save: bool = False):
     self._multiprocess = multiprocess
+    self._defer_start = (defer_start_save and not listeners
+                         and not multiprocess)
     self._listeners = list(listeners)
     for listener in self._listeners:
       if not all(callable(getattr(listener, name, None)) for name in
@@ -150,48 +158,91 @@ class TrainLoop:
                   scalars["loss"], step, rate)
       bar.set_postfix(loss=f"{scalars['loss']:.4g}", refresh=False)
 
-  def _checkpoint(self, state: Any, step: int) -> bool:
+  def _checkpoint(self, state: Any, step: int, *, write: bool = True) -> bool:
     """Saves ``state`` (at ``step``) between the listeners' calls; True when
-    a listener asks to stop."""
+    a listener asks to stop. Without ``write`` the step is on disk already:
+    only the listeners are called (TF saved it again; Orbax refuses)."""
     for listener in self._listeners:
       listener.before_save(None, step)
-    self._save(state)
+    if write:
+      self._save(state)
     if not self._listeners:
       return False
     self._wait_saved()
     return any([bool(listener.after_save(None, step))
                 for listener in self._listeners])
 
-  def run(self, state: Any, batches: Any, limit: int | None) -> Any:
+  def run(self, state: Any, batches: Any, limit: int | None, *,
+          saved: int | None = None) -> Any:
     """Trains until ``batches`` or ``limit`` (steps) ends or a hook stops.
 
     Hooks and listeners are called as by tf.estimator's MonitoredSession,
     whose CheckpointSaverHook came first: listeners' ``begin``, the hooks'
-    ``begin`` and ``after_create_session``; per step (or loop) the hooks'
-    ``before_run``, the step, a checkpoint when due (listeners around it),
-    the hooks' ``after_run``; at the end the last checkpoint, the listeners'
-    ``end``, the hooks' ``end``. When the input ends, the hooks' last
-    ``before_run`` has no step (TF's input ended inside the run); ``limit``
-    ends the loop after a step, as TF's StopAtStepHook did.
+    ``begin``, the start checkpoint (listeners around it), the hooks'
+    ``after_create_session``; per step (or loop) the hooks' ``before_run``,
+    the step, a checkpoint when due (listeners around it), the hooks'
+    ``after_run``; at the end the last checkpoint unless that step was just
+    saved, the listeners' ``end``, the hooks' ``end``. When the input ends,
+    the hooks' last ``before_run`` has no step (TF's input ended inside the
+    run); ``limit`` ends the loop after a step, as TF's StopAtStepHook did.
+
+    The start checkpoint is TF's (CheckpointSaverHook.after_create_session):
+    the state at the starting step, so a fresh ``model_dir`` trained N steps
+    holds steps 0 and N. It is written when a cadence is set
+    (``save_checkpoints_steps`` or ``_secs``; TF had no saver hook without
+    one, and estlab then saves only at the end), not when that step is on
+    disk already (``saved``: the listeners are still called, as TF saved it
+    again), and a listener's stop request there is ignored, as in TF. It is
+    written as every save is (asynchronously where the checkpointer is), so
+    the first step waits only for the state's copy to the host, or, with
+    ``defer_start_save``, for a copy of the state on its device.
+
+    Args:
+      state: the state to train from.
+      batches: ``(n, (features, labels))`` items.
+      limit: at most this many steps; None until the input ends.
+      saved: the step whose checkpoint ``state`` is (restored from), if any.
 
     Returns:
       ``(state, saved_step)``: the final state and the step last saved.
     """
     config = self._config
     start = int(jax.device_get(state.step))
-    step, saved = start, None
+    step = start
+    if saved != start:
+      saved = None
     now = time.monotonic()
     summary_due = PeriodicTrigger(config.save_summary_steps, start_step=start)
     log_due = PeriodicTrigger(config.log_step_count_steps, start_step=start)
     ckpt_due = PeriodicTrigger(config.save_checkpoints_steps,
                                config.save_checkpoints_secs, start_step=start)
+    start_save = ckpt_due.enabled
     if self._multiprocess and config.save_checkpoints_secs is not None:
       ckpt_due = _AgreedTrigger(ckpt_due, config.log_step_count_steps or 100,
                                 start)
     self._rate_from = (start, now)
     for listener in self._listeners:
       listener.begin()
-    runner = HookRunner(self._hooks, ModeKeys.TRAIN, start)
+
+    pending = []  # the start state, when its save waits for the first step
+
+    def save_start() -> None:
+      nonlocal saved
+      if not start_save:
+        return
+      if saved != start and self._defer_start:
+        pending.append(jax.tree.map(  # (a copy compiles nothing, ``.copy()`` did)
+            lambda a: jax.device_put(a, may_alias=False)
+            if isinstance(a, jax.Array) else a, state))
+      else:  # (a listener's stop request is ignored here, as in TF)
+        self._checkpoint(state, start, write=saved != start)
+      saved = start
+
+    def save_pending() -> None:
+      if pending:
+        self._save(pending.pop())
+    runner = HookRunner(self._hooks, ModeKeys.TRAIN, start,
+                        after_begin=save_start)
     bar = tqdm.tqdm(total=limit, desc="train", unit="step",
                     disable=not config.progress_bar)
     # Dispatched steps not yet checked: (outputs, step, time, summary?,
@@ -227,6 +278,7 @@ class TrainLoop:
         stop = False
         if ckpt_due(step, now):  # before the hooks see the step, as in TF
           settle(0)
+          save_pending()
           stop = self._checkpoint(state, step)
           saved = step
         stop = runner.after_run(context, lambda o=outputs: {
@@ -234,11 +286,13 @@ class TrainLoop:
         if first:
           self._after_first_step()  # the device runs the next steps meanwhile
           first = False
+          save_pending()  # (after the first step's hooks: they time it)
         if stop:
           break
       settle(0)
     except KeyboardInterrupt:
       # A notebook user pressed stop: keep the work done so far.
+      save_pending()
       if step not in (saved, start) and not self._multiprocess:
         settle(0)
         self._save(state)
@@ -246,6 +300,7 @@ class TrainLoop:
     finally:
       bar.close()
       self._writer.flush()
+    save_pending()  # (no step was made)
     if step != saved and step != start:
       self._checkpoint(state, step)
       saved = step

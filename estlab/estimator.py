@@ -24,6 +24,7 @@ from __future__ import annotations
 import copy
 import logging
 import os
+import sys
 import tempfile
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
@@ -291,6 +292,12 @@ class Estimator:
             saving_listeners: Any = None) -> "Estimator":
     """Trains on ``input_fn``'s batches; returns ``self``.
 
+    Checkpoints, as tf.estimator's: with a cadence (``save_checkpoints_steps``
+    or ``_secs``, 600 s by default) one of the starting state (step 0 for a
+    fresh ``model_dir``; not written again when resuming from it), one at
+    each due step and one at the end; without a cadence only the end (TF
+    wrote none).
+
     Args:
       input_fn: returns an iterable of ``(features, labels)`` batches (a
         Dataset, a list, a generator, ``numpy_input_fn``'s iterator), or one
@@ -331,6 +338,7 @@ class Estimator:
       if per_loop > 1:  # a loop's padded stack of batches
         one = jax.tree.map(lambda a: a[0], (features, labels))
       state = self._train_state(*one, per_loop)
+      on_disk = self._latest_step()  # the state's checkpoint, unless initialised
       variables = jax.tree.map(
           lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype),
           {"params": state.params, **state.model_state})
@@ -354,13 +362,15 @@ class Estimator:
                        listeners=saving_listeners or (),
                        wait_saved=lambda: self._ckpt().wait_until_finished(),
                        multiprocess=getattr(self._strategy(ModeKeys.TRAIN),
-                                            "multiprocess", False))
+                                            "multiprocess", False),
+                       defer_start_save=(config.async_checkpoints and
+                                         "orbax.checkpoint" not in sys.modules))
 
       def chained():
         yield n, (features, labels)
         yield from batches
       try:
-        state, saved = loop.run(state, chained(), limit)
+        state, saved = loop.run(state, chained(), limit, saved=on_disk)
         state = compiled.unravel_params(state)
         self._compiled().join_compiles_ahead()  # never overlaps a later train call
       finally:

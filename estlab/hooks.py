@@ -297,11 +297,15 @@ class HookRunner:
   run in the order given; an object listed twice (in ``hooks=`` and in the
   spec) is called twice, as in TF. The caller lists the spec's hooks
   (``renewed``) with the user's: the model_fn was traced before the first
-  step, so they are known.
+  step, so they are known. ``after_begin`` runs between the ``begin`` and
+  ``after_create_session`` calls: the training loop's start checkpoint, which
+  TF's CheckpointSaverHook (the first hook) wrote in its
+  ``after_create_session``.
   """
 
   def __init__(self, hooks: Sequence[SessionRunHook], mode: str,
-               global_step: int):
+               global_step: int, *,
+               after_begin: Callable[[], None] = lambda: None):
     self._hooks = list(hooks)
     for hook in self._hooks:
       if not isinstance(hook, SessionRunHook):
@@ -310,6 +314,7 @@ class HookRunner:
     self.session = HookSession(int(global_step), mode)
     for hook in self._hooks:
       hook.begin()
+    after_begin()  # (TF's CheckpointSaverHook, listed first, saved here)
     for hook in self._hooks:
       hook.after_create_session(self.session, None)
 

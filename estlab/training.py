@@ -134,9 +134,16 @@ class _EvaluateAfterSaves(CheckpointSaverListener):
     self._last_time: float | None = None
     self.eval_result: dict | None = None
     self.export_results: list = []
+    self._first = True
+
+  def begin(self):
+    self._first = True
 
   def after_save(self, session, global_step_value):
     del session
+    if self._first:  # the start checkpoint: not trained yet (TF skips it too)
+      self._first = False
+      return False
     if global_step_value == self._evaluated_step:
       return False
     # Every process of a multi-process run evaluates together: process 0's

@@ -502,7 +502,8 @@ def test_evaluate_and_predict_run_hooks_and_spec_hooks(tmp_path):
 
 def test_a_fresh_model_dir_reaches_its_first_step_before_importing_orbax(tmp_path):
   # Orbax's import costs about a CPU-second; on a fresh model_dir it must not
-  # compete with the first compilation (it comes for the final save).
+  # compete with the first compilation, nor delay the first step (it comes
+  # for the start checkpoint, written once the first step and its hooks ran).
   script = textwrap.dedent(f"""
       import sys; sys.path.insert(0, {os.path.dirname(__file__)!r})
       import estlab
@@ -515,6 +516,12 @@ def test_a_fresh_model_dir_reaches_its_first_step_before_importing_orbax(tmp_pat
       est = estlab.Estimator(seed_model_fn, {str(tmp_path / "m")!r},
                              config=estlab.RunConfig(progress_bar=False))
       est.train(toy_dataset, steps=2, hooks=[Probe()])
+      import numpy as np
+      ckpt = estlab.checkpoint.Checkpointer(est.model_dir)
+      bias = [[np.asarray(v) for k, v in estlab.checkpoint.flatten_names(
+                  ckpt.restore_params(step=s)).items() if k.endswith("bias")]
+              for s in (0, 2)]
+      print("BIAS", not np.any(bias[0]), bool(np.all(bias[1][0] != 0)))
       print("SEEN", Probe.seen, "orbax.checkpoint" in sys.modules,
             est.latest_checkpoint())
   """)
@@ -522,5 +529,8 @@ def test_a_fresh_model_dir_reaches_its_first_step_before_importing_orbax(tmp_pat
   out = subprocess.run([sys.executable, "-c", script], capture_output=True,
                        text=True, timeout=240, env=env)
   assert out.returncode == 0, out.stderr[-3000:]
-  assert out.stdout.split("SEEN ")[-1].startswith("[False, ")
+  assert out.stdout.split("SEEN ")[-1].startswith("[False, True")
+  # step 0 holds the state from before the first step (Dense's zero bias)
+  assert "BIAS True True" in out.stdout, out.stdout
   assert out.stdout.strip().endswith(os.sep + "2")
+  assert sorted(os.listdir(tmp_path / "m"))[:2] == ["0", "2"]  # TF's: start, end

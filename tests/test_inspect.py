@@ -28,13 +28,13 @@ def _values(model_dir, step):
 def test_lists_every_checkpoint_with_time_and_size(trained):
   _, model_dir, _ = trained
   rows = inspect.list_checkpoints(model_dir)
-  assert [r["step"] for r in rows] == [4, 8, 12]
+  assert [r["step"] for r in rows] == [0, 4, 8, 12]
   for r in rows:
     assert r["path"] == os.path.join(model_dir, str(r["step"]))
     assert r["size_bytes"] > 0
     assert r["time"] == Checkpointer(model_dir).read_metadata(r["step"])["time"]
   text = inspect.format_checkpoints(rows)
-  assert all(os.path.join(model_dir, s) in text for s in ("4", "8", "12"))
+  assert all(os.path.join(model_dir, s) in text for s in ("0", "4", "8", "12"))
 
 
 def test_no_checkpoints_is_an_empty_list(tmp_path):
@@ -119,4 +119,4 @@ def test_cli_errors_name_the_dir_the_var_and_the_steps(trained, tmp_path):
   assert out.returncode == 2
   assert "'nope'" in out.stderr and "'linear/kernel'" in out.stderr
   out = _cli(model_dir, "--step", "5")
-  assert out.returncode == 2 and "[4, 8, 12]" in out.stderr
+  assert out.returncode == 2 and "[0, 4, 8, 12]" in out.stderr

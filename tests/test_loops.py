@@ -1,6 +1,9 @@
 """The training loop writes each summary late, but at its own step."""
 import itertools
+import json
+import os
 
+import jax
 import numpy as np
 import pytest
 
@@ -78,3 +81,119 @@ def test_an_agreed_seconds_cadence_is_asked_only_every_n_steps():
   assert not due(10, 105.0)   # a check step, 5 s after the last save
   assert not due(12, 200.0)   # due by the clock, but not a check step
   assert due(17, 200.0)       # crossed 15 (steps_per_loop advances by more)
+
+
+# --- The start checkpoint (TF's CheckpointSaverHook.after_create_session) ----
+# tests/tf_reference/checkpoint_start_tf215.json: what tf.estimator 2.15 kept
+# and told its listeners in the same runs (checkpoint_start_tf.py).
+_TF_START = json.load(open(os.path.join(
+    os.path.dirname(__file__), "tf_reference", "checkpoint_start_tf215.json")))
+
+
+class _Listener(estlab.CheckpointSaverListener):
+  """Records ``[method, step]``; asks to stop in ``after_save`` at ``stop_at``."""
+
+  def __init__(self, log, stop_at=None):
+    self.log, self.stop_at = log, stop_at
+
+  def begin(self):
+    self.log.append(["begin", None])
+
+  def before_save(self, session, global_step_value):
+    self.log.append(["before_save", int(global_step_value)])
+
+  def after_save(self, session, global_step_value):
+    self.log.append(["after_save", int(global_step_value)])
+    return self.stop_at is not None and global_step_value == self.stop_at
+
+  def end(self, session, global_step_value):
+    self.log.append(["end", int(global_step_value)])
+
+
+def _forever():
+  x, y = regression_data(64)
+  return itertools.cycle([({"x": x[i:i + 16]}, y[i:i + 16])
+                          for i in range(0, 64, 16)])
+
+
+def _estimator(model_dir, warm_start_from=None, **config):
+  config.setdefault("progress_bar", False)
+  return estlab.Estimator(linear_model_fn, model_dir, params={"learning_rate": 0.1},
+                          config=estlab.RunConfig(tf_random_seed=0, **config),
+                          warm_start_from=warm_start_from)
+
+
+@pytest.mark.parametrize("name, steps, stop_at, config", [
+    ("fresh_then_resumed", [20, 20], None, {}),  # RunConfig's default: 600 s
+    # (resumed at a multiple of the cadence: TF's steps cadence counts from
+    # the last save, estlab's from multiples; they agree there)
+    ("every_10_steps_from_20", [20, 25], None, {"save_checkpoints_steps": 10}),
+    ("keep_2_from_20", [20, 25], None, {"save_checkpoints_steps": 10,
+                                        "keep_checkpoint_max": 2}),
+    ("stop_at_start", [5], 0, {"save_checkpoints_steps": 2}),
+])
+def test_train_saves_at_its_start_as_tf(tmp_path, name, steps, stop_at, config):
+  # A fresh model_dir gets the initial state as step 0; a resumed one is not
+  # written again (TF re-saved the same state), but the listeners are called
+  # around that step as TF called them; their stop request there is ignored.
+  est = _estimator(tmp_path, **config)
+  log, kept = [], []
+  for n in steps:
+    est.train(_forever, steps=n, saving_listeners=[_Listener(log, stop_at)])
+    kept.append(estlab.checkpoint.Checkpointer(tmp_path).all_steps())
+  assert kept == _TF_START[name]["kept"]
+  assert log == _TF_START[name]["listener"]
+  # step 0 holds the initial state: Dense's bias starts at zero
+  if 0 in kept[-1]:
+    ckpt = estlab.checkpoint.Checkpointer(tmp_path)
+    at_0, last = ckpt.restore_params(step=0), ckpt.restore_params()
+    assert not np.any(np.asarray(at_0["linear"]["bias"]))
+    assert np.all(np.asarray(last["linear"]["bias"]) != 0)
+
+
+def test_the_start_checkpoint_is_written_between_hooks_begin_and_after_create_session(
+    tmp_path):
+  seen = []
+
+  class Sees(estlab.SessionRunHook):
+
+    def begin(self):
+      seen.append(["begin", estlab.checkpoint.latest_checkpoint(tmp_path) is not None])
+
+    def after_create_session(self, session, coord):
+      seen.append(["after_create_session",
+                   estlab.checkpoint.latest_checkpoint(tmp_path) is not None])
+  # (synchronous saves: an async one is on disk once its files are written)
+  _estimator(tmp_path, async_checkpoints=False).train(_forever, steps=3,
+                                                      hooks=[Sees()])
+  assert seen == _TF_START["hook_sees"]
+
+
+def test_the_start_checkpoint_holds_the_warm_started_parameters(tmp_path):
+  _estimator(tmp_path / "source").train(_forever, steps=20)
+  _estimator(tmp_path / "warm", warm_start_from=str(tmp_path / "source")).train(
+      _forever, steps=5)
+  assert estlab.checkpoint.Checkpointer(tmp_path / "warm").all_steps() == (
+      _TF_START["warm_start"]["kept"])
+  at_0 = estlab.checkpoint.Checkpointer(tmp_path / "warm").restore_params(step=0)
+  source = estlab.checkpoint.Checkpointer(tmp_path / "source").restore_params()
+  assert _TF_START["warm_start"]["w_at_0_equals_source"]
+  assert _TF_START["warm_start"]["source_w_nonzero"]
+  jax.tree.map(np.testing.assert_array_equal, at_0, source)
+  assert any(np.any(np.asarray(leaf)) for leaf in jax.tree.leaves(source))
+
+
+def test_without_a_cadence_only_the_end_is_saved(tmp_path):
+  # TF wrote no checkpoint at all without save_checkpoints_steps/_secs (its
+  # CheckpointSaverHook was not made; _TF_START["no_cadence"]); estlab saves
+  # the end of each train call (evaluate needs one), and nothing at the start.
+  assert _TF_START["no_cadence"]["kept"] == []
+  est = _estimator(tmp_path, save_checkpoints_steps=None,
+                   save_checkpoints_secs=None)
+  log = []
+  est.train(_forever, steps=20, saving_listeners=[_Listener(log)])
+  est.train(_forever, steps=5, saving_listeners=[_Listener(log)])
+  assert estlab.checkpoint.Checkpointer(tmp_path).all_steps() == [20, 25]
+  assert log == [["begin", None], ["before_save", 20], ["after_save", 20],
+                 ["end", 20], ["begin", None], ["before_save", 25],
+                 ["after_save", 25], ["end", 25]]

@@ -120,8 +120,9 @@ def test_saving_listeners_see_each_checkpoint_on_disk_and_may_stop(tmp_path):
   listener = _Listener()
   listener.estimator = est
   est.train(_forever, steps=12, saving_listeners=[listener])
-  assert listener.events == [
-      "begin", ("before", 5), ("after", 5, "5"), ("before", 10),
+  assert listener.events == [  # (step 0: the start save, as TF's)
+      "begin", ("before", 0), ("after", 0, "0"), ("before", 5),
+      ("after", 5, "5"), ("before", 10),
       ("after", 10, "10"), ("before", 12), ("after", 12, "12"), ("end", 12)]
   stopper = _Listener(stop_at=15)
   stopper.estimator = est

@@ -535,26 +535,30 @@ def test_chief_and_worker_trained_together_on_both_shards(cluster_run,
 def test_checkpoints_were_written_every_two_steps(cluster_run):
   model_dir, _ = cluster_run
   assert sorted(int(d) for d in os.listdir(model_dir) if d.isdigit()) == [
-      2, 4, 6]
+      0, 2, 4, 6]  # (0: train's start checkpoint, as TF's)
 
 
 def test_the_evaluator_wrote_eval_events_up_to_the_last_checkpoint(cluster_run):
   model_dir, tasks = cluster_run
   events = sorted(os.listdir(model_dir / "eval"))
   assert events and all(f".{tasks['evaluator']['pid']}." in e for e in events)
-  acc = event_accumulator.EventAccumulator(str(model_dir / "eval"))
+  # (each evaluation's own file; two made in one second sort by their
+  # random suffix: in the order written by wall time, all kept)
+  acc = event_accumulator.EventAccumulator(str(model_dir / "eval"),
+                                           purge_orphaned_data=False)
   acc.Reload()
-  steps = [event.step for event in acc.Scalars("loss")]
+  losses = sorted(acc.Scalars("loss"), key=lambda event: event.wall_time)
+  steps = [event.step for event in losses]
   # TF's evaluator takes the newest checkpoint at each look: some may be
   # passed over while it evaluates, never the last; none twice.
-  assert steps == sorted(set(steps)) and set(steps) <= {2, 4, 6}
+  assert steps == sorted(set(steps)) and set(steps) <= {0, 2, 4, 6}
   assert steps[-1] == 6
   program = _program()
   restored = estlab.LinearRegressor(
       feature_columns=[estlab.feature_column.numeric_column("x", shape=(3,))],
       model_dir=model_dir, config=estlab.RunConfig(progress_bar=False))
   expected = restored.evaluate(program.eval_input_fn)
-  np.testing.assert_allclose(acc.Scalars("loss")[-1].value, expected["loss"],
+  np.testing.assert_allclose(losses[-1].value, expected["loss"],
                              rtol=1e-5)
 
 

@@ -26,7 +26,7 @@ def _values(model_dir, step):
 def test_lists_checkpoints_and_picks_the_latest(trained):
   _, model_dir, _, _ = trained
   ui = CheckpointInspector(model_dir)
-  assert [v for _, v in ui.checkpoints.options] == [4, 8, 12]
+  assert [v for _, v in ui.checkpoints.options] == [0, 4, 8, 12]
   assert ui.step == 12
   assert " bytes" in ui.checkpoints.options[0][0]
   assert ui.evaluate_button.disabled
@@ -115,5 +115,5 @@ def test_refresh_sees_new_checkpoints(tmp_path):
                          config=quiet(save_checkpoints_steps=2))
   est.train(batches_input_fn(x, y, epochs=10), steps=2)
   ui.refresh()
-  assert [v for _, v in ui.checkpoints.options] == [2] and ui.step == 2
+  assert [v for _, v in ui.checkpoints.options] == [0, 2] and ui.step == 2
   assert ui.message.value == "" and "linear/kernel" in ui.variables_html.value
