@@ -22,6 +22,7 @@ from estlab import _chunks, _packing
 from estlab._tables import (EncodedTables, pad_loop, table_batches,
                             table_loops, take_rows)
 from estlab.data import Dataset
+from estlab.data import _seed as data_seed
 from estlab.data._batching import ArrayBatches
 from estlab.distribute._input import batches_per_step, group_replica_batches
 from estlab.spec import ModeKeys
@@ -80,7 +81,10 @@ def call_input_fn(input_fn: Callable, *, mode: str, params: Any, config: Any,
                    input_context=input_context)
   sig = inspect.signature(input_fn)
   kwargs = {n: available[n] for n in sig.parameters if n in _INPUT_FN_ARGS}
-  result = input_fn(**kwargs)
+  # RunConfig.tf_random_seed seeds the shuffles the input_fn makes without a
+  # seed of their own, as TF's graph seed did.
+  with data_seed.graph_seed(getattr(config, "tf_random_seed", None)):
+    result = input_fn(**kwargs)
   if isinstance(result, Dataset):  # index batches over its columns, if it can
     return result._input_source()  # pylint: disable=protected-access
   if hasattr(result, "as_numpy_iterator"):  # a tf.data.Dataset, when TF exists

@@ -13,6 +13,8 @@ from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Unio
 
 import numpy as np
 
+from estlab.data import _seed
+
 Table = Dict[Any, np.ndarray]
 Selection = Union[slice, np.ndarray]
 
@@ -298,7 +300,9 @@ def make_array_input_fn(features: Table, labels: Union[None, np.ndarray, Table],
     batch_size: rows per batch.
     num_epochs: passes over the data; None repeats forever.
     shuffle: whether each epoch visits the rows in a fresh random order.
-    seed: seeds ``numpy.random.SeedSequence``; None draws fresh entropy.
+    seed: seeds ``numpy.random.SeedSequence``; None draws fresh entropy,
+      or, while an Estimator calls the input_fn with
+      ``RunConfig(tf_random_seed=...)``, the graph seed's (``_seed``).
 
   Returns:
     A callable taking no arguments and returning an iterator of
@@ -313,7 +317,11 @@ def make_array_input_fn(features: Table, labels: Union[None, np.ndarray, Table],
   seeds = np.random.SeedSequence(seed)
 
   def input_fn() -> ArrayBatches:
-    rng = np.random.default_rng(seeds.spawn(1)[0]) if shuffle else None
+    rng = None
+    if shuffle:  # seed None: the graph seed's, if the Estimator set one
+      graph = _seed.op_seed() if seed is None else None
+      rng = np.random.default_rng(seeds.spawn(1)[0] if graph is None else
+                                  np.random.SeedSequence(graph))
     return ArrayBatches(
         table, index_batches(table.num_rows, batch_size, num_epochs, rng))
 

@@ -18,6 +18,8 @@ from typing import Any, Optional
 
 import numpy as np
 
+from estlab.data import _seed
+
 __all__ = ["BufferShuffle", "ShuffleSeeds", "pull_size"]
 
 
@@ -93,11 +95,14 @@ class ShuffleSeeds:
 
   With ``reshuffle_each_iteration`` iteration ``k`` (each ``iter()``, each
   epoch of a ``repeat``) draws from ``SeedSequence(seed, spawn_key=(k,))``;
-  without, every iteration draws the same order. A None seed is fresh
-  entropy, drawn once per ``shuffle`` call.
+  without, every iteration draws the same order. A None seed is the graph
+  seed's next op seed (``_seed``, ``RunConfig.tf_random_seed``) when one is
+  active, else fresh entropy, drawn once per ``shuffle`` call.
   """
 
   def __init__(self, seed: Any, reshuffle_each_iteration: bool):
+    if seed is None:
+      seed = _seed.op_seed()
     self._entropy = np.random.SeedSequence(seed).entropy
     self._reshuffle = bool(reshuffle_each_iteration)
     self._count = itertools.count()
