@@ -36,6 +36,7 @@ from estlab._loops import (NanLossDuringTrainingError, TrainLoop,
                            evaluate_batches, predict_batches)
 from estlab._pipeline import Prefetcher, chain, first_batch, input_batches
 from estlab._tables import EncodedTables
+from estlab.distribute._cluster import check_cluster_strategy
 from estlab.distribute._strategies import check_train_distribute
 from estlab._step import CompiledSteps, compile_ahead, host_for_init
 from estlab._step_dirs import local_steps
@@ -320,6 +321,7 @@ class Estimator:
       if value is not None and (not isinstance(value, (int, np.integer)) or
                                 value <= 0):
         raise ValueError(f"train({name}={value!r}): must be a positive int.")
+    check_cluster_strategy(self._config)  # TF_CONFIG: train together or not
     limit = steps
     if max_steps is not None:
       start = self._latest_step() or 0

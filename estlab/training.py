@@ -29,6 +29,7 @@ from typing import Any, Callable, Sequence
 
 from etils import epath
 
+from estlab.distribute._cluster import check_cluster_strategy
 from estlab.distribute._strategies import chief_decides
 from estlab.estimator import Estimator
 from estlab.hooks import CheckpointSaverListener, SessionRunHook
@@ -225,7 +226,7 @@ def train_and_evaluate(estimator: Any, train_spec: TrainSpec,
   config = estimator.config
   if config.task_type == "evaluator":
     return _evaluate_continuously(estimator, train_spec, eval_spec)
-  _check_cluster_strategy(config)
+  check_cluster_strategy(config)
   if "evaluator" in config.cluster_spec:  # TF: the evaluator task evaluates
     estimator.train(train_spec.input_fn, max_steps=train_spec.max_steps,
                     hooks=train_spec.hooks,
@@ -238,20 +239,6 @@ def train_and_evaluate(estimator: Any, train_spec: TrainSpec,
   if listener.eval_result is None:  # max_steps was reached before this call
     listener.evaluate(None)
   return listener.eval_result, listener.export_results
-
-
-def _check_cluster_strategy(config: Any) -> None:
-  """A ``TF_CONFIG`` cluster of several training tasks trains together only
-  under ``MultiWorkerMirroredStrategy`` (else each would train alone into
-  the shared model_dir)."""
-  if config.cluster_spec and config.num_worker_replicas > 1 and not getattr(
-      config.train_distribute, "multiprocess", False):
-    raise ValueError(
-        f"TF_CONFIG makes this task {config.task_type}:{config.task_id} one of "
-        f"{config.num_worker_replicas} training tasks, but train_distribute="
-        f"{config.train_distribute!r} does not train across them. Pass "
-        "RunConfig(train_distribute=estlab.distribute."
-        "MultiWorkerMirroredStrategy()).")
 
 
 _POLL_SECS = 1.0  # How often the evaluator looks for a new checkpoint, at most.

@@ -11,12 +11,13 @@ detection on Cloud TPU / SLURM) are left as they are.
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import jax
 
 from estlab.distribute._tf_config import TFConfig
 
-__all__ = ["join_tf_config_cluster"]
+__all__ = ["check_cluster_strategy", "join_tf_config_cluster"]
 
 logger = logging.getLogger("estlab")
 
@@ -72,3 +73,22 @@ def _distributed_is_initialized() -> bool:
     return bool(is_initialized())
   from jax._src import distributed  # pylint: disable=g-import-not-at-top
   return distributed.global_state.client is not None
+
+
+def check_cluster_strategy(config: Any) -> None:
+  """A ``TF_CONFIG`` cluster of several training tasks trains together only
+  under ``MultiWorkerMirroredStrategy``: else each task would train alone
+  into the shared model_dir. ``Estimator.train`` and ``train_and_evaluate``
+  ask first.
+
+  Raises:
+    ValueError: naming the task and the fix.
+  """
+  if config.cluster_spec and config.num_worker_replicas > 1 and not getattr(
+      config.train_distribute, "multiprocess", False):
+    raise ValueError(
+        f"TF_CONFIG makes this task {config.task_type}:{config.task_id} one of "
+        f"{config.num_worker_replicas} training tasks, but train_distribute="
+        f"{config.train_distribute!r} does not train across them. Pass "
+        "RunConfig(train_distribute=estlab.distribute."
+        "MultiWorkerMirroredStrategy()).")

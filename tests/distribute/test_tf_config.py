@@ -438,6 +438,10 @@ def test_training_tasks_of_a_cluster_need_the_multi_worker_strategy(
     estlab.train_and_evaluate(est, estlab.TrainSpec(_forever, max_steps=4),
                               estlab.EvalSpec(_eval_input))
   assert est.latest_checkpoint() is None
+  # Estimator.train directly, as a TF program may call it, too.
+  with pytest.raises(ValueError, match="worker:0 one of 3 training tasks"):
+    est.train(_forever, steps=2)
+  assert est.latest_checkpoint() is None
 
 
 # -- three real processes, launched by TF_CONFIG alone -----------------------
