@@ -143,7 +143,8 @@ class Dataset:
       structure = (structure,)
     nodes = _structure.map_structure(_node_of, structure)
     if not _structure.flatten(nodes)[0]:
-      raise ValueError("zip needs at least one dataset.")
+      raise ValueError("zip needs at least one dataset; pass e.g. "
+                       "Dataset.zip((features, labels)).")
     return Dataset(_sources.Zip(nodes))
 
   # -- transformations ---------------------------------------------------------
@@ -296,9 +297,12 @@ class Dataset:
   def __len__(self) -> int:
     n = self._node.cardinality()
     if n == INFINITE:
-      raise TypeError("The dataset is infinite.")
+      raise TypeError("The dataset is infinite (as TF says): len() needs a finite "
+                      "one; bound it with .take(n), or read .cardinality().")
     if n == UNKNOWN:
-      raise TypeError("The dataset length is unknown.")
+      raise TypeError("The dataset length is unknown (as TF says: a filter or a "
+                      "generator decides it); iterate to count, or read "
+                      ".cardinality() (UNKNOWN_CARDINALITY, -2).")
     return n
 
   def __bool__(self) -> bool:

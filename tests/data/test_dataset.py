@@ -391,3 +391,14 @@ def test_take_of_an_infinite_generator_stops():
   ds = Dataset.from_generator(itertools.count, output_types=np.int64)
   assert _values(ds.take(3)) == [0, 1, 2]
   assert _values(ds.skip(2).take(2)) == [2, 3]
+
+
+def test_len_of_an_infinite_or_unknown_dataset_says_what_to_do():
+  ds = Dataset.range(3)
+  assert len(ds) == 3
+  with pytest.raises(TypeError, match=r"infinite.*\.take\(n\)"):
+    len(ds.repeat())
+  with pytest.raises(TypeError, match=r"unknown.*cardinality"):
+    len(ds.filter(lambda x: x > 0))
+  with pytest.raises(ValueError, match=r"Dataset\.zip\(\(features, labels\)\)"):
+    Dataset.zip(())
