@@ -18,7 +18,7 @@ import jax
 import numpy as np
 from tqdm import auto as tqdm
 
-from estlab._pipeline import on_cpu, rows_of
+from estlab.data._pipeline import on_cpu, rows_of
 from estlab.distribute._strategies import chief_decides
 from estlab.hooks import HookRunner, PeriodicTrigger, SessionRunHook, renewed
 from estlab.spec import HOOK_OUTPUTS, ModeKeys

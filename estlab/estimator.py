@@ -34,8 +34,8 @@ import numpy as np
 from estlab import summary
 from estlab._loops import (NanLossDuringTrainingError, TrainLoop,
                            evaluate_batches, predict_batches)
-from estlab._pipeline import Prefetcher, chain, first_batch, input_batches
-from estlab._tables import EncodedTables
+from estlab.data._pipeline import Prefetcher, chain, first_batch, input_batches
+from estlab.data._tables import EncodedTables
 from estlab.distribute._cluster import check_cluster_strategy
 from estlab.distribute._strategies import check_train_distribute
 from estlab._step import CompiledSteps, compile_ahead, host_for_init

@@ -6,8 +6,8 @@ import jax
 import numpy as np
 import pytest
 
-from estlab._packing import Packed, pack
-from estlab._tables import (Background, EncodedTables, table_batches,
+from estlab.data._packing import Packed, pack
+from estlab.data._tables import (Background, EncodedTables, table_batches,
                             table_loops, take_rows)
 
 

@@ -4,8 +4,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from estlab import _packing
-from estlab._tables import take_rows
+from estlab.data import _packing
+from estlab.data._tables import take_rows
 
 
 def _batch(rows=5):

@@ -2,10 +2,10 @@
 import numpy as np
 import pytest
 
-from estlab import _chunks
-from estlab._packing import unpacked
-from estlab._pipeline import prepare_batch, prepare_batches
-from tests.test_pipeline import _Counting
+from estlab.data import _chunks
+from estlab.data._packing import unpacked
+from estlab.data._pipeline import prepare_batch, prepare_batches
+from tests.data.test_pipeline import _Counting
 
 
 def _batch(i, rows=4):

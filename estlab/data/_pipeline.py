@@ -18,13 +18,13 @@ from typing import Any, Callable, Iterator, Mapping, NamedTuple
 import jax
 import numpy as np
 
-from estlab import _chunks, _packing
-from estlab._tables import (EncodedTables, pad_loop, table_batches,
-                            table_loops, take_rows)
+from estlab.data import _chunks, _packing
+from estlab.data._tables import (EncodedTables, pad_loop, table_batches,
+                                 table_loops, take_rows)
 from estlab.data import Dataset
 from estlab.data import _seed as data_seed
 from estlab.data._batching import ArrayBatches
-from estlab.distribute._input import batches_per_step, group_replica_batches
+from estlab.data._replicas import batches_per_step, group_replica_batches
 from estlab.spec import ModeKeys
 
 __all__ = ["OneBatch", "call_input_fn", "is_array", "is_one_batch",

@@ -15,7 +15,7 @@ from typing import Any, Callable, Iterator
 import jax
 import numpy as np
 
-from estlab._packing import Packed
+from estlab.data._packing import Packed
 
 __all__ = ["Background", "Encoded", "EncodedTables", "pad_loop", "take_rows",
            "table_batches", "table_loops"]

@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from estlab import _packing
-from estlab._pipeline import (OneBatch, Prefetcher, call_input_fn,
+from estlab.data import _packing
+from estlab.data._pipeline import (OneBatch, Prefetcher, call_input_fn,
                               check_no_strings,
                               feed, group_for_loops, pad_short_batches,
                               prefetch_ahead, prepare_batch, split_batch)
