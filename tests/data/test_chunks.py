@@ -1,10 +1,10 @@
-"""Tests for estlab._chunks and the chunked ``_pipeline.prepare_batches``."""
+"""Tests for estlab.data._chunks and the chunked ``_encode.prepare_batches``."""
 import numpy as np
 import pytest
 
 from estlab.data import _chunks
 from estlab.data._packing import unpacked
-from estlab.data._pipeline import prepare_batch, prepare_batches
+from estlab.data._encode import prepare_batch, prepare_batches
 from tests.data.test_pipeline import _Counting
 
 
