@@ -18,7 +18,8 @@ import jax
 import numpy as np
 from tqdm import auto as tqdm
 
-from estlab._pipeline import on_cpu, rows_of
+from estlab.data._device import on_cpu
+from estlab.data._packing import rows_of
 from estlab.distribute._strategies import chief_decides
 from estlab.hooks import HookRunner, PeriodicTrigger, SessionRunHook, renewed
 from estlab.spec import HOOK_OUTPUTS, ModeKeys
@@ -79,7 +80,8 @@ class TrainLoop:
   Args:
     step_fns: ``(train_step, train_loop)`` compiled functions: with
       ``config.steps_per_loop`` 1 every item is one batch for ``train_step``,
-      else ``n`` steps of a padded stack for ``train_loop`` (``_pipeline``).
+      else ``n`` steps of a padded stack for ``train_loop``
+      (``data._grouping``).
     save: ``save(state) -> None`` writes a checkpoint.
     writer: summary writer for the train events.
     config: the RunConfig (cadences, progress bar).

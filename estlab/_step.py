@@ -23,7 +23,7 @@ import optax
 
 from estlab import _xla_options
 from estlab._flat import FlatParams
-from estlab._packing import Packed, pack, unpacked
+from estlab.data._packing import Packed, pack, unpacked
 from estlab._state import TrainState
 from estlab.spec import (HOOK_OUTPUTS, VALID_ROWS_KEY, EstimatorSpec,
                          ModeKeys)

@@ -1,8 +1,8 @@
 """Estimator: tf.estimator's train / evaluate / predict on compiled JAX steps.
 
 Orchestration only: the compiled functions are in ``_step``, the host input
-pipeline in ``_pipeline``, the training loop in ``_loops``, checkpoints in
-``checkpoint`` and events in ``summary``. Parameters and optimizer state stay
+pipeline in ``data._pipeline``, the training loop in ``_loops``, checkpoints
+in ``checkpoint`` and events in ``summary``. Parameters and optimizer state stay
 on the device between steps and between calls in the same process; a new
 process resumes from the latest checkpoint in ``model_dir``.
 
@@ -34,8 +34,10 @@ import numpy as np
 from estlab import summary
 from estlab._loops import (NanLossDuringTrainingError, TrainLoop,
                            evaluate_batches, predict_batches)
-from estlab._pipeline import Prefetcher, chain, first_batch, input_batches
-from estlab._tables import EncodedTables
+from estlab.data._device import Prefetcher
+from estlab.data._input_fn import chain, first_batch
+from estlab.data._pipeline import input_batches
+from estlab.data._tables import EncodedTables
 from estlab.distribute._cluster import check_cluster_strategy
 from estlab.distribute._strategies import check_train_distribute
 from estlab._step import CompiledSteps, compile_ahead, host_for_init
@@ -144,7 +146,7 @@ class Estimator:
   _pads_eval_batches = False
 
   # Rows an input_fn's batches are host-transformed at a time (read ahead
-  # and joined, ``_pipeline.prepare_batches``); 0: batch by batch. Nothing to
+  # and joined, ``data._encode.prepare_batches``); 0: batch by batch. Nothing to
   # amortise for the identity transform here.
   _host_chunk_rows = 0
 
@@ -206,8 +208,8 @@ class Estimator:
 
   def _batches(self, input_fn: Callable, mode: str, *, limit: int | None,
                steps_per_loop: int = 1, pad: bool = False) -> Prefetcher:
-    """Device batches of ``input_fn`` (``_pipeline.input_batches``); an array
-    input_fn's table is encoded once per Estimator, table and mode."""
+    """Device batches of ``input_fn`` (``data._pipeline.input_batches``); an
+    array input_fn's table is encoded once per Estimator, table and mode."""
     return input_batches(
         input_fn, mode, strategy=self._strategy(mode), params=self.params,
         config=self._config, host_transform=self._host_transform,
@@ -304,7 +306,7 @@ class Estimator:
         Dataset, a list, a generator, ``numpy_input_fn``'s iterator), or one
         batch, trained on at every step (as tf.estimator); with neither
         ``steps`` nor ``max_steps`` that trains until a hook stops it. What
-        counts as one batch: ``_pipeline.call_input_fn``. ``features`` is a
+        counts as one batch: ``data._input_fn.call_input_fn``. ``features`` is a
         dict of arrays or one array (given to the model_fn as it is).
       hooks: ``SessionRunHook`` instances.
       steps: train this many more steps (or until the input ends).

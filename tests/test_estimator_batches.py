@@ -245,7 +245,7 @@ def test_after_training_evaluate_and_predict_compile_nothing(tmp_path):
 
 def test_padding_repeats_real_rows_so_padded_rows_are_valid_inputs():
   batches = [{"x": np.arange(4.0)}, {"x": np.array([7.0])}]
-  out = list(estlab._pipeline.pad_short_batches(iter(batches)))
+  out = list(estlab.data._grouping.pad_short_batches(iter(batches)))
   assert out[0][1] is None and out[1][1] == 1
   np.testing.assert_array_equal(out[1][0]["x"], [7.0, 7.0, 7.0, 7.0])
   assert premade_base.PremadeEstimator._pads_eval_batches

@@ -47,7 +47,8 @@ _FORBIDDEN = [
           forbidden=("estlab",), allowed=("estlab.inputs", "estlab.data")),
     _Rule("data knows nothing of the rest of estlab (nor of estimators)",
           sources=("estlab/data/*",),
-          forbidden=("estlab",), allowed=("estlab.data",)),
+          # estlab.spec: ModeKeys, the model_fn contract's mode strings.
+          forbidden=("estlab",), allowed=("estlab.data", "estlab.spec")),
     _Rule("metrics, summary, checkpoint, run_config, hooks are below estimator",
           sources=("estlab/metrics.py", "estlab/summary.py",
                    "estlab/checkpoint.py", "estlab/run_config.py",

@@ -2,7 +2,9 @@
 
 ``tf.data`` becomes ``estlab.data``: ``Dataset.from_tensor_slices``,
 ``from_tensors``, ``from_generator``, ``range``, ``zip``, ``TextLineDataset``
-and the transformations tutorials' input_fns use, over numpy elements.
+and the transformations tutorials' input_fns use, over numpy elements. The
+rest of the package is the Estimator's input path, from an input_fn to
+batches on the device.
 
 The input path, in the order data flows:
 
@@ -14,10 +16,27 @@ The input path, in the order data flows:
    index batches over a table (``ArrayTable``, ``ArrayBatches``), buffer
    shuffles and re-batching of streamed chunks, as CSV files
    (``experimental.make_csv_dataset``, in ``_csv``) need.
-3. The Estimator's side (``estlab._pipeline``): calling the input_fn,
-   encoding a table once with feature columns, packing, prefetching.
+3. Calling the input_fn and checking its batches (``_input_fn``): one
+   batch or an iterable of them, each split into ``(features, labels)``.
+4. A step's per-replica batches joined into its global batch under a
+   strategy (``_replicas``).
+5. Host encoding (``_encode``): each batch checked, transformed by the
+   feature columns, checked for strings and packed; streamed batches in
+   chunks, transformed once per chunk (``_chunks``).
+6. Packing (``_packing``): a batch as one buffer per word size, the form
+   the later stages and the compiled steps take (and its rows).
+7. Tables (``_tables``): an array input_fn's whole table encoded once,
+   cached per table and mode; its batches are row gathers.
+8. Grouping for ``steps_per_loop`` and padding (``_grouping``): training
+   batches stacked into padded loops, a short last eval batch padded.
+9. Prefetch and device placement (``_device``): batches put on the device
+   (a strategy's shardings) in a thread, ahead of the step.
 
-This package knows nothing of estimators.
+``_pipeline.input_batches`` composes stages 3 to 9, in this order.
+
+This package knows nothing of estimators: it takes the mode strings from
+``estlab.spec.ModeKeys``, and a strategy, config and host transform as
+objects passed in.
 
 Example:
   >>> import numpy as np

@@ -77,7 +77,7 @@ class Strategy:
   def batches_per_step(self) -> int:
     """Input batches one step takes from this process's input_fn: one per
     local replica, as tf.distribute's (the per-replica batches, joined into
-    the global batch, see ``estlab.distribute._input``)."""
+    the global batch, see ``estlab.data._replicas``)."""
     return self._local
 
   @property

@@ -70,7 +70,7 @@ class PremadeEstimator(Estimator):
 
   _pads_eval_batches = True  # heads weigh padded rows (VALID_ROWS_KEY) zero
   # Feature columns encode an input_fn's batches 4096 rows at a time: on
-  # 256-row batches encoding is mostly fixed cost per call (``_chunks``).
+  # 256-row batches encoding is mostly fixed cost per call (``data._chunks``).
   _host_chunk_rows = 4096
 
   @property

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from estlab._tables import table_loops, Background
+from estlab.data._tables import table_loops, Background
 from estlab.data._batching import index_batches
 
 

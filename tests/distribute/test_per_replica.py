@@ -279,7 +279,7 @@ def test_batches_per_step_is_the_local_replica_count():
 def test_row_selections_of_a_step_are_joined_in_order():
   # The table path for selections other than a numpy_input_fn's row stream
   # (e.g. a planned Dataset's): adjacent slices stay one slice (a view).
-  from estlab.distribute._input import group_selections  # pylint: disable=g-import-not-at-top
+  from estlab.data._replicas import group_selections  # pylint: disable=g-import-not-at-top
   selections = [slice(0, 4), slice(4, 8), np.array([9, 8]), slice(10, 12),
                 slice(None, 2)]
   grouped = list(group_selections(iter(selections), 2, num_rows=12))

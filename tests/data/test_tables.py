@@ -6,9 +6,9 @@ import jax
 import numpy as np
 import pytest
 
-from estlab._packing import Packed, pack
-from estlab._tables import (Background, EncodedTables, table_batches,
-                            table_loops, take_rows)
+from estlab.data._packing import Packed, pack, take_rows
+from estlab.data._tables import (Background, EncodedTables, table_batches,
+                                 table_loops)
 
 
 def test_table_batches_encodes_once_and_only_when_a_batch_is_needed():

@@ -1,4 +1,4 @@
-"""Several input batches as one, so a host transform runs once per chunk.
+"""Several input batches as one, so the host encoding runs once per chunk.
 
 An input_fn that yields batches one by one (a generator, a tf.data
 iterator) has each batch encoded on the host by the feature columns. On
@@ -11,7 +11,7 @@ whole table once and gathers rows), so the batches of a chunk are joined,
 transformed and packed once, and cut again, each batch keeping its own
 rows.
 
-Pure helpers over host pytrees; ``_pipeline.prepare_batches`` uses them.
+Pure helpers over host pytrees; ``_encode.prepare_batches`` uses them.
 """
 from __future__ import annotations
 

@@ -1,11 +1,11 @@
-"""Tests for estlab._chunks and the chunked ``_pipeline.prepare_batches``."""
+"""Tests for estlab.data._chunks and the chunked ``_encode.prepare_batches``."""
 import numpy as np
 import pytest
 
-from estlab import _chunks
-from estlab._packing import unpacked
-from estlab._pipeline import prepare_batch, prepare_batches
-from tests.test_pipeline import _Counting
+from estlab.data import _chunks
+from estlab.data._packing import unpacked
+from estlab.data._encode import prepare_batch, prepare_batches
+from tests.data.test_pipeline import _Counting
 
 
 def _batch(i, rows=4):

@@ -1,11 +1,11 @@
-"""Packing host batches into one buffer per word size (estlab._packing)."""
+"""Packing host batches into one buffer per word size (estlab.data._packing)."""
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from estlab import _packing
-from estlab._tables import take_rows
+from estlab.data import _packing
+from estlab.data._packing import take_rows
 
 
 def _batch(rows=5):

@@ -16,6 +16,10 @@ on the layout and scans, ``device_put`` and shardings see plain arrays with
 the batch axis first. Packing is written here because JAX has no transfer
 batching of this kind (``device_put`` of a list still moves leaf by leaf).
 
+A packed (or, where it cannot be packed, plain) batch is what the later
+stages and the compiled steps take: ``take_rows`` gathers its rows and
+``rows_of`` counts them.
+
 Example:
   >>> import numpy as np
   >>> batch = ({'x': np.ones((4, 2), np.float32), 'n': np.zeros(4, np.int64)},
@@ -36,7 +40,7 @@ import weakref
 import jax
 import numpy as np
 
-__all__ = ["Layout", "Packed", "pack", "unpacked"]
+__all__ = ["Layout", "Packed", "pack", "unpacked", "take_rows", "rows_of"]
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -170,3 +174,28 @@ def unpacked(features: Any, labels: Any) -> tuple[Any, Any]:
   if isinstance(features, Packed):
     return features.unpack()
   return features, labels
+
+
+def take_rows(batch: Any, rows: Any) -> Any:
+  """Rows (a slice or index array) of every array in a prepared batch."""
+  # Every training step: no tree walk for a Packed batch, alone or as
+  # ``prepare_batch`` returns it, ``(Packed, None)``.
+  if isinstance(batch, Packed):
+    return _take_packed(batch, rows)
+  if (type(batch) is tuple and len(batch) == 2  # pylint: disable=unidiomatic-typecheck
+      and isinstance(batch[0], Packed) and batch[1] is None):
+    return _take_packed(batch[0], rows), None
+  return jax.tree.map(lambda a: _take(a, rows), batch)
+
+
+def _take_packed(batch: Packed, rows: Any) -> Packed:
+  return Packed(tuple(_take(b, rows) for b in batch.buffers), batch.layout)
+
+
+def _take(array: Any, rows: Any) -> Any:
+  return array[rows] if isinstance(rows, slice) else np.take(array, rows, axis=0)
+
+
+def rows_of(batch: Any) -> int:
+  """The batch size of a prepared batch (its first array's leading axis)."""
+  return int(np.shape(jax.tree.leaves(batch)[0])[0])

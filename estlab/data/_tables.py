@@ -1,9 +1,10 @@
-"""Rows of an encoded table: gathers, loops of rows, a background encode.
+"""Array input_fns' tables encoded once; their batches are row gathers.
 
-An array input_fn (numpy, pandas) is encoded once as a whole table (see
-``_pipeline.input_batches``) and kept in an ``EncodedTables`` cache; its
-batches are then row gathers from it, ``steps_per_loop`` batches gathered at
-once.
+An array input_fn (numpy, pandas, a Dataset over in-memory columns) is
+encoded once as a whole table (``_encode.prepare_table``, in the background:
+``Background``) and kept in an ``EncodedTables`` cache; its batches are then
+row gathers from it (``_packing.take_rows``), ``steps_per_loop`` batches
+gathered at once (``table_loops``, padded as ``_grouping.pad_loop`` pads).
 """
 from __future__ import annotations
 
@@ -15,30 +16,11 @@ from typing import Any, Callable, Iterator
 import jax
 import numpy as np
 
-from estlab._packing import Packed
+from estlab.data._grouping import pad_loop
+from estlab.data._packing import take_rows
 
-__all__ = ["Background", "Encoded", "EncodedTables", "pad_loop", "take_rows",
-           "table_batches", "table_loops"]
-
-
-def take_rows(batch: Any, rows: Any) -> Any:
-  """Rows (a slice or index array) of every array in a prepared batch."""
-  # Every training step: no tree walk for a Packed batch, alone or as
-  # ``prepare_batch`` returns it, ``(Packed, None)``.
-  if isinstance(batch, Packed):
-    return _take_packed(batch, rows)
-  if (type(batch) is tuple and len(batch) == 2  # pylint: disable=unidiomatic-typecheck
-      and isinstance(batch[0], Packed) and batch[1] is None):
-    return _take_packed(batch[0], rows), None
-  return jax.tree.map(lambda a: _take(a, rows), batch)
-
-
-def _take_packed(batch: Packed, rows: Any) -> Packed:
-  return Packed(tuple(_take(b, rows) for b in batch.buffers), batch.layout)
-
-
-def _take(array: Any, rows: Any) -> Any:
-  return array[rows] if isinstance(rows, slice) else np.take(array, rows, axis=0)
+__all__ = ["Background", "Encoded", "EncodedTables", "table_batches",
+           "table_loops"]
 
 
 def table_batches(encoded: "Encoded | Background",
@@ -51,7 +33,8 @@ def table_batches(encoded: "Encoded | Background",
 def table_loops(encoded: "Encoded | Background", selections: Iterator,
                 steps_per_loop: int, limit: int | None,
                 first: Callable[[Any], Any] | None = None) -> Iterator[tuple]:
-  """``(n, batch)`` of table rows for training, grouped as ``group_for_loops``
+  """``(n, batch)`` of table rows for training, grouped as
+  ``_grouping.group_for_loops``
   (with ``steps_per_loop`` > 1: ``n`` real batches of a ``[steps_per_loop,
   B, ...]`` stack, the rest padding).
 
@@ -78,20 +61,11 @@ def table_loops(encoded: "Encoded | Background", selections: Iterator,
     first = None
 
 
-def pad_loop(stack: np.ndarray, steps_per_loop: int) -> np.ndarray:
-  """``[n, ...]`` -> ``[steps_per_loop, ...]``, the last entry repeated (a
-  loop's padding: ``CompiledSteps.train_loop`` never trains on it)."""
-  missing = steps_per_loop - len(stack)
-  if not missing:
-    return stack
-  return np.concatenate([stack, np.repeat(stack[-1:], missing, axis=0)])
-
-
 def _group_rows(selections: Iterator, steps_per_loop: int,
                 limit: int | None) -> Iterator[tuple[int, Any]]:
-  """``group_for_loops`` for row selections (slices or index arrays): up to
-  ``steps_per_loop`` selections of equal length become one padded
-  ``[steps_per_loop, B]`` index array. Kept apart from the general one,
+  """``_grouping.group_for_loops`` for row selections (slices or index
+  arrays): up to ``steps_per_loop`` selections of equal length become one
+  padded ``[steps_per_loop, B]`` index array. Kept apart from the general one,
   whose per-batch tree signature would cost more than the gather it
   feeds."""
   if steps_per_loop == 1:

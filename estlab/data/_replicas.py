@@ -65,7 +65,7 @@ def group_replica_batches(source: Iterator, per_step: int, *,
     source: an iterator of input_fn batches.
     per_step: batches per item (``batches_per_step``); 1 returns ``source``.
     split: ``(batch, index) -> (features, labels)``, checking one batch
-      (``_pipeline.split_batch``).
+      (``_input_fn.split_batch``).
   """
   if per_step == 1:
     return source

@@ -1,4 +1,6 @@
-"""Tests for estlab._pipeline: calling input_fns, checking batches, grouping, prefetch."""
+"""The input path's stages: calling input_fns and checking batches
+(estlab.data._input_fn), encoding (_encode), grouping (_grouping), prefetch
+(_device) and feed (_pipeline)."""
 import inspect
 import itertools
 import threading
@@ -8,11 +10,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from estlab import _packing
-from estlab._pipeline import (OneBatch, Prefetcher, call_input_fn,
-                              check_no_strings,
-                              feed, group_for_loops, pad_short_batches,
-                              prefetch_ahead, prepare_batch, split_batch)
+from estlab.data import _packing
+from estlab.data._device import Prefetcher, prefetch_ahead
+from estlab.data._encode import prepare_batch
+from estlab.data._grouping import group_for_loops, pad_short_batches
+from estlab.data._input_fn import (OneBatch, call_input_fn, check_no_strings,
+                                   split_batch)
+from estlab.data._pipeline import feed
 
 
 def _batch(i, n=2, dtype=np.float32):
