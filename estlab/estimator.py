@@ -33,7 +33,7 @@ import numpy as np
 from estlab import summary
 from estlab._engine.loops import (NanLossDuringTrainingError, evaluate_batches,
                                   predict_batches)
-from estlab._engine.session import Session
+from estlab._engine.session import Session, train_limit
 from estlab._engine.steps import CompiledSteps
 from estlab._model_dir import ModelDir
 from estlab._pipeline import Prefetcher, chain, first_batch, input_batches
@@ -219,23 +219,10 @@ class Estimator:
       saving_listeners: ``estlab.hooks.CheckpointSaverListener``s, called
         around each checkpoint (``train_and_evaluate`` evaluates so).
     """
-    if steps is not None and max_steps is not None:
-      raise ValueError(f"train(steps={steps!r}, max_steps={max_steps!r}): give "
-                       "at most one (steps adds to the global step, max_steps "
-                       "is absolute).")
-    for name, value in (("steps", steps), ("max_steps", max_steps)):
-      if value is not None and (not isinstance(value, (int, np.integer)) or
-                                value <= 0):
-        raise ValueError(f"train({name}={value!r}): must be a positive int.")
+    limit = train_limit(steps, max_steps, self._dir.latest_step)
     check_cluster_strategy(self._config)  # TF_CONFIG: train together or not
-    limit = steps
-    if max_steps is not None:
-      start = self._dir.latest_step() or 0
-      if start >= max_steps:
-        logger.info("Skipping training since max_steps=%d has already been "
-                    "reached (global step %d).", max_steps, start)
-        return self
-      limit = max_steps - start
+    if limit == 0:  # max_steps reached
+      return self
     self._compiled()
     with self._batches(input_fn, ModeKeys.TRAIN, limit=limit,
                        steps_per_loop=self._config.steps_per_loop) as batches:
@@ -292,18 +279,13 @@ class Estimator:
       (features, labels), _ = first[1]
       variables, global_step = self._variables(ModeKeys.EVAL, features, labels,
                                                checkpoint_path)
-      acc = evaluate_batches(
+      result = evaluate_batches(
           compiled, variables, chain(first, batches),
           pads=pads, hooks=hooks or (), total=steps,
           progress_bar=self._config.progress_bar, global_step=global_step)
-    result = {k: np.asarray(v)[()] for k, v in  # 0-d: numpy scalars, as TF
-              jax.device_get(compiled.eval_result(acc)).items()}
-    result["global_step"] = np.int64(global_step)
     with summary.chief_writer(self.eval_dir(name)) as writer:
       writer.write_scalars(global_step, {k: float(v) for k, v in result.items()
                                          if k != "global_step" and np.ndim(v) == 0})
-    logger.info("Saving dict for global step %d: %s", global_step,
-                ", ".join(f"{k} = {v:.6g}" for k, v in sorted(result.items())))
     return result
 
   def predict(self, input_fn: Callable, predict_keys: Sequence[str] | str | None = None,
@@ -320,12 +302,6 @@ class Estimator:
       One dict per example (``yield_single_examples=True``) or per batch; a
       bare array when the model_fn's predictions are not a dict.
     """
-    if isinstance(predict_keys, str):
-      predict_keys = [predict_keys]
-    keys = None if predict_keys is None else tuple(predict_keys)
-    # Keys made on the host (postprocess) are selected there, after it; the
-    # step selects them too unless the spec has a host_postprocess.
-    host_keys, keys = (keys, None) if self._has_postprocess() else (keys, keys)
     compiled = self._compiled()
     compiled.join_compiles_ahead()
     with self._batches(input_fn, ModeKeys.PREDICT, limit=None,
@@ -335,8 +311,9 @@ class Estimator:
       variables, global_step = self._variables(ModeKeys.PREDICT, features,
                                                None, checkpoint_path)
       yield from predict_batches(
-          compiled, variables, chain(first, batches), keys=keys,
-          postprocess=self._postprocess_predictions, host_keys=host_keys,
+          compiled, variables, chain(first, batches), predict_keys=predict_keys,
+          postprocess=self._postprocess_predictions,
+          host_postprocess=self._has_postprocess(),
           single=yield_single_examples, hooks=hooks or (),
           progress_bar=self._config.progress_bar, global_step=global_step)
 

@@ -28,9 +28,35 @@ from estlab._engine.steps import CompiledSteps
 from estlab.hooks import renewed
 from estlab.spec import ModeKeys
 
-__all__ = ["Session"]
+__all__ = ["Session", "train_limit"]
 
 logger = logging.getLogger("estlab")
+
+
+def train_limit(steps: int | None, max_steps: int | None,
+                latest_step: Callable[[], int | None]) -> int | None:
+  """Steps a ``train(steps=, max_steps=)`` call may run: None (until the
+  input or a hook ends), or 0 when ``max_steps`` is already reached.
+
+  Raises:
+    ValueError: both are given, or one is not a positive int.
+  """
+  if steps is not None and max_steps is not None:
+    raise ValueError(f"train(steps={steps!r}, max_steps={max_steps!r}): give "
+                     "at most one (steps adds to the global step, max_steps "
+                     "is absolute).")
+  for name, value in (("steps", steps), ("max_steps", max_steps)):
+    if value is not None and (not isinstance(value, (int, np.integer)) or
+                              value <= 0):
+      raise ValueError(f"train({name}={value!r}): must be a positive int.")
+  if max_steps is None:
+    return steps
+  start = latest_step() or 0
+  if start >= max_steps:
+    logger.info("Skipping training since max_steps=%d has already been "
+                "reached (global step %d).", max_steps, start)
+    return 0
+  return max_steps - start
 
 
 class Session:
