@@ -70,7 +70,26 @@ class ModelDir:
                        "checkpoint_path (or warm_start_from) to a checkpoint.")
     return os.path.abspath(path)
 
-  def variable_values(self, path: str) -> dict[str, np.ndarray]:
+  def variable_names(self) -> list[str]:
+    """The latest checkpoint's parameter names and ``global_step``, sorted."""
+    return sorted([*self._values(self.checkpoint_path(None)), "global_step"])
+
+  def variable_value(self, name: str) -> np.ndarray:
+    """One parameter of the latest checkpoint (or ``global_step``).
+
+    Raises:
+      ValueError: no such variable (the message lists them).
+    """
+    path = self.checkpoint_path(None)
+    if name == "global_step":
+      return np.asarray(int(self.read_metadata(path=path)["step"]), np.int64)
+    values = self._values(path)
+    if name not in values:
+      raise ValueError(f"No variable {name!r} in the latest checkpoint; "
+                       f"variables are {sorted(values)!r}.")
+    return np.asarray(values[name])
+
+  def _values(self, path: str) -> dict[str, np.ndarray]:
     """``{'/'-joined parameter name: value}`` of the checkpoint at ``path``."""
     return _checkpoint().flatten_names(
         self.checkpointer.restore_params(path=path))

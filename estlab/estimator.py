@@ -360,21 +360,12 @@ class Estimator:
     """Names of the saved parameters (paths joined by ``/``) and, as TF
     lists it, ``global_step``. Optimizer slots are not listed (TF listed
     them as ``<name>/<Optimizer>``; they live in the optax state)."""
-    return sorted([*self._dir.variable_values(self._dir.checkpoint_path(None)),
-                   "global_step"])
+    return self._dir.variable_names()
 
   def get_variable_value(self, name: str) -> np.ndarray:
     """Value of one saved parameter (or ``global_step``), as numpy, from
     the latest checkpoint."""
-    path = self._dir.checkpoint_path(None)
-    if name == "global_step":
-      return np.asarray(int(self._dir.read_metadata(path=path)["step"]),
-                        np.int64)
-    values = self._dir.variable_values(path)
-    if name not in values:
-      raise ValueError(f"No variable {name!r} in the latest checkpoint; "
-                       f"variables are {sorted(values)!r}.")
-    return np.asarray(values[name])
+    return self._dir.variable_value(name)
 
   def eval_dir(self, name: str | None = None) -> str:
     """``model_dir/eval`` or ``model_dir/eval_<name>``, where eval events go."""
