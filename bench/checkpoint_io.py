@@ -20,7 +20,7 @@ parameters) is trained for one step by an ``estlab.Estimator``. Then:
   writer costs; ``ratio_async_over_numpy_thread`` near 1 means estlab's
   async saves add nothing to what writing those bytes costs this machine.
 
-The trained state is read from ``Estimator._state`` (there is no public
+The trained state is read from ``Estimator._session.state`` (there is no public
 getter for the live state; ``Checkpointer`` is the public API timed here).
 
 Usage:
@@ -121,7 +121,7 @@ def bench_save(width: int, batch: int, repeats: int, root: str) -> dict:
   """Times sync Checkpointer save/restore against np.savez/np.load."""
   est = estimator(os.path.join(root, "model"))
   est.train(input_fn(width, batch), steps=1)
-  state = est._state  # pylint: disable=protected-access
+  state = est._session.state  # pylint: disable=protected-access
   n_bytes = sum(leaf.nbytes for leaf in jax.tree.leaves(state))
   param_bytes = sum(leaf.nbytes for leaf in jax.tree.leaves(state.params))
   save = estlab_save(state, root)

@@ -60,7 +60,7 @@ import orbax.checkpoint as ocp
 from etils import epath
 
 from estlab import _orbax
-from estlab._state import TrainState
+from estlab._engine.state import TrainState
 from estlab._step_dirs import local_steps
 from estlab._trees import (CheckpointMismatchError, abstract_like, dtype_of,
                            flatten_names)

@@ -1,10 +1,11 @@
 """Estimator: tf.estimator's train / evaluate / predict on compiled JAX steps.
 
-Orchestration only: the compiled functions are in ``_step``, the host input
-pipeline in ``data._pipeline``, the training loop in ``_loops``, checkpoints
-in ``checkpoint`` and events in ``summary``. Parameters and optimizer state stay
-on the device between steps and between calls in the same process; a new
-process resumes from the latest checkpoint in ``model_dir``.
+Orchestration only: the input path is ``estlab.data`` (``data._pipeline.input_batches``),
+the compiled steps, loops and train state are ``estlab._engine``, the
+checkpoints ``estlab.checkpoint`` and the events ``estlab.summary``.
+Parameters and optimizer state stay on the device between steps and between
+calls in the same process; a new process resumes from the latest checkpoint
+in ``model_dir``.
 
 Example:
   >>> import flax.linen as nn, jax.numpy as jnp, numpy as np, optax, estlab
@@ -24,39 +25,31 @@ from __future__ import annotations
 import copy
 import logging
 import os
-import sys
-import tempfile
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import jax
 import numpy as np
 
 from estlab import summary
-from estlab._loops import (NanLossDuringTrainingError, TrainLoop,
-                           evaluate_batches, predict_batches)
+from estlab._engine.loops import (NanLossDuringTrainingError, evaluate_batches,
+                                  predict_batches)
+from estlab._engine.session import Session, train_limit
+from estlab._engine.steps import CompiledSteps
+from estlab._model_dir import ModelDir
 from estlab.data._device import Prefetcher
 from estlab.data._input_fn import chain, first_batch
 from estlab.data._pipeline import input_batches
 from estlab.data._tables import EncodedTables
 from estlab.distribute._cluster import check_cluster_strategy
 from estlab.distribute._strategies import check_train_distribute
-from estlab._step import CompiledSteps, compile_ahead, host_for_init
-from estlab._step_dirs import local_steps
-from estlab.hooks import SessionRunHook, renewed
-from estlab.run_config import RunConfig
+from estlab.hooks import SessionRunHook
+from estlab.run_config import RunConfig, resolve_model_dir
 from estlab.spec import ModeKeys, call_model_fn, model_fn_args
 from estlab.warm_starting import WarmStartSettings, warm_start
 
 __all__ = ["Estimator", "NanLossDuringTrainingError"]
 
 logger = logging.getLogger("estlab")
-
-
-def _checkpoint() -> Any:
-  """``estlab.checkpoint``, imported on first use (Orbax takes ~0.6 s)."""
-  from estlab import checkpoint  # pylint: disable=g-import-not-at-top
-  return checkpoint
-
 
 
 class Estimator:
@@ -83,33 +76,23 @@ class Estimator:
     if params and "params" not in self._model_fn_args:
       raise ValueError(f"Estimator(params={params!r}) was given, but model_fn "
                        "takes no `params` argument; add one or drop params.")
-    config = RunConfig() if config is None else config
-    if not isinstance(config, RunConfig):
-      raise TypeError(f"config must be an estlab.RunConfig, got {config!r}.")
-    if model_dir is not None:
-      model_dir = os.fspath(model_dir)
-    if (model_dir is not None and config.model_dir is not None and
-        os.path.abspath(model_dir) != os.path.abspath(config.model_dir)):
-      raise ValueError(
-          f"model_dir={model_dir!r} differs from config.model_dir="
-          f"{config.model_dir!r}; pass one of them, or the same value.")
-    model_dir = model_dir or config.model_dir
-    if model_dir is None:
-      model_dir = tempfile.mkdtemp(prefix="estlab_")
-      logger.warning("Using temporary folder as model directory: %s", model_dir)
-    self._model_dir = os.path.abspath(model_dir)
-    self._config = config.replace(model_dir=self._model_dir)
+    self._config = resolve_model_dir(model_dir, config)
+    self._model_dir = self._config.model_dir
     self._params = copy.deepcopy(dict(params or {}))
     self._warm_start = (None if warm_start_from is None else
                         WarmStartSettings.from_value(warm_start_from))
     seed = self._config.tf_random_seed
     self._seed = int(np.random.SeedSequence().generate_state(1)[0] >> 1) if (
         seed is None) else seed
+    self._fresh()
+
+  def _fresh(self) -> None:
+    """Nothing compiled, restored or encoded yet (made on first use)."""
     self._steps: CompiledSteps | None = None
-    self._checkpointer = None  # estlab.checkpoint.Checkpointer, made on use
-    self._state = None        # TrainState on the device, or None
-    self._state_step = None   # the checkpointed step self._state equals
-    self._restored = None     # (checkpoint path, variables) for eval/predict
+    self._session: Session | None = None  # the train state between calls
+    self._dir = ModelDir(self._model_dir,
+                         max_to_keep=self._config.keep_checkpoint_max,
+                         async_save=self._config.async_checkpoints)
     self._tables = EncodedTables()  # (array table, mode) -> its encoding
 
   # -- tf.estimator's read-only properties ------------------------------------
@@ -135,8 +118,7 @@ class Estimator:
     ``model_fn``; nothing compiled or held in memory is shared."""
     new = copy.copy(self)
     new._model_fn, new._model_fn_args = model_fn, model_fn_args(model_fn)
-    new._steps = new._checkpointer = new._state = new._restored = None
-    new._state_step, new._tables = None, EncodedTables()
+    new._fresh()
     return new
 
   # -- hooks for subclasses (premade estimators) ------------------------------
@@ -187,29 +169,16 @@ class Estimator:
         return call_model_fn(self._model_fn, args, features, labels, mode,
                              params, config)
       self._steps = CompiledSteps(call)
+      warm = self._warm_start
+      self._session = Session(
+          self._steps, self._dir, self._seed,
+          warm_start=None if warm is None else lambda p: warm_start(p, warm))
     return self._steps
-
-  def _ckpt(self) -> Any:
-    """The ``estlab.checkpoint.Checkpointer`` (Orbax is imported on use)."""
-    if self._checkpointer is None:
-      self._checkpointer = _checkpoint().Checkpointer(
-          self._model_dir, max_to_keep=self._config.keep_checkpoint_max,
-          async_save=self._config.async_checkpoints)
-    return self._checkpointer
-
-  def _latest_step(self) -> int | None:
-    """The newest checkpoint's step: a local ``model_dir`` is listed
-    (``local_steps``; importing Orbax would compete with the first compile,
-    reading metadata costs every call), a remote one asked through Orbax."""
-    steps = local_steps(self._model_dir)
-    if steps is None:
-      return self._ckpt().latest_step()
-    return steps[-1] if steps else None
 
   def _batches(self, input_fn: Callable, mode: str, *, limit: int | None,
                steps_per_loop: int = 1, pad: bool = False) -> Prefetcher:
-    """Device batches of ``input_fn`` (``data._pipeline.input_batches``); an
-    array input_fn's table is encoded once per Estimator, table and mode."""
+    """Device batches of ``input_fn`` (``data._pipeline.input_batches``); an array
+    input_fn's table is encoded once per Estimator, table and mode."""
     return input_batches(
         input_fn, mode, strategy=self._strategy(mode), params=self.params,
         config=self._config, host_transform=self._host_transform,
@@ -217,76 +186,13 @@ class Estimator:
         limit=limit, steps_per_loop=steps_per_loop, pad=pad,
         chunk_rows=self._host_chunk_rows)
 
-  def _rng(self) -> jax.Array:
-    return jax.random.PRNGKey(self._seed)
-
-  def _train_state(self, features: Any, labels: Any, per_loop: int) -> Any:
-    """The state to train from: in memory, restored, or initialised.
-
-    Without a strategy the train step (or loop of ``per_loop``, on params
-    raveled as ``CompiledSteps.flat`` says) is traced, then compiles in a
-    thread while the state is initialised or restored (both traces here, one
-    after the other: side by side they share the GIL).
-    """
-    if self._state is not None and self._latest_step() == self._state_step:
-      return self._state
-    steps = self._compiled()
-    strategy = self._strategy(ModeKeys.TRAIN)
-    abstract = steps.abstract_state(self._rng(), features, labels)
-    ahead = None
-    if strategy is None:
-      raveled = steps.raveled_abstract(abstract)
-      if per_loop == 1:
-        lowered = steps.train_step.lower(raveled, features, labels)
-      else:
-        stacked = jax.tree.map(
-            lambda a: jax.ShapeDtypeStruct((per_loop,) + a.shape, a.dtype),
-            (features, labels))
-        lowered = steps.train_loop.lower(
-            raveled, *stacked, jax.ShapeDtypeStruct((), np.int32))
-      ahead = compile_ahead(lowered.compile)
-    try:
-      latest = self._latest_step()
-      if latest is None:
-        state = steps.init(self._rng(), features, labels,
-                           on=host_for_init(abstract, strategy is not None))
-        if self._warm_start is not None:
-          state = state.replace(params=warm_start(state.params,
-                                                  self._warm_start))
-        return strategy.put_replicated(state) if strategy else state
-      if strategy is not None:
-        abstract = strategy.abstract_replicated(abstract)
-      logger.info("Restoring parameters from %s", self._ckpt().path(latest))
-      return self._ckpt().restore(abstract, step=latest)
-    finally:
-      if ahead is not None:
-        ahead.join()
-
-  def _checkpoint_path(self, checkpoint_path: str | None) -> str:
-    path = checkpoint_path or self.latest_checkpoint()
-    if path is None:
-      raise ValueError(f"Could not find a trained model in model_dir "
-                       f"{self._model_dir!r}: train first, or pass "
-                       "checkpoint_path (or warm_start_from) to a checkpoint.")
-    return os.path.abspath(path)
-
   def _variables(self, mode: str, features: Any, labels: Any,
                  checkpoint_path: str | None) -> tuple[dict, int]:
     """``({'params': ..., <collections>}, global_step)`` of a checkpoint."""
-    path = self._checkpoint_path(checkpoint_path)
-    if (self._state is not None and self._state_step is not None and
-        path == os.path.abspath(self._ckpt().path(self._state_step))):
-      state = self._state
-      return {"params": state.params, **state.model_state}, self._state_step
-    if self._restored is None or self._restored[0] != path:
-      abstract = self._compiled().abstract_variables(mode, features, labels)
-      strategy = self._strategy(mode)
-      if strategy is not None:
-        abstract = strategy.abstract_replicated(abstract)
-      variables = self._ckpt().restore_variables(abstract, path=path)
-      step = int(self._ckpt().read_metadata(path=path)["step"])
-      self._restored = (path, variables, step)
-    return self._restored[1], self._restored[2]
+    self._compiled()
+    return self._session.variables(mode, features, labels,
+                                   self._dir.checkpoint_path(checkpoint_path),
+                                   self._strategy(mode))
 
   # -- train / evaluate / predict ---------------------------------------------
 
@@ -315,72 +221,27 @@ class Estimator:
       saving_listeners: ``estlab.hooks.CheckpointSaverListener``s, called
         around each checkpoint (``train_and_evaluate`` evaluates so).
     """
-    if steps is not None and max_steps is not None:
-      raise ValueError(f"train(steps={steps!r}, max_steps={max_steps!r}): give "
-                       "at most one (steps adds to the global step, max_steps "
-                       "is absolute).")
-    for name, value in (("steps", steps), ("max_steps", max_steps)):
-      if value is not None and (not isinstance(value, (int, np.integer)) or
-                                value <= 0):
-        raise ValueError(f"train({name}={value!r}): must be a positive int.")
+    limit = train_limit(steps, max_steps, self._dir.latest_step)
     check_cluster_strategy(self._config)  # TF_CONFIG: train together or not
-    limit = steps
-    if max_steps is not None:
-      start = self._latest_step() or 0
-      if start >= max_steps:
-        logger.info("Skipping training since max_steps=%d has already been "
-                    "reached (global step %d).", max_steps, start)
-        return self
-      limit = max_steps - start
-    config = self._config
-    per_loop = config.steps_per_loop
-    compiled = self._compiled()
+    if limit == 0:  # max_steps reached
+      return self
+    self._compiled()
     with self._batches(input_fn, ModeKeys.TRAIN, limit=limit,
-                       steps_per_loop=config.steps_per_loop) as batches:
-      n, (features, labels) = first_batch(batches, input_fn)
-      one = features, labels
-      if per_loop > 1:  # a loop's padded stack of batches
-        one = jax.tree.map(lambda a: a[0], (features, labels))
-      state = self._train_state(*one, per_loop)
-      on_disk = self._latest_step()  # the state's checkpoint, unless initialised
-      variables = jax.tree.map(
-          lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype),
-          {"params": state.params, **state.model_state})
-      self._state = None  # donated by the steps below until the loop returns
-      if self._strategy(ModeKeys.TRAIN) is None:  # (sharded params stay trees)
-        state = compiled.ravel_params(state)  # small params: one vector
+                       steps_per_loop=self._config.steps_per_loop) as batches:
+      first = first_batch(batches, input_fn)
       writer = summary.chief_writer(self._model_dir)
-
-      def save(s):
-        self._ckpt().save(compiled.unravel_params(s),
-                          metadata={"model": type(self).__name__})
-
-      loop = TrainLoop(step_fns=(compiled.train_step, compiled.train_loop),
-                       save=save, writer=writer, config=config,
-                       model_dir=self._model_dir, hooks=[
-                           *renewed(compiled.chief_hooks), *(hooks or ()),
-                           *renewed(compiled.hooks[ModeKeys.TRAIN])],
-                       after_first_step=lambda: compiled.compile_inference_ahead(
-                           variables, one[0], valid=self._pads_eval_batches)
-                       if self._strategy(ModeKeys.EVAL) is None else None,
-                       listeners=saving_listeners or (),
-                       wait_saved=lambda: self._ckpt().wait_until_finished(),
-                       multiprocess=getattr(self._strategy(ModeKeys.TRAIN),
-                                            "multiprocess", False),
-                       defer_start_save=(config.async_checkpoints and
-                                         "orbax.checkpoint" not in sys.modules))
-
-      def chained():
-        yield n, (features, labels)
-        yield from batches
       try:
-        state, saved = loop.run(state, chained(), limit, saved=on_disk)
-        state = compiled.unravel_params(state)
-        self._compiled().join_compiles_ahead()  # never overlaps a later train call
+        self._session.train(
+            first, batches, limit=limit, hooks=hooks or (),
+            listeners=saving_listeners or (), writer=writer,
+            config=self._config, model_dir=self._model_dir,
+            model_name=type(self).__name__,
+            strategy=self._strategy(ModeKeys.TRAIN),
+            compile_inference=self._strategy(ModeKeys.EVAL) is None,
+            pads=self._pads_eval_batches)
       finally:
         writer.close()
-        self._ckpt().wait_until_finished()  # also after an error: keep saves
-    self._state, self._state_step = state, saved
+        self._dir.wait_until_finished()  # also after an error: keep saves
     return self
 
   def evaluate(self, input_fn: Callable, steps: int | None = None,
@@ -410,7 +271,7 @@ class Estimator:
       raise ValueError(f"evaluate(steps={steps!r}): must be a positive int or "
                        "None (until the input ends).")
     compiled = self._compiled()
-    self._compiled().join_compiles_ahead()
+    compiled.join_compiles_ahead()
     # (Padding marks a global batch's first rows real: one process's rows.)
     pads = self._pads_eval_batches and not getattr(
         self._strategy(ModeKeys.EVAL), "multiprocess", False)
@@ -420,18 +281,13 @@ class Estimator:
       (features, labels), _ = first[1]
       variables, global_step = self._variables(ModeKeys.EVAL, features, labels,
                                                checkpoint_path)
-      acc = evaluate_batches(
+      result = evaluate_batches(
           compiled, variables, chain(first, batches),
           pads=pads, hooks=hooks or (), total=steps,
           progress_bar=self._config.progress_bar, global_step=global_step)
-    result = {k: np.asarray(v)[()] for k, v in  # 0-d: numpy scalars, as TF
-              jax.device_get(compiled.eval_result(acc)).items()}
-    result["global_step"] = np.int64(global_step)
     with summary.chief_writer(self.eval_dir(name)) as writer:
       writer.write_scalars(global_step, {k: float(v) for k, v in result.items()
                                          if k != "global_step" and np.ndim(v) == 0})
-    logger.info("Saving dict for global step %d: %s", global_step,
-                ", ".join(f"{k} = {v:.6g}" for k, v in sorted(result.items())))
     return result
 
   def predict(self, input_fn: Callable, predict_keys: Sequence[str] | str | None = None,
@@ -448,14 +304,8 @@ class Estimator:
       One dict per example (``yield_single_examples=True``) or per batch; a
       bare array when the model_fn's predictions are not a dict.
     """
-    if isinstance(predict_keys, str):
-      predict_keys = [predict_keys]
-    keys = None if predict_keys is None else tuple(predict_keys)
-    # Keys made on the host (postprocess) are selected there, after it; the
-    # step selects them too unless the spec has a host_postprocess.
-    host_keys, keys = (keys, None) if self._has_postprocess() else (keys, keys)
     compiled = self._compiled()
-    self._compiled().join_compiles_ahead()
+    compiled.join_compiles_ahead()
     with self._batches(input_fn, ModeKeys.PREDICT, limit=None,
                        pad=True) as batches:
       first = first_batch(batches, input_fn)
@@ -463,8 +313,9 @@ class Estimator:
       variables, global_step = self._variables(ModeKeys.PREDICT, features,
                                                None, checkpoint_path)
       yield from predict_batches(
-          compiled, variables, chain(first, batches), keys=keys,
-          postprocess=self._postprocess_predictions, host_keys=host_keys,
+          compiled, variables, chain(first, batches), predict_keys=predict_keys,
+          postprocess=self._postprocess_predictions,
+          host_postprocess=self._has_postprocess(),
           single=yield_single_examples, hooks=hooks or (),
           progress_bar=self._config.progress_bar, global_step=global_step)
 
@@ -504,37 +355,19 @@ class Estimator:
   # -- variables and checkpoints ----------------------------------------------
 
   def latest_checkpoint(self) -> str | None:
-    """Path of the newest checkpoint in ``model_dir`` (``model_dir/<step>``).
-
-    A local ``model_dir`` is listed (``_step_dirs.local_steps``, as
-    ``_latest_step``): every ``evaluate`` and ``predict`` asks, and a fresh
-    Orbax manager took ~30 ms to answer; a remote one is asked through Orbax.
-    """
-    steps = local_steps(self._model_dir)
-    if steps is None:  # remote: ask Orbax
-      return _checkpoint().latest_checkpoint(self._model_dir)
-    return f"{self._model_dir.rstrip('/')}/{steps[-1]}" if steps else None
+    """Path of the newest checkpoint in ``model_dir`` (``model_dir/<step>``)."""
+    return self._dir.latest_checkpoint()
 
   def get_variable_names(self) -> list[str]:
     """Names of the saved parameters (paths joined by ``/``) and, as TF
     lists it, ``global_step``. Optimizer slots are not listed (TF listed
     them as ``<name>/<Optimizer>``; they live in the optax state)."""
-    return sorted([*_checkpoint().flatten_names(
-        self._ckpt().restore_params(path=self._checkpoint_path(None))),
-                   "global_step"])
+    return self._dir.variable_names()
 
   def get_variable_value(self, name: str) -> np.ndarray:
     """Value of one saved parameter (or ``global_step``), as numpy, from
     the latest checkpoint."""
-    path = self._checkpoint_path(None)
-    if name == "global_step":
-      return np.asarray(int(self._ckpt().read_metadata(path=path)["step"]),
-                        np.int64)
-    values = _checkpoint().flatten_names(self._ckpt().restore_params(path=path))
-    if name not in values:
-      raise ValueError(f"No variable {name!r} in the latest checkpoint; "
-                       f"variables are {sorted(values)!r}.")
-    return np.asarray(values[name])
+    return self._dir.variable_value(name)
 
   def eval_dir(self, name: str | None = None) -> str:
     """``model_dir/eval`` or ``model_dir/eval_<name>``, where eval events go."""

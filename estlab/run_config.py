@@ -12,10 +12,14 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
+import tempfile
 from typing import Any
 
 from estlab.distribute._tf_config import ClusterSpec, TFConfig, TFConfigError
+
+logger = logging.getLogger("estlab")
 
 __all__ = ["RunConfig"]
 
@@ -291,3 +295,31 @@ def _model_dir_with_tf_config(model_dir: str | None,
         f"RunConfig(model_dir={model_dir!r}) differs from TF_CONFIG's "
         f"model_dir {from_env!r}; they must be the same: drop one of them.")
   return model_dir
+
+
+def resolve_model_dir(model_dir: str | os.PathLike | None,
+                      config: RunConfig | None) -> RunConfig:
+  """``config`` (a default one for None) with the Estimator's model_dir set.
+
+  ``model_dir`` or else ``config.model_dir`` (they must agree when both are
+  given), or else a fresh temporary directory, as an absolute path.
+
+  Raises:
+    TypeError: ``config`` is no ``RunConfig``.
+    ValueError: ``model_dir`` and ``config.model_dir`` differ.
+  """
+  config = RunConfig() if config is None else config
+  if not isinstance(config, RunConfig):
+    raise TypeError(f"config must be an estlab.RunConfig, got {config!r}.")
+  if model_dir is not None:
+    model_dir = os.fspath(model_dir)
+  if (model_dir is not None and config.model_dir is not None and
+      os.path.abspath(model_dir) != os.path.abspath(config.model_dir)):
+    raise ValueError(
+        f"model_dir={model_dir!r} differs from config.model_dir="
+        f"{config.model_dir!r}; pass one of them, or the same value.")
+  model_dir = model_dir or config.model_dir
+  if model_dir is None:
+    model_dir = tempfile.mkdtemp(prefix="estlab_")
+    logger.warning("Using temporary folder as model directory: %s", model_dir)
+  return config.replace(model_dir=os.path.abspath(model_dir))

@@ -10,7 +10,7 @@ import optax
 import pytest
 
 from estlab import checkpoint as ckpt_lib
-from estlab._state import TrainState
+from estlab._engine.state import TrainState
 
 OPTIMIZERS = {
     'adam': lambda: optax.adam(1e-3),

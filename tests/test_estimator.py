@@ -368,7 +368,7 @@ def test_batch_norm_statistics_update(tmp_path):
   x = x * 3 + 5
   est = estlab.Estimator(model_fn, tmp_path, config=quiet())
   est.train(batches_input_fn(x, y, batch_size=8), steps=8)
-  mean = est._state.model_state["batch_stats"]["BatchNorm_0"]["mean"]
+  mean = est._session.state.model_state["batch_stats"]["BatchNorm_0"]["mean"]
   assert np.all(np.asarray(mean) > 1.0)       # moved from 0 towards 5
   assert np.isfinite(est.evaluate(batches_input_fn(x, y))["loss"])
 

@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import optax
 
 from estlab import checkpoint
-from estlab._state import TrainState
+from estlab._engine.state import TrainState
 from estlab._step_dirs import local_steps
 
 

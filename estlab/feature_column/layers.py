@@ -112,7 +112,7 @@ def linear_logits(table: jax.Array, names: Sequence[str],
   a ``[B, rows[name]]`` value for a dense one, absent for the bias. Stacked
   in the parameters' own order (sorted names, as JAX flattens a dict), the
   table is the model's slice of the training state's raveled parameters
-  (``estlab._flat``), and its gradient is one scatter-add into it: no
+  (``estlab._engine.flat``), and its gradient is one scatter-add into it: no
   per-column slices, no concatenation (on XLA:CPU each small kernel costs
   ~0.5 us). Categorical
   ids are clipped and offset all at once (per-entry constants), so a batch's

@@ -309,7 +309,8 @@ class Launcher:
     est._config = est.config.replace(train_distribute=strategy)  # pylint: disable=protected-access
     # Parameters on the old devices are dropped; the next run restores the
     # latest checkpoint onto the new ones.
-    est._state = est._restored = None  # pylint: disable=protected-access
+    if est._session is not None:  # pylint: disable=protected-access
+      est._session.forget()  # pylint: disable=protected-access
     self._applied = choice
 
   # -- the runs (background thread) ------------------------------------------

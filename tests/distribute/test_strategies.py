@@ -32,7 +32,7 @@ def test_mirrored_training_matches_one_device(tmp_path):
   single, (x, y) = _train(tmp_path / "one")
   mirrored, _ = _train(tmp_path / "four", batch_size=4,
                        train_distribute=strategy)
-  kernel = mirrored._state.params["linear"]["kernel"]
+  kernel = mirrored._session.state.params["linear"]["kernel"]
   assert kernel.sharding.device_set == set(jax.devices())
   for name in single.get_variable_names():
     np.testing.assert_allclose(mirrored.get_variable_value(name),
@@ -58,7 +58,7 @@ def test_restore_places_state_on_the_mesh_and_input_context(tmp_path):
   est.train(input_fn)
   assert contexts[0].num_replicas_in_sync == 4
   assert contexts[0].get_per_replica_batch_size(16) == 4
-  assert est._state.params["linear"]["kernel"].sharding.device_set == set(jax.devices())
+  assert est._session.state.params["linear"]["kernel"].sharding.device_set == set(jax.devices())
   assert est.latest_checkpoint().endswith("8")
   preds = list(est.predict(batches_input_fn(x, y, batch_size=8)))
   assert len(preds) == 16

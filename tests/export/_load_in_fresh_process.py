@@ -29,7 +29,7 @@ import numpy as np  # pylint: disable=g-import-not-at-top,wrong-import-position
 import estlab.export  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 _FORBIDDEN = ("estlab.estimator", "estlab.premade", "estlab.heads",
-              "estlab._step", "flax", "optax")
+              "estlab._engine.steps", "flax", "optax")
 
 
 def _json(outputs):

@@ -59,7 +59,7 @@ def test_nan_found_late_still_names_its_step_and_keeps_the_good_state(tmp_path):
 def test_host_reads_outputs_as_device_get_does():
   import jax  # pylint: disable=g-import-not-at-top
   import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
-  from estlab import _loops  # pylint: disable=g-import-not-at-top
+  from estlab._engine import loops as _loops  # pylint: disable=g-import-not-at-top
   tree = jax.jit(lambda x: {"p": x * 2, "b": x.astype(jnp.bfloat16),
                             "n": {"s": x.sum()}})(jnp.arange(6.0).reshape(3, 2))
   got, want = _loops._host(tree), jax.device_get(tree)
@@ -72,7 +72,7 @@ def test_host_reads_outputs_as_device_get_does():
 def test_an_agreed_seconds_cadence_is_asked_only_every_n_steps():
   # (In one process the chief is this process; the real multi-process run is
   # tests/distribute/test_multiprocess.py.)
-  from estlab._loops import _AgreedTrigger  # pylint: disable=g-import-not-at-top
+  from estlab._engine.loops import _AgreedTrigger  # pylint: disable=g-import-not-at-top
   from estlab.hooks import PeriodicTrigger  # pylint: disable=g-import-not-at-top
   due = _AgreedTrigger(PeriodicTrigger(every_secs=10, start_time=0.0),
                        check_every=5, start=0)
@@ -87,7 +87,7 @@ def test_an_agreed_seconds_cadence_is_asked_only_every_n_steps():
 # tests/tf_reference/checkpoint_start_tf215.json: what tf.estimator 2.15 kept
 # and told its listeners in the same runs (checkpoint_start_tf.py).
 _TF_START = json.load(open(os.path.join(
-    os.path.dirname(__file__), "tf_reference", "checkpoint_start_tf215.json")))
+    os.path.dirname(__file__), os.pardir, "tf_reference", "checkpoint_start_tf215.json")))
 
 
 class _Listener(estlab.CheckpointSaverListener):

@@ -1,10 +1,10 @@
-"""Small params as one vector (``estlab._flat``)."""
+"""Small params as one vector (``estlab._engine.flat``)."""
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from estlab import _flat
-from estlab._flat import FlatParams
+from estlab._engine import flat as _flat
+from estlab._engine.flat import FlatParams
 
 PARAMS = {"a": jnp.arange(6.0).reshape(2, 3), "b": {"c": jnp.arange(4.0) + 10}}
 

@@ -335,7 +335,7 @@ def evaluate_batches(compiled: Any, variables: Any, items: Iterable, *,
                      pads: bool, hooks: Sequence[SessionRunHook],
                      total: int | None, progress_bar: bool,
                      global_step: int) -> dict:
-  """Accumulates the eval metrics over ``items`` (``(1, (batch, valid))``).
+  """The eval metrics over ``items`` (``(1, (batch, valid))``), as TF's result.
 
   With ``pads`` every step gets the count of real rows (all rows but in a
   padded last batch), so full and padded batches share one compilation.
@@ -344,7 +344,8 @@ def evaluate_batches(compiled: Any, variables: Any, items: Iterable, *,
   they end before the metrics are computed.
 
   Returns:
-    The accumulated metric states.
+    ``loss`` (the mean over batches), every metric of ``eval_metric_ops``
+    (0-d ones as numpy scalars, as TF) and ``global_step``; logged as TF did.
   """
   def valid(rows, features):
     return (np.int32(rows_of(features) if rows is None else rows),) if pads else ()
@@ -372,7 +373,12 @@ def evaluate_batches(compiled: Any, variables: Any, items: Iterable, *,
           "loss": float(a["loss_sum"] / a["batches"])}):
         break
   runner.end()
-  return acc
+  result = {k: np.asarray(v)[()] for k, v in  # 0-d: numpy scalars, as TF
+            jax.device_get(compiled.eval_result(acc)).items()}
+  result["global_step"] = np.int64(global_step)
+  logger.info("Saving dict for global step %d: %s", global_step,
+              ", ".join(f"{k} = {v:.6g}" for k, v in sorted(result.items())))
+  return result
 
 
 def _first_rows(predictions: Any, rows: int | None) -> Any:
@@ -417,8 +423,8 @@ def _emit(predictions: Any, rows: int | None, *, postprocess: Callable,
 
 
 def predict_batches(compiled: Any, variables: Any, items: Iterable, *,
-                    keys: tuple[str, ...] | None, postprocess: Callable,
-                    host_keys: tuple[str, ...] | None, single: bool,
+                    predict_keys: Sequence[str] | str | None,
+                    postprocess: Callable, host_postprocess: bool, single: bool,
                     hooks: Sequence[SessionRunHook], progress_bar: bool,
                     global_step: int) -> Iterator[Any]:
   """Yields predictions of ``items`` (``(1, (batch, valid))``), one batch late.
@@ -426,8 +432,14 @@ def predict_batches(compiled: Any, variables: Any, items: Iterable, *,
   Batch i+1 is dispatched before batch i is fetched, so the device works
   while the host hands out predictions. ``hooks`` run as in TF, then the
   spec's ``prediction_hooks``: the step is traced (or found traced) for the
-  first batch before any hook runs, so they are known.
+  first batch before any hook runs, so they are known. ``predict_keys`` are
+  selected by the step, or on the host after ``postprocess`` when it makes
+  predictions (``host_postprocess``).
   """
+  if isinstance(predict_keys, str):
+    predict_keys = [predict_keys]
+  keys = None if predict_keys is None else tuple(predict_keys)
+  host_keys, keys = (keys, None) if host_postprocess else (keys, keys)
   items = iter(items)
   first = next(items)
   jax.eval_shape(compiled.predict_step, variables, first[1][0][0],

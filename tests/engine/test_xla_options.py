@@ -8,7 +8,7 @@ import optax
 import pytest
 
 import estlab
-from estlab import _xla_options
+from estlab._engine import xla_options as _xla_options
 
 YNN = "xla_cpu_experimental_ynn_fusion_type"
 

@@ -1,127 +1,30 @@
 """Compiled steps: a model_fn becomes jitted init / train / eval / predict.
 
-The model_fn runs inside a Flax module's ``@nn.compact`` ``__call__``, so
-linen modules called in it (``nn.Dense(5)(x)``) create their parameters on
-first use and reuse them after, as TF variables did. Every function here is
-pure over pytrees and compiled once per input shape; ``traces`` counts how
-often each was traced (one trace per compilation), so tests can assert it.
+Every function here is pure over pytrees (the model_fn applied through
+``model_fn.ModelFnModule``) and compiled once per input shape; ``traces``
+counts how often each was traced (one trace per compilation), so tests can
+assert it. Compile options come from ``xla_options``; small params ride the
+steps as one vector (``flat``).
 """
 from __future__ import annotations
 
 import collections
-import logging
-import os
-import sys
 import threading
 from typing import Any, Callable, Mapping
 
-from flax import errors as flax_errors
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import optax
 
-from estlab import _xla_options
-from estlab._flat import FlatParams
-from estlab.data._packing import Packed, pack, unpacked
-from estlab._state import TrainState
-from estlab.spec import (HOOK_OUTPUTS, VALID_ROWS_KEY, EstimatorSpec,
-                         ModeKeys)
+from estlab._engine import xla_options
+from estlab._engine.flat import FlatParams
+from estlab._engine.model_fn import ModelFnModule
+from estlab._engine.startup import compile_ahead
+from estlab._engine.state import TrainState
+from estlab.data._packing import Packed, pack
+from estlab.spec import HOOK_OUTPUTS, EstimatorSpec, ModeKeys
 
-__all__ = ["CompiledSteps", "compile_ahead", "host_for_init"]
-
-logger = logging.getLogger("estlab")
-
-# On an accelerator a small state is initialised by the host CPU and then
-# copied over: on an H100, init's compile for the GPU (many small kernels)
-# took 1.8 s against 0.2 s for XLA:CPU on the same machine, on the first
-# step's critical path. The draws are the host's (threefry gives the same
-# bits on every backend; float transforms may differ in the last ulp). Only
-# for states the host draws quickly (64 MB: ~0.3 s on 2 cores) and never
-# under a strategy (each host of a multi-host run would draw its replicas).
-_HOST_INIT_MAX_BYTES = 64 << 20
-
-
-def init_on_host(backend: str, state_bytes: int, distributed: bool) -> bool:
-  """Whether ``CompiledSteps.init`` should run on the host (see above)."""
-  return (backend != "cpu" and not distributed
-          and state_bytes <= _HOST_INIT_MAX_BYTES)
-
-
-def host_for_init(abstract: Any, distributed: bool) -> jax.Device | None:
-  """The host's CPU device where ``init_on_host`` says so, else None."""
-  size = sum(x.size * getattr(x.dtype, "itemsize", 8)
-             for x in jax.tree.leaves(abstract))
-  if not init_on_host(jax.default_backend(), size, distributed):
-    return None
-  try:
-    return jax.devices("cpu")[0]
-  except RuntimeError:  # JAX_PLATFORMS without "cpu"
-    return None
-
-
-def compile_ahead(fn: Any, *args: Any, low_priority: bool = False,
-                  **kwargs: Any) -> threading.Thread:
-  """Starts compiling the jitted ``fn`` for ``args`` in a background thread.
-
-  ``args`` may be arrays or ``jax.ShapeDtypeStruct``s. A later call with
-  arguments of the same shapes finds the executable in ``jit``'s cache, so
-  compilations overlap other work (XLA compiles without holding the GIL).
-  Join the thread before that call, or it compiles twice. Errors are left
-  for that call to raise, with the user's traceback. ``fn`` may also be a
-  plain callable doing such compilations. ``low_priority`` lowers the
-  thread's scheduling priority (Linux), so it yields to training.
-  """
-  def run():
-    if low_priority and sys.platform.startswith("linux"):
-      # On Linux a thread id is a valid "process" for setpriority: it lowers
-      # this thread (and threads it starts) only. Elsewhere it is not.
-      try:
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
-      except OSError:
-        pass
-    try:
-      if hasattr(fn, "lower"):
-        fn.lower(*args, **kwargs).compile()
-      else:
-        fn(*args, **kwargs)
-    except Exception as e:  # pylint: disable=broad-except
-      logger.debug("Compiling ahead failed (the call will retry): %s", e)
-  # Not a daemon: the interpreter waits for it at exit, as XLA aborts the
-  # process when a thread is killed while compiling.
-  thread = threading.Thread(target=run, daemon=False, name="estlab-compile")
-  thread.start()
-  return thread
-
-
-class _ModelFnModule(nn.Module):
-  """Runs ``call(features, labels, mode)`` in a Flax module scope."""
-
-  call: Callable[..., EstimatorSpec]
-  mode: str
-
-  @nn.compact
-  def __call__(self, features, labels, valid=None):
-    features, labels = unpacked(features, labels)
-    if valid is not None:  # a padded EVAL batch: mark its real rows
-      if not isinstance(features, Mapping):
-        raise TypeError(
-            f"This estimator pads a short last evaluation batch and marks its "
-            f"real rows with a feature {VALID_ROWS_KEY!r}, so its features "
-            f"must be a dict; got {type(features).__name__} {features!r:.200}."
-            " Yield features as a dict, e.g. ({'x': x}, y).")
-      rows = jax.tree.leaves(features)[0].shape[0]
-      features = {**features, VALID_ROWS_KEY: jnp.arange(rows) < valid}
-    try:
-      return self.call(features, labels, self.mode)
-    except flax_errors.InvalidRngError as e:
-      if self.mode == ModeKeys.TRAIN:
-        raise
-      raise ValueError(
-          f"The model_fn asked for randomness in {self.mode!r} mode ({e}). "
-          "estlab gives a 'dropout' rng in TRAIN mode only: make dropout "
-          "deterministic otherwise, e.g. nn.Dropout(rate, deterministic="
-          "mode != estlab.ModeKeys.TRAIN).") from e
+__all__ = ["CompiledSteps"]
 
 
 def _learning_rate(opt_state: Any) -> jax.Array | None:
@@ -154,8 +57,8 @@ class CompiledSteps:
     export_outputs: export_outputs the PREDICT model_fn returned when traced.
     host_postprocess: that spec's ``host_postprocess`` (or None).
     compiler_options: the XLA options the steps compile with (None until
-      the params' shapes are known; ``_xla_options.dot_options``).
-    flat: how training carries small params as one vector (``_flat``), or
+      the params' shapes are known; ``xla_options.dot_options``).
+    flat: how training carries small params as one vector (``flat``), or
       None (set with the train state's shapes).
   """
 
@@ -167,16 +70,16 @@ class CompiledSteps:
     self.host_postprocess = None
     self._ahead: list[threading.Thread] = []  # compiling eval/predict ahead
     self._ahead_done: set = set()             # signatures compiled ahead
-    self._module = {m: _ModelFnModule(call=call, mode=m) for m in ModeKeys.ALL}
+    self._module = {m: ModelFnModule(call=call, mode=m) for m in ModeKeys.ALL}
     self._init_jit = jax.jit(self._init)  # compiled by ``init``
-    _xla_options.probe_ahead()  # while the first batch is prepared
+    xla_options.probe_ahead()  # while the first batch is prepared
     self.compiler_options: dict[str, Any] | None = None  # by ``_use_options``
     self.flat: FlatParams | None = None  # by ``abstract_state``
     self._flat_jit: tuple[Callable, Callable] | None = None
     self._jit_steps({})
 
   def _jit_steps(self, options: dict[str, Any]) -> None:
-    kwargs = _xla_options.jit_kwargs(options)
+    kwargs = xla_options.jit_kwargs(options)
     self.train_step = jax.jit(self._train_step, donate_argnums=0, **kwargs)
     self.train_loop = jax.jit(self._train_loop, donate_argnums=0, **kwargs)
     self.eval_step = jax.jit(self._eval_step, donate_argnums=0, **kwargs)
@@ -187,13 +90,13 @@ class CompiledSteps:
 
   def _use_options(self, params: Any) -> None:
     """Sets the steps' compile options from the params' shapes, once, before
-    any step is traced (``_xla_options.dot_options``)."""
+    any step is traced (``xla_options.dot_options``)."""
     if self.compiler_options is not None:
       return
     if any(self.traces[name] for name in _STEPS):  # keep their compilations
       self.compiler_options = {}
       return
-    self.compiler_options = _xla_options.dot_options(
+    self.compiler_options = xla_options.dot_options(
         params, jax.default_backend())
     if self.compiler_options:
       self._jit_steps(self.compiler_options)
@@ -212,7 +115,7 @@ class CompiledSteps:
     if on is not None:
       args = jax.device_put(args, on)
     compiled = self._init_jit.lower(*args).compile(
-        _xla_options.run_once_options())
+        xla_options.run_once_options())
     state = compiled(*args)
     if on is None:
       return state
@@ -271,7 +174,7 @@ class CompiledSteps:
 
   def _train_body(self, state: TrainState, features, labels,
                   flat: FlatParams | None = None):
-    """One step. With ``flat``, ``state.params`` is its vector (``_flat``)."""
+    """One step. With ``flat``, ``state.params`` is its vector (``flat``)."""
     as_tree = flat.unravel if flat is not None else (lambda p: p)
     dropout_rng = jax.random.fold_in(state.rng, state.step)
     mutable = list(state.model_state)
@@ -356,7 +259,7 @@ class CompiledSteps:
       state = state.replace(params=flat.unravel(state.params))
     return state, outputs
 
-  # -- params as one vector between steps (``_flat``) -------------------------
+  # -- params as one vector between steps (``flat``) -------------------------
 
   def ravel_params(self, state: TrainState) -> TrainState:
     """``state`` with its params raveled where ``flat`` says so (else as is).
@@ -384,7 +287,7 @@ class CompiledSteps:
     2.32-2.66 s).
     """
     if self._flat_jit is None:
-      kwargs = _xla_options.jit_kwargs(_xla_options.run_once_options())
+      kwargs = xla_options.jit_kwargs(xla_options.run_once_options())
       self._flat_jit = (jax.jit(self.flat.ravel, **kwargs),
                         jax.jit(self.flat.unravel, **kwargs))
     return self._flat_jit

@@ -7,7 +7,7 @@ import optax
 import pytest
 
 import estlab
-from estlab import _flat, _step, _xla_options
+from estlab._engine import flat as _flat, startup as _startup, xla_options as _xla_options
 
 CONFIG = dict(progress_bar=False, tf_random_seed=0, save_checkpoints_steps=None)
 
@@ -83,11 +83,11 @@ def test_steps_carry_the_vector_and_train_keeps_the_tree(tmp_path):
   est, _ = _train(tmp_path, optax.adam(0.05), 1)
   compiled = est._compiled()
   kernel = "_TwoLayers_0/Dense_0/kernel"
-  assert est._state.params["_TwoLayers_0"]["Dense_0"]["kernel"].shape == (3, 4)
+  assert est._session.state.params["_TwoLayers_0"]["Dense_0"]["kernel"].shape == (3, 4)
   est.train(_input(), steps=3)  # from memory: raveled again, same step
   assert compiled.traces["train_step"] == 1
   assert est.train_step_cache_size() == 1
-  in_memory = np.asarray(est._state.params["_TwoLayers_0"]["Dense_0"]["kernel"])
+  in_memory = np.asarray(est._session.state.params["_TwoLayers_0"]["Dense_0"]["kernel"])
   np.testing.assert_array_equal(est.get_variable_value(kernel), in_memory)
   # A fresh Estimator restores the tree and goes on from it.
   again = estlab.Estimator(_model_fn(optax.adam(0.05)), model_dir=est.model_dir,
@@ -144,7 +144,7 @@ def test_a_model_fn_error_at_init_surfaces_unchanged(tmp_path):
 ])
 def test_init_on_host_for_small_states_on_accelerators(backend, size,
                                                        distributed, want):
-  assert _step.init_on_host(backend, size, distributed) is want
+  assert _startup.init_on_host(backend, size, distributed) is want
 
 
 def test_init_on_another_device_gives_the_same_state_on_the_default(tmp_path):
@@ -165,7 +165,7 @@ def test_init_on_another_device_gives_the_same_state_on_the_default(tmp_path):
     # Same bits from threefry; an accelerator's float transforms may differ
     # from the host's in the last ulp (seen on an H100: 1.2e-7).
     np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-6, atol=1e-7)
-  host = _step.host_for_init(jax.eval_shape(lambda: want), False)
+  host = _startup.host_for_init(jax.eval_shape(lambda: want), False)
   if jax.default_backend() == "cpu":
     assert host is None  # the host is the device: nothing to move
   else:

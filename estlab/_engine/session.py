@@ -1,0 +1,217 @@
+"""A model's variables across calls: kept in memory, restored, or initialised.
+
+``Session`` is one estimator's train state between its calls in a process.
+``train_state`` gives a train call the state to start from: the one the
+last call left on the device while it is still the latest checkpoint, else
+the latest checkpoint restored, else a fresh (and warm-started) state, with
+the first train step compiling in a thread meanwhile. ``variables`` gives
+evaluate and predict a checkpoint's variables (the state in memory when it
+is that checkpoint). Checkpoints are reached through the ``checkpoints``
+handle the estimator passes in (``estlab.checkpoint.ModelDir``'s
+``latest_step``, ``path``, ``restore``, ``restore_variables``,
+``read_metadata``), so nothing here imports Orbax.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from typing import Any, Callable, Iterator, Sequence
+
+import jax
+import numpy as np
+
+from estlab._engine.loops import TrainLoop
+from estlab._engine.startup import compile_ahead, host_for_init
+from estlab._engine.state import TrainState
+from estlab._engine.steps import CompiledSteps
+from estlab.hooks import renewed
+from estlab.spec import ModeKeys
+
+__all__ = ["Session", "train_limit"]
+
+logger = logging.getLogger("estlab")
+
+
+def train_limit(steps: int | None, max_steps: int | None,
+                latest_step: Callable[[], int | None]) -> int | None:
+  """Steps a ``train(steps=, max_steps=)`` call may run: None (until the
+  input or a hook ends), or 0 when ``max_steps`` is already reached.
+
+  Raises:
+    ValueError: both are given, or one is not a positive int.
+  """
+  if steps is not None and max_steps is not None:
+    raise ValueError(f"train(steps={steps!r}, max_steps={max_steps!r}): give "
+                     "at most one (steps adds to the global step, max_steps "
+                     "is absolute).")
+  for name, value in (("steps", steps), ("max_steps", max_steps)):
+    if value is not None and (not isinstance(value, (int, np.integer)) or
+                              value <= 0):
+      raise ValueError(f"train({name}={value!r}): must be a positive int.")
+  if max_steps is None:
+    return steps
+  start = latest_step() or 0
+  if start >= max_steps:
+    logger.info("Skipping training since max_steps=%d has already been "
+                "reached (global step %d).", max_steps, start)
+    return 0
+  return max_steps - start
+
+
+class Session:
+  """The train state of one estimator between calls.
+
+  Args:
+    steps: the estimator's ``CompiledSteps``.
+    checkpoints: its checkpoint handle (see the module docstring).
+    seed: the PRNG seed a fresh state is drawn with.
+    warm_start: ``params -> params`` applied to a fresh state, or None.
+  """
+
+  def __init__(self, steps: CompiledSteps, checkpoints: Any, seed: int,
+               warm_start: Callable[[Any], Any] | None = None):
+    self._steps = steps
+    self._checkpoints = checkpoints
+    self._seed = seed
+    self._warm_start = warm_start
+    self._state: TrainState | None = None  # on the device, or None
+    self._state_step: int | None = None    # the checkpointed step it equals
+    self._restored = None  # (path, variables, step) for eval/predict
+
+  def train_state(self, features: Any, labels: Any, per_loop: int,
+                  strategy: Any) -> TrainState:
+    """The state to train from, given the first batch's shapes.
+
+    Without a strategy the train step (or loop of ``per_loop``, on params
+    raveled as ``CompiledSteps.flat`` says) is traced, then compiles in a
+    thread while the state is initialised or restored (both traces here, one
+    after the other: side by side they share the GIL). The state is donated
+    to the steps: ``keep`` the one they return.
+    """
+    if (self._state is not None and
+        self._checkpoints.latest_step() == self._state_step):
+      state, self._state = self._state, None
+      return state
+    steps = self._steps
+    rng = jax.random.PRNGKey(self._seed)
+    abstract = steps.abstract_state(rng, features, labels)
+    ahead = None
+    if strategy is None:
+      raveled = steps.raveled_abstract(abstract)
+      if per_loop == 1:
+        lowered = steps.train_step.lower(raveled, features, labels)
+      else:
+        stacked = jax.tree.map(
+            lambda a: jax.ShapeDtypeStruct((per_loop,) + a.shape, a.dtype),
+            (features, labels))
+        lowered = steps.train_loop.lower(
+            raveled, *stacked, jax.ShapeDtypeStruct((), np.int32))
+      ahead = compile_ahead(lowered.compile)
+    try:
+      latest = self._checkpoints.latest_step()
+      self._state = None
+      if latest is None:
+        state = steps.init(rng, features, labels,
+                           on=host_for_init(abstract, strategy is not None))
+        if self._warm_start is not None:
+          state = state.replace(params=self._warm_start(state.params))
+        return strategy.put_replicated(state) if strategy else state
+      if strategy is not None:
+        abstract = strategy.abstract_replicated(abstract)
+      logger.info("Restoring parameters from %s",
+                  self._checkpoints.path(latest))
+      return self._checkpoints.restore(abstract, step=latest)
+    finally:
+      if ahead is not None:
+        ahead.join()
+
+  def keep(self, state: TrainState, step: int | None) -> None:
+    """Keeps a train call's final ``state``, equal to checkpoint ``step``."""
+    self._state, self._state_step = state, step
+
+  def variables(self, mode: str, features: Any, labels: Any, path: str,
+                strategy: Any) -> tuple[dict, int]:
+    """``({'params': ..., <collections>}, global_step)`` of checkpoint ``path``."""
+    state = self._state
+    if (state is not None and self._state_step is not None and
+        path == os.path.abspath(self._checkpoints.path(self._state_step))):
+      return {"params": state.params, **state.model_state}, self._state_step
+    if self._restored is None or self._restored[0] != path:
+      abstract = self._steps.abstract_variables(mode, features, labels)
+      if strategy is not None:
+        abstract = strategy.abstract_replicated(abstract)
+      variables = self._checkpoints.restore_variables(abstract, path=path)
+      step = int(self._checkpoints.read_metadata(path=path)["step"])
+      self._restored = (path, variables, step)
+    return self._restored[1], self._restored[2]
+
+  @property
+  def state(self) -> TrainState | None:
+    """The state the last train call left on the device, or None."""
+    return self._state
+
+  def forget(self) -> None:
+    """Drops what is held in memory: the next call restores a checkpoint."""
+    self._state = self._state_step = self._restored = None
+
+  def train(self, first: tuple, rest: Iterator, *, limit: int | None,
+            hooks: Sequence[Any], listeners: Sequence[Any], writer: Any,
+            config: Any, model_dir: str, model_name: str, strategy: Any,
+            compile_inference: bool, pads: bool) -> None:
+    """Trains on ``(n, (features, labels))`` items (``first``, then
+    ``rest``): the state from ``train_state``, carried raveled where small
+    (``CompiledSteps.ravel_params``), through a ``loops.TrainLoop``; the
+    final state is kept.
+
+    Args:
+      limit: steps to train at most (None: until the input or a hook ends).
+      hooks: the caller's hooks (the spec's are added in tf.estimator's order).
+      listeners: ``CheckpointSaverListener``s.
+      writer: the summary writer of the train events.
+      config: the RunConfig; ``model_dir`` for messages; ``model_name`` goes
+        into each checkpoint's metadata.
+      strategy: the TRAIN strategy, or None (one device).
+      compile_inference: compile eval and predict steps ahead for the train
+        batch's shapes, once the first step ran (one device only).
+      pads: whether eval steps will take padded batches (``VALID_ROWS_KEY``).
+    """
+    steps = self._steps
+    per_loop = config.steps_per_loop
+    features, labels = first[1]
+    one = features, labels
+    if per_loop > 1:  # a loop's padded stack of batches
+      one = jax.tree.map(lambda a: a[0], (features, labels))
+    state = self.train_state(*one, per_loop, strategy)
+    on_disk = self._checkpoints.latest_step()  # unless initialised: its step
+    variables = jax.tree.map(
+        lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype),
+        {"params": state.params, **state.model_state})
+    if strategy is None:  # (sharded params stay trees)
+      state = steps.ravel_params(state)  # small params: one vector
+
+    def save(s):
+      self._checkpoints.save(steps.unravel_params(s),
+                             metadata={"model": model_name})
+
+    def after_first_step():
+      if compile_inference:
+        steps.compile_inference_ahead(variables, one[0], valid=pads)
+
+    loop = TrainLoop(
+        step_fns=(steps.train_step, steps.train_loop), save=save,
+        writer=writer, config=config, model_dir=model_dir,
+        hooks=[*renewed(steps.chief_hooks), *hooks,
+               *renewed(steps.hooks[ModeKeys.TRAIN])],
+        after_first_step=after_first_step, listeners=listeners,
+        wait_saved=self._checkpoints.wait_until_finished,
+        multiprocess=getattr(strategy, "multiprocess", False),
+        defer_start_save=(config.async_checkpoints and
+                          "orbax.checkpoint" not in sys.modules))
+
+    def items():
+      yield first
+      yield from rest
+    state, saved = loop.run(state, items(), limit, saved=on_disk)
+    self.keep(steps.unravel_params(state), saved)
+    steps.join_compiles_ahead()  # never overlaps a later train call
