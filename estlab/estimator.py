@@ -39,7 +39,7 @@ from estlab._tables import EncodedTables
 from estlab.distribute._cluster import check_cluster_strategy
 from estlab.distribute._strategies import check_train_distribute
 from estlab._step import CompiledSteps, compile_ahead, host_for_init
-from estlab._step_dirs import local_steps
+from estlab.checkpoint._step_dirs import local_steps
 from estlab.hooks import SessionRunHook, renewed
 from estlab.run_config import RunConfig
 from estlab.spec import ModeKeys, call_model_fn, model_fn_args

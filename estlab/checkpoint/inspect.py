@@ -1,8 +1,10 @@
 """What is in a model_dir's checkpoints: steps, variables, changes, eval metrics.
 
-Pure functions over the on-disk layout (see ``estlab.checkpoint``), read with
-Orbax only (never unpickled); ``estlab inspect`` prints them and
-``estlab.widgets.CheckpointInspector`` shows them in a notebook.
+Pure functions over the on-disk layout (see
+``estlab.checkpoint._checkpointer``), read with Orbax only (never unpickled);
+``estlab inspect`` prints them and ``estlab.widgets.CheckpointInspector``
+shows them in a notebook. Users import them as ``estlab.inspect`` (a module
+that re-exports this one's public names).
 
 Example:
   >>> from estlab import inspect as ei                       # doctest: +SKIP
@@ -20,7 +22,8 @@ from typing import Any
 import numpy as np
 
 from estlab import summary
-from estlab.checkpoint import Checkpointer, flatten_names
+from estlab.checkpoint._checkpointer import Checkpointer
+from estlab.checkpoint._trees import flatten_names
 
 __all__ = [
     'STAT_NAMES',
