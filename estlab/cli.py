@@ -25,7 +25,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _inspect(args: argparse.Namespace) -> int:
-  from estlab import inspect  # pylint: disable=g-import-not-at-top
+  from estlab.checkpoint import inspect  # pylint: disable=g-import-not-at-top
   model_dir = args.model_dir
   try:
     checkpoints = inspect.list_checkpoints(model_dir)

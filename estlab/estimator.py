@@ -35,7 +35,7 @@ from estlab._engine.loops import (NanLossDuringTrainingError, evaluate_batches,
                                   predict_batches)
 from estlab._engine.session import Session, train_limit
 from estlab._engine.steps import CompiledSteps
-from estlab._model_dir import ModelDir
+from estlab.checkpoint._model_dir import ModelDir
 from estlab.data._device import Prefetcher
 from estlab.data._input_fn import chain, first_batch
 from estlab.data._pipeline import input_batches

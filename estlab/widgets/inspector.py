@@ -1,8 +1,9 @@
 """A notebook view of a model_dir's checkpoints: variables, changes, metrics.
 
-The widget face of ``estlab.inspect`` (which does the reading, with Orbax
-only; nothing is unpickled). Matplotlib draws the histogram off-screen (Agg,
-no pyplot state) into PNG bytes for an ``ipywidgets.Image``.
+The widget face of ``estlab.checkpoint.inspect`` (public as
+``estlab.inspect``; it does the reading, with Orbax only; nothing is
+unpickled). Matplotlib draws the histogram off-screen (Agg, no pyplot state)
+into PNG bytes for an ``ipywidgets.Image``.
 
 Example:
   >>> from estlab.widgets import CheckpointInspector        # doctest: +SKIP
@@ -19,7 +20,7 @@ from typing import Any, Callable
 import ipywidgets as widgets
 import numpy as np
 
-from estlab import inspect
+from estlab.checkpoint import inspect
 
 __all__ = ['CheckpointInspector']
 

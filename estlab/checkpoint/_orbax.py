@@ -1,7 +1,8 @@
-"""Orbax plumbing for ``checkpoint``: the manager, step paths, quiet logs,
-reading items (checked against a target).
+"""Orbax plumbing for ``estlab.checkpoint``: the manager, step paths, quiet
+logs, reading items (checked against a target).
 
-Split from ``checkpoint`` so that module reads as the Estimator's contract.
+Split from ``estlab.checkpoint._checkpointer`` so that module reads as the
+Estimator's contract.
 """
 from __future__ import annotations
 
@@ -15,8 +16,9 @@ import numpy as np
 import orbax.checkpoint as ocp
 from etils import epath
 
-from estlab._trees import (CheckpointMismatchError, abstract_like,
-                           check_variables, flatten_names, reassemble_like)
+from estlab.checkpoint._trees import (CheckpointMismatchError, abstract_like,
+                                      check_variables, flatten_names,
+                                      reassemble_like)
 
 ARRAY_ITEMS = ('params', 'opt_state', 'extra')
 METADATA_ITEM = 'metadata'

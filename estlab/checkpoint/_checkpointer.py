@@ -1,10 +1,12 @@
-"""The Estimator's checkpoints: an Orbax ``CheckpointManager`` behind a small API.
+"""``Checkpointer``: an Orbax ``CheckpointManager`` behind a small API.
 
 ``Checkpointer`` saves and restores a ``TrainState`` under ``model_dir``, and
 answers what tf.estimator's checkpoint functions answered (latest checkpoint,
 variable names and values). Orbax does the work; this module only fixes the
 layout and checks that a checkpoint fits the model before reading arrays
-(``_orbax`` holds the Orbax plumbing and the item readers).
+(``estlab.checkpoint._orbax`` holds the Orbax plumbing and the item readers,
+``estlab.checkpoint._trees`` the pytree helpers and the variables check).
+``estlab.checkpoint`` re-exports the public names.
 
 On-disk layout (a contract: readable with plain Orbax, without estlab)::
 
@@ -59,11 +61,11 @@ import numpy as np
 import orbax.checkpoint as ocp
 from etils import epath
 
-from estlab import _orbax
 from estlab._engine.state import TrainState
-from estlab._step_dirs import local_steps
-from estlab._trees import (CheckpointMismatchError, abstract_like, dtype_of,
-                           flatten_names)
+from estlab.checkpoint import _orbax
+from estlab.checkpoint._step_dirs import local_steps
+from estlab.checkpoint._trees import (CheckpointMismatchError, abstract_like,
+                                      dtype_of, flatten_names)
 
 __all__ = [
     'CheckpointMismatchError',

@@ -6,7 +6,7 @@ import optax
 
 from estlab import checkpoint
 from estlab._engine.state import TrainState
-from estlab._step_dirs import local_steps
+from estlab.checkpoint._step_dirs import local_steps
 
 
 def test_local_steps_are_the_digit_named_entries_only(tmp_path):

@@ -15,14 +15,14 @@ from typing import Any
 
 import numpy as np
 
-from estlab._step_dirs import local_steps
+from estlab.checkpoint._step_dirs import local_steps
 
 __all__ = ["ModelDir"]
 
 
 def _checkpoint() -> Any:
-  """``estlab.checkpoint``, imported on first use (Orbax takes ~0.6 s)."""
-  return importlib.import_module("estlab.checkpoint")
+  """``checkpoint._checkpointer``, imported on first use (Orbax: ~0.6 s)."""
+  return importlib.import_module("estlab.checkpoint._checkpointer")
 
 
 class ModelDir:

@@ -9,7 +9,7 @@ import numpy as np
 import optax
 import pytest
 
-from estlab import checkpoint as ckpt_lib
+from estlab.checkpoint import _checkpointer as ckpt_lib
 from estlab._engine.state import TrainState
 
 OPTIMIZERS = {

@@ -1,8 +1,9 @@
 """Checkpoint steps of a local model_dir, from its listing (no Orbax import).
 
-Kept apart from ``_orbax`` (which imports Orbax, ~0.6 s) so the Estimator
-can answer "is there a checkpoint, and which is newest" on every train call
-without it.
+Kept apart from ``estlab.checkpoint._orbax`` (which imports Orbax, ~0.6 s)
+so the Estimator can answer "is there a checkpoint, and which is newest" on
+every train call without it (``estlab.checkpoint`` loads its names lazily, so
+importing this module loads no Orbax).
 """
 from __future__ import annotations
 

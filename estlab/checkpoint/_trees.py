@@ -1,6 +1,7 @@
 """Pytree helpers for checkpoints: '/'-joined names, abstract targets, checks.
 
-Split from ``checkpoint`` so that module holds only the on-disk contract.
+Split from ``estlab.checkpoint._checkpointer`` so that module holds only the
+on-disk contract; imports JAX but not Orbax.
 """
 from __future__ import annotations
 

@@ -1,0 +1,61 @@
+"""Checkpoints: where the Estimator's ``TrainState`` is committed to disk.
+
+One job: write a ``model_dir``'s step directories (``model_dir/<step>``, an
+Orbax ``CheckpointManager`` layout readable without estlab), read them back
+checked against the model, and report what they hold. A checkpoint is
+committed in one place: ``Checkpointer.save`` (``_checkpointer``), whose
+write Orbax makes atomic.
+
+Modules, from the bottom up:
+
+* ``_step_dirs``: the finished steps of a local ``model_dir`` from its
+  listing, without importing Orbax (the Estimator asks on every call).
+* ``_trees``: pytree helpers for checkpoints: '/'-joined variable names,
+  abstract restore targets, and the variables check that raises
+  ``CheckpointMismatchError``.
+* ``_orbax``: the Orbax plumbing: the manager, step paths, item readers.
+* ``_checkpointer``: ``Checkpointer`` (save, restore, metadata) and
+  ``latest_checkpoint``; the on-disk layout is documented there.
+* ``_model_dir``: ``ModelDir``, one model_dir's checkpoints as the
+  Estimator asks for them (the latest from the listing; the
+  ``Checkpointer`` opened on the first read or write).
+* ``inspect``: tables of a ``model_dir``'s checkpoints for ``estlab
+  inspect`` and ``estlab.widgets.CheckpointInspector`` (public as
+  ``estlab.inspect``).
+
+Orbax takes ~0.6 s to import, so this package is lazy: its names load their
+module on first use, and importing ``estlab.checkpoint._step_dirs`` loads no
+Orbax.
+"""
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+# public name -> module that defines it
+_EXPORTS = {
+    'CheckpointMismatchError': 'estlab.checkpoint._trees',
+    'Checkpointer': 'estlab.checkpoint._checkpointer',
+    'flatten_names': 'estlab.checkpoint._trees',
+    'latest_checkpoint': 'estlab.checkpoint._checkpointer',
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+  if name in _EXPORTS:
+    value = getattr(importlib.import_module(_EXPORTS[name]), name)
+    globals()[name] = value
+    return value
+  raise AttributeError(
+      f"module 'estlab.checkpoint' has no attribute {name!r}")
+
+
+def __dir__():
+  return sorted(set(globals()) | set(__all__))
+
+
+if TYPE_CHECKING:  # for type checkers and IDEs; not executed at run time
+  from estlab.checkpoint._checkpointer import Checkpointer, latest_checkpoint
+  from estlab.checkpoint._trees import CheckpointMismatchError, flatten_names

@@ -1,0 +1,235 @@
+"""What is in a model_dir's checkpoints: steps, variables, changes, eval metrics.
+
+Pure functions over the on-disk layout (see
+``estlab.checkpoint._checkpointer``), read with Orbax only (never unpickled);
+``estlab inspect`` prints them and ``estlab.widgets.CheckpointInspector``
+shows them in a notebook. Users import them as ``estlab.inspect`` (a module
+that re-exports this one's public names).
+
+Example:
+  >>> from estlab import inspect as ei                       # doctest: +SKIP
+  >>> print(ei.format_checkpoints(ei.list_checkpoints(d)))   # doctest: +SKIP
+  >>> print(ei.format_variables(ei.variable_table(d)))       # doctest: +SKIP
+"""
+from __future__ import annotations
+
+import glob
+import math
+import os
+import time as time_lib
+from typing import Any
+
+import numpy as np
+
+from estlab import summary
+from estlab.checkpoint._checkpointer import Checkpointer
+from estlab.checkpoint._trees import flatten_names
+
+__all__ = [
+    'STAT_NAMES',
+    'checkpoint_diff',
+    'diff_values',
+    'eval_metrics_at',
+    'format_checkpoints',
+    'format_histogram',
+    'format_time',
+    'format_variables',
+    'histogram',
+    'list_checkpoints',
+    'table_rows',
+    'variable_stats',
+    'variable_table',
+    'variable_values',
+]
+
+STAT_NAMES = ('mean', 'std', 'min', 'max', 'l2_norm', 'zero_fraction')
+
+
+def _size_on_disk(path: str) -> int:
+  """Bytes of the regular files under ``path`` (apparent sizes, no links)."""
+  total = 0
+  for root, _, files in os.walk(path):
+    for name in files:
+      full = os.path.join(root, name)
+      if not os.path.islink(full):
+        total += os.path.getsize(full)
+  return total
+
+
+def list_checkpoints(model_dir: str | os.PathLike) -> list[dict[str, Any]]:
+  """Lists the finished checkpoints in ``model_dir``, oldest first.
+
+  Args:
+    model_dir: the Estimator's model directory.
+
+  Returns:
+    ``[{'step', 'time', 'size_bytes', 'path'}, ...]``: ``time`` is the save
+    time (unix seconds) from the checkpoint's metadata JSON (None if absent),
+    ``size_bytes`` the bytes of the files in the step directory. Empty if there
+    is no checkpoint (or no such directory).
+  """
+  with Checkpointer(model_dir, async_save=False) as ckpt:
+    rows = []
+    for step in ckpt.all_steps():
+      path = ckpt.path(step)
+      saved = ckpt.read_metadata(step=step).get('time')
+      rows.append({'step': step,
+                   'time': None if saved is None else float(saved),
+                   'size_bytes': _size_on_disk(path), 'path': path})
+  return rows
+
+
+def variable_values(model_dir: str | os.PathLike,
+                    step: int | None = None) -> dict[str, np.ndarray]:
+  """Returns ``{name: numpy array}`` of a checkpoint's params (default latest).
+
+  Raises:
+    ValueError: no checkpoint in ``model_dir``, or none for ``step``.
+  """
+  with Checkpointer(model_dir, async_save=False) as ckpt:
+    params = ckpt.restore_params(step=step)
+  return {name: np.asarray(value)
+          for name, value in sorted(flatten_names(params).items())}
+
+
+def variable_stats(value: Any) -> dict[str, float]:
+  """``mean, std, min, max, l2_norm, zero_fraction`` of an array (float64).
+
+  An empty array gives NaN for all but ``l2_norm`` (0).
+  """
+  a = np.asarray(value, dtype=np.float64).ravel()
+  if a.size == 0:
+    nan = float('nan')
+    return dict(mean=nan, std=nan, min=nan, max=nan, l2_norm=0.0,
+                zero_fraction=nan)
+  return dict(mean=float(a.mean()), std=float(a.std()), min=float(a.min()),
+              max=float(a.max()), l2_norm=float(np.linalg.norm(a)),
+              zero_fraction=float(np.mean(a == 0)))
+
+
+def variable_table(model_dir: str | os.PathLike,
+                   step: int | None = None) -> list[dict[str, Any]]:
+  """One row per variable of a checkpoint (default the latest), by name.
+
+  Returns:
+    ``[{'name', 'shape', 'dtype', 'mean', 'std', 'min', 'max', 'l2_norm',
+    'zero_fraction'}, ...]``; ``shape`` is a tuple, ``dtype`` a string.
+  """
+  return table_rows(variable_values(model_dir, step))
+
+
+def table_rows(values: dict[str, Any]) -> list[dict[str, Any]]:
+  """``variable_table``'s rows for ``{name: array}`` already read."""
+  return [{'name': name, 'shape': tuple(np.shape(a)),
+           'dtype': np.asarray(a).dtype.name, **variable_stats(a)}
+          for name, a in values.items()]
+
+
+def checkpoint_diff(model_dir: str | os.PathLike, step_a: int,
+                    step_b: int) -> dict[str, float]:
+  """``{name: ||b - a||_2}`` for each variable of either checkpoint.
+
+  A variable missing from one checkpoint, or with another shape there, gets
+  NaN: there is no element-wise change to measure.
+  """
+  return diff_values(variable_values(model_dir, step_a),
+                     variable_values(model_dir, step_b))
+
+
+def diff_values(a: dict[str, Any], b: dict[str, Any]) -> dict[str, float]:
+  """``checkpoint_diff`` for ``{name: array}`` already read."""
+  diff = {}
+  for name in sorted(set(a) | set(b)):
+    if name in a and name in b and np.shape(a[name]) == np.shape(b[name]):
+      change = (np.asarray(b[name], np.float64) -
+                np.asarray(a[name], np.float64))
+      diff[name] = float(np.linalg.norm(change.ravel()))
+    else:
+      diff[name] = float('nan')
+  return diff
+
+
+def eval_metrics_at(model_dir: str | os.PathLike,
+                    step: int) -> dict[str, dict[str, float]]:
+  """The eval metrics written at ``step``, per ``model_dir/eval*`` directory.
+
+  Returns:
+    ``{'eval': {'loss': ..., ...}, 'eval_<name>': {...}}``; directories with
+    nothing at that step are left out.
+  """
+  found = {}
+  pattern = os.path.join(glob.escape(os.fspath(model_dir)), 'eval*')
+  for logdir in sorted(glob.glob(pattern)):
+    if not os.path.isdir(logdir):
+      continue
+    at_step = {tag: value for tag, points in summary.read_scalars(logdir).items()
+               for s, value in points if s == int(step)}
+    if at_step:
+      found[os.path.basename(logdir)] = at_step
+  return found
+
+
+def histogram(value: Any, bins: int = 20) -> tuple[np.ndarray, np.ndarray]:
+  """``np.histogram`` of an array's finite values: (counts, bin edges)."""
+  a = np.asarray(value, dtype=np.float64).ravel()
+  return np.histogram(a[np.isfinite(a)], bins=bins)
+
+
+# -- text ------------------------------------------------------------------------
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+  widths = [max(len(r[i]) for r in [header] + rows) for i in range(len(header))]
+  lines = ['  '.join(c.rjust(w) if i else c.ljust(w)
+                     for i, (c, w) in enumerate(zip(r, widths))).rstrip()
+           for r in [header] + rows]
+  lines.insert(1, '  '.join('-' * w for w in widths))
+  return '\n'.join(lines)
+
+
+def _human_bytes(n: int) -> str:
+  for unit in ('B', 'KiB', 'MiB', 'GiB'):
+    if n < 1024 or unit == 'GiB':
+      return f'{n} {unit}' if unit == 'B' else f'{n:.1f} {unit}'
+    n /= 1024
+  raise AssertionError('unreachable')
+
+
+def format_time(seconds: float | None) -> str:
+  """Local time ``YYYY-mm-dd HH:MM:SS`` of unix ``seconds``, or ``'?'``."""
+  if seconds is None:
+    return '?'
+  return time_lib.strftime('%Y-%m-%d %H:%M:%S', time_lib.localtime(seconds))
+
+
+def format_checkpoints(rows: list[dict[str, Any]]) -> str:
+  """A text table of ``list_checkpoints``' rows: step, time, size, path."""
+  return _table(['step', 'time', 'size', 'path'],
+                [[str(r['step']), format_time(r['time']),
+                  _human_bytes(r['size_bytes']), r['path']] for r in rows])
+
+
+def _num(x: float) -> str:
+  return 'nan' if math.isnan(x) else f'{x:.4g}'
+
+
+def format_variables(rows: list[dict[str, Any]]) -> str:
+  """A text table of ``variable_table``'s rows."""
+  return _table(['name', 'shape', 'dtype', *STAT_NAMES],
+                [[r['name'], str(list(r['shape'])), r['dtype'],
+                  *(_num(r[k]) for k in STAT_NAMES)] for r in rows])
+
+
+def format_histogram(value: Any, bins: int = 10, width: int = 40) -> str:
+  """A text histogram: one line per bin, ``[lo, hi) count ####``."""
+  counts, edges = histogram(value, bins)
+  if counts.sum() == 0:
+    return '(no finite values)'
+  top = max(int(counts.max()), 1)
+  labels = [f'[{_num(lo)}, {_num(hi)})' for lo, hi in zip(edges, edges[1:])]
+  pad = max(len(s) for s in labels)
+  digits = len(str(top))
+  return '\n'.join(
+      f'{label.ljust(pad)} {str(int(c)).rjust(digits)} '
+      f'{"#" * round(width * int(c) / top)}'.rstrip()
+      for label, c in zip(labels, counts))
