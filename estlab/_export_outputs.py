@@ -1,10 +1,15 @@
 """Export outputs: what each serving signature returns, as TF's ``export_output``.
 
 A model_fn (or a head) puts them in ``EstimatorSpec(export_outputs={name:
-output})`` in PREDICT mode; each becomes a signature of the export. Arrays are
-computed by the exported module; class names are strings, so they never enter
-it: ``ClassificationOutput`` takes integer class ids plus ``class_names``,
-and the loader maps ids to names on the host.
+output})`` in PREDICT mode; each becomes a signature of the export. They are
+part of what a model_fn returns (``estlab.spec``), so they live beside it,
+below the heads that make them and the exporter that reads them
+(``estlab.export._outputs`` completes them into signatures); their public
+names are ``estlab.export.PredictOutput`` and so on. Arrays are computed by
+the exported module; class names are strings, so they never enter it:
+``ClassificationOutput`` takes integer class ids plus ``class_names``, and
+the loader maps ids to names on the host (``host_outputs``: JSON ops such as
+``lookup_op``'s).
 
 Example:
   >>> import numpy as np
@@ -20,8 +25,8 @@ from typing import Any, Mapping, Sequence
 
 __all__ = ["ExportOutput", "PredictOutput", "ClassificationOutput",
            "RegressionOutput", "DEFAULT_SERVING_KEY", "PREDICT_SERVING_KEY",
-           "CLASSIFY_SERVING_KEY", "REGRESS_SERVING_KEY", "signature_outputs",
-           "lookup_op"]
+           "CLASSIFY_SERVING_KEY", "REGRESS_SERVING_KEY", "lookup_op",
+           "head_export_outputs"]
 
 DEFAULT_SERVING_KEY = "serving_default"
 PREDICT_SERVING_KEY = "predict"
@@ -144,38 +149,6 @@ class RegressionOutput(ExportOutput):
 
   def device_outputs(self) -> dict[str, Any]:
     return {"outputs": self.value}
-
-
-def signature_outputs(export_outputs: Mapping | None, predictions: Any
-                      ) -> dict[str, ExportOutput]:
-  """The export outputs of a PREDICT spec, completed by TF's rules.
-
-  None gives ``serving_default`` (a ``PredictOutput`` of the predictions);
-  a single output is also ``serving_default``; several need one named so.
-  estlab also adds ``predict`` (the predictions) when it is missing.
-
-  Raises:
-    TypeError: a value is not an ``estlab.export`` output.
-    ValueError: several outputs and none is ``serving_default``.
-  """
-  outputs = dict(export_outputs or {})
-  for name, output in outputs.items():
-    if not isinstance(name, str) or not isinstance(output, ExportOutput):
-      raise TypeError(
-          f"export_outputs[{name!r}] = {output!r:.100} must be an "
-          "estlab.export output keyed by a string: PredictOutput, "
-          "ClassificationOutput or RegressionOutput.")
-  if not outputs:
-    outputs[DEFAULT_SERVING_KEY] = PredictOutput(predictions)
-  elif DEFAULT_SERVING_KEY not in outputs:
-    if len(outputs) > 1:
-      raise ValueError(
-          f"Multiple export_outputs were provided ({sorted(outputs)!r}), but "
-          f"none is the default; key one of them {DEFAULT_SERVING_KEY!r}.")
-    outputs[DEFAULT_SERVING_KEY] = next(iter(outputs.values()))
-  if PREDICT_SERVING_KEY not in outputs:
-    outputs[PREDICT_SERVING_KEY] = PredictOutput(predictions)
-  return outputs
 
 
 def head_export_outputs(predictions: Mapping, signature: str | None = None,
