@@ -321,6 +321,19 @@ class Estimator:
 
   # -- export -----------------------------------------------------------------
 
+  def _servable(self) -> Any:
+    """What the exporter reads of this estimator, as data: an
+    ``estlab.export._servable.Servable`` (export imports no estimator)."""
+    from estlab.export._servable import Servable  # pylint: disable=g-import-not-at-top
+    return Servable(
+        model=type(self).__name__,
+        module=lambda mode: self._compiled()._module[mode],  # pylint: disable=protected-access
+        variables=self._variables,
+        head=getattr(self, "head", None),  # a subclass's head names classes
+        python_host_transform=(type(self)._host_transform
+                               is not Estimator._host_transform),
+        python_postprocess=self._has_postprocess())
+
   def export_saved_model(self, export_dir_base: str | os.PathLike,
                          serving_input_receiver_fn: Callable,
                          assets_extra: Mapping | None = None,
@@ -337,7 +350,7 @@ class Estimator:
     """
     from estlab.export import _exporter  # pylint: disable=g-import-not-at-top
     return _exporter.export_saved_model(
-        self, export_dir_base, serving_input_receiver_fn,
+        self._servable(), export_dir_base, serving_input_receiver_fn,
         assets_extra=assets_extra, as_text=as_text,
         checkpoint_path=checkpoint_path, experimental_mode=experimental_mode)
 
@@ -349,8 +362,9 @@ class Estimator:
     one directory holding the signatures of every mode."""
     from estlab.export import _exporter  # pylint: disable=g-import-not-at-top
     return _exporter.experimental_export_all_saved_models(
-        self, export_dir_base, input_receiver_fn_map, assets_extra=assets_extra,
-        as_text=as_text, checkpoint_path=checkpoint_path)
+        self._servable(), export_dir_base, input_receiver_fn_map,
+        assets_extra=assets_extra, as_text=as_text,
+        checkpoint_path=checkpoint_path)
 
   # -- variables and checkpoints ----------------------------------------------
 

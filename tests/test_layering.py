@@ -3,6 +3,7 @@
 The import graph is read with ``ast`` from estlab/**/*.py (imports inside
 functions and ``if TYPE_CHECKING`` blocks count too; relative imports are
 resolved). Each contract is a row of ``_FORBIDDEN``; a new package adds rows.
+``test_no_import_cycles`` checks the whole graph has no cycle.
 """
 import ast
 import dataclasses
@@ -26,6 +27,8 @@ class _Rule:
   (fnmatch's ``*`` also crosses ``/``, so ``estlab/inputs/*`` is the subtree).
   ``forbidden`` are module names; a name forbids the module and its children.
   ``allowed`` are module names carved out of ``forbidden``.
+  ``forbidden_exact`` are module names forbidden without their children
+  (``estlab``: the root package's ``__init__``, not ``estlab.spec``).
   ``optional``: the sources may not exist yet (a package still to come).
   """
   name: str
@@ -33,6 +36,7 @@ class _Rule:
   forbidden: tuple
   exempt: tuple = ()
   allowed: tuple = ()
+  forbidden_exact: tuple = ()
   optional: bool = False
 
 
@@ -60,6 +64,14 @@ _FORBIDDEN = [
     _Rule("heads do not import premade",
           sources=("estlab/heads/*",),
           forbidden=("estlab.premade",), optional=True),
+    _Rule("heads import nothing from export",
+          sources=("estlab/heads/*",),
+          forbidden=("estlab.export",)),
+    # The exporter reads an estimator through ``export._servable.Servable``.
+    _Rule("export does not import the estimator, premade or the root package",
+          sources=("estlab/export/*",),
+          forbidden=("estlab.estimator", "estlab.premade"),
+          forbidden_exact=("estlab",)),
 ]
 
 # Statements that must not load heavy libraries (run in a fresh interpreter).
@@ -158,7 +170,8 @@ def _violations(rule: _Rule) -> list:
   for path in _sources(rule):
     for module, line in sorted(_imports(path, known, exports),
                                key=lambda item: (item[1], item[0])):
-      if (any(_under(module, f) for f in rule.forbidden) and
+      if ((any(_under(module, f) for f in rule.forbidden) or
+           module in rule.forbidden_exact) and
           not any(_under(module, a) for a in rule.allowed)):
         bad.append(f"{path.relative_to(_ROOT).as_posix()}:{line} imports {module}")
   return bad
@@ -169,6 +182,83 @@ def test_layers_import_only_downwards(rule):
   if not rule.optional:
     assert _sources(rule), f"rule {rule.name!r} matches no file: fix its globs"
   assert _violations(rule) == [], rule.name
+
+
+def _import_graph() -> dict:
+  """``{module: {imported estlab module: (path, line) of the first import}}``.
+
+  A package is its ``__init__``; an import of a name inside a module is an
+  import of that module (the longest known prefix of the name).
+  """
+  known, exports = _known_modules(), _lazy_exports()
+  graph = {}
+  for path in sorted(_PACKAGE.rglob("*.py")):
+    source = _module_name(path)
+    edges = graph.setdefault(source, {})
+    for module, line in sorted(_imports(path, known, exports),
+                               key=lambda item: (item[1], item[0])):
+      parts = module.split(".")
+      while parts and ".".join(parts) not in known:
+        parts.pop()
+      target = ".".join(parts)
+      if target and target != source and target not in edges:
+        edges[target] = (path.relative_to(_ROOT).as_posix(), line)
+  return graph
+
+
+def _cycles(graph: dict) -> list:
+  """The strongly connected components of more than one module, sorted
+  (Tarjan's algorithm, iterative)."""
+  index, low, stack, on_stack, found = {}, {}, [], set(), []
+  for root in sorted(graph):
+    if root in index:
+      continue
+    work = [(root, iter(sorted(graph[root])))]
+    index[root] = low[root] = len(index)
+    stack.append(root)
+    on_stack.add(root)
+    while work:
+      node, children = work[-1]
+      child = next(children, None)
+      if child is not None:
+        if child not in index:
+          index[child] = low[child] = len(index)
+          stack.append(child)
+          on_stack.add(child)
+          work.append((child, iter(sorted(graph.get(child, ())))))
+        elif child in on_stack:
+          low[node] = min(low[node], index[child])
+        continue
+      work.pop()
+      if work:
+        low[work[-1][0]] = min(low[work[-1][0]], low[node])
+      if low[node] == index[node]:
+        component = []
+        while True:
+          member = stack.pop()
+          on_stack.discard(member)
+          component.append(member)
+          if member == node:
+            break
+        if len(component) > 1:
+          found.append(sorted(component))
+  return sorted(found)
+
+
+def _describe_cycle(graph: dict, component: list) -> str:
+  inside = set(component)
+  edges = sorted((path, line, target) for source in component
+                 for target, (path, line) in graph[source].items()
+                 if target in inside)
+  lines = [f"    {path}:{line} imports {target}" for path, line, target in edges]
+  return "  " + ", ".join(component) + "\n" + "\n".join(lines)
+
+
+def test_no_import_cycles():
+  graph = _import_graph()
+  cycles = _cycles(graph)
+  assert not cycles, "import cycles (each: its modules, then its imports):\n" + (
+      "\n".join(_describe_cycle(graph, c) for c in cycles))
 
 
 @pytest.mark.parametrize("statement,heavy", _LIGHT_IMPORTS,
@@ -215,3 +305,37 @@ def test_checker_resolves_relative_and_lazy_imports(tmp_path, monkeypatch):
       "estlab/inputs/numpy_io.py:4 imports estlab.estimator",
       "estlab/inputs/numpy_io.py:6 imports estlab.cli",
   ]
+
+
+def test_cycle_finder_lists_every_cycle_with_its_imports(tmp_path, monkeypatch):
+  monkeypatch.setattr(sys.modules[__name__], "_ROOT", tmp_path)
+  monkeypatch.setattr(sys.modules[__name__], "_PACKAGE", tmp_path / "estlab")
+  _write(tmp_path, "estlab/__init__.py",
+         "_EXPORTS = {'Estimator': 'estlab.estimator'}\n"
+         "from typing import TYPE_CHECKING\n"
+         "if TYPE_CHECKING:\n  from estlab.estimator import Estimator\n")
+  _write(tmp_path, "estlab/estimator.py",
+         "def f():\n  from estlab.export import _exporter\n")
+  _write(tmp_path, "estlab/export/__init__.py", "")
+  _write(tmp_path, "estlab/export/_exporter.py",
+         "from estlab import __version__\n")  # the root package: a cycle
+  _write(tmp_path, "estlab/heads/__init__.py", "from . import _base\n")
+  _write(tmp_path, "estlab/heads/_base.py",
+         "from estlab.export import PredictOutput\n")  # the package's __init__
+  _write(tmp_path, "estlab/spec.py", "import estlab.heads._base.Head\n")
+  graph = _import_graph()
+  assert graph["estlab.spec"] == {"estlab.heads._base": ("estlab/spec.py", 1)}
+  assert _cycles(graph) == [
+      ["estlab", "estlab.estimator", "estlab.export._exporter"]]
+  _write(tmp_path, "estlab/export/__init__.py", "from estlab import heads\n")
+  graph = _import_graph()
+  assert _cycles(graph) == [
+      ["estlab", "estlab.estimator", "estlab.export._exporter"],
+      ["estlab.export", "estlab.heads", "estlab.heads._base"]]
+  assert _describe_cycle(graph, _cycles(graph)[1]) == (
+      "  estlab.export, estlab.heads, estlab.heads._base\n"
+      "    estlab/export/__init__.py:1 imports estlab.heads\n"
+      "    estlab/heads/__init__.py:1 imports estlab.heads._base\n"
+      "    estlab/heads/_base.py:1 imports estlab.export")
+  assert _cycles({"a": {"b": 0}, "b": {"c": 0}, "c": {"b": 0, "a": 0},
+                  "d": {"a": 0}}) == [["a", "b", "c"]]

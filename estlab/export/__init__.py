@@ -7,6 +7,11 @@ Where TF wrote a SavedModel graph, estlab writes a ``jax.export`` module
 (StableHLO, lowered for cpu, cuda and tpu, with a symbolic batch dimension)
 and the JSON of the host steps (parsing, feature column encoding, class
 names), which the loader runs with numpy and ``estlab.feature_column``.
+The exporter reads an estimator through a small protocol, the ``Servable``
+it hands over (``estlab.export._servable``): export never imports the
+estimator. The outputs a model_fn returns for serving (``PredictOutput``,
+...) are defined below the heads (``estlab._export_outputs``) and
+re-exported here.
 
 Layout of ``<export_dir_base>/<unix timestamp>/`` (written as
 ``temp-<timestamp>-<pid>`` and renamed when complete, so a crash never leaves
@@ -84,12 +89,12 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING
 
+from estlab._export_outputs import (ClassificationOutput, ExportOutput,
+                                    PredictOutput, RegressionOutput)
 from estlab.export._exporters import (BestExporter, Exporter, FinalExporter,
                                       LatestExporter)
 from estlab.export._format import (NotAnExportError, ServingInputError,
                                    ServingInputTypeError)
-from estlab.export._outputs import (ClassificationOutput, ExportOutput,
-                                    PredictOutput, RegressionOutput)
 from estlab.export._receivers import (ArraySpec, ServingInputReceiver,
                                       SupervisedInputReceiver,
                                       build_parsing_serving_input_receiver_fn,

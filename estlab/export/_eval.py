@@ -23,6 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from estlab.export import _receivers
+from estlab.export._servable import Servable
 
 __all__ = ["SIGNATURE", "METHOD_NAME", "eval_fn", "head_labels",
            "label_inputs", "sample_labels"]
@@ -75,8 +76,11 @@ def head_labels(head: Any) -> dict:
       "Estimator.evaluate, or export PREDICT only.")
 
 
-def label_inputs(estimator: Any, receiver: Any) -> dict[str, dict]:
+def label_inputs(servable: Servable, receiver: Any) -> dict[str, dict]:
   """``{'labels' | 'labels/<k>': JSON}``: the eval request's labels.
+
+  ``servable``: the estimator's (``estlab.export._servable``); a premade's
+  head encodes the labels, other estimators take them as they are.
 
   Raises:
     ValueError: the receiver has no labels, or the estimator transforms its
@@ -88,19 +92,17 @@ def label_inputs(estimator: Any, receiver: Any) -> dict[str, dict]:
         f"An EVAL export needs features and labels; the receiver fn returned "
         f"{receiver!r:.100}. Use estlab.export.build_raw_supervised_input_"
         "receiver_fn(features, labels) (or a SupervisedInputReceiver).")
-  from estlab.estimator import Estimator  # pylint: disable=g-import-not-at-top
-  from estlab.premade import _base as premade  # pylint: disable=g-import-not-at-top
   described = _receivers.describe_labels(receiver)
-  if isinstance(estimator, premade.PremadeEstimator):
+  if servable.feature_columns is not None:  # a premade: its head's labels
     if list(described) != [_receivers.LABELS]:
-      raise ValueError(f"{type(estimator).__name__} takes one labels array; "
+      raise ValueError(f"{servable.model} takes one labels array; "
                        f"the receiver's labels are {sorted(described)!r}.")
-    spec = head_labels(estimator.head)
+    spec = head_labels(servable.head)
     spec["shape"][0] = receiver.default_batch_size
     return {_receivers.LABELS: spec}
-  if type(estimator)._host_transform is not Estimator._host_transform:  # pylint: disable=protected-access
+  if servable.python_host_transform:
     raise ValueError(
-        f"{type(estimator).__name__} overrides _host_transform, Python code "
+        f"{servable.model} overrides _host_transform, Python code "
         "that may change the labels and cannot be exported; EVAL export takes "
         "estimators whose labels reach the model_fn as they are.")
   strings = sorted(k for k, d in described.items() if d["dtype"] == "string")

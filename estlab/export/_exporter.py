@@ -9,6 +9,10 @@ beside it with Orbax, and the receiver, the host transform (feature column
 specs) and the signatures are described in JSON. The directory is written
 under a ``temp-`` name and renamed when whole. The layout is in the package
 docstring (``estlab.export``).
+
+What it reads of the estimator is a ``Servable`` (``estlab.export._servable``,
+built by ``Estimator._servable()``): this module imports neither the
+estimator nor the premade estimators.
 """
 from __future__ import annotations
 
@@ -23,7 +27,9 @@ import jax
 import numpy as np
 
 from estlab import feature_column as fc
+from estlab._version import __version__
 from estlab.export import _eval, _format, _parsing, _receivers, _signatures
+from estlab.export._servable import Servable
 from estlab.spec import ModeKeys
 
 __all__ = ["export_saved_model", "experimental_export_all_saved_models",
@@ -53,7 +59,7 @@ def _plain(tree: Any) -> Any:
   return np.asarray(tree)
 
 
-def _host_columns(estimator: Any, receiver: Any, inputs: dict
+def _host_columns(servable: Servable, receiver: Any, inputs: dict
                   ) -> tuple[dict, list | None]:
   """``(transform description, columns)``: the estimator's host step as JSON.
 
@@ -62,18 +68,16 @@ def _host_columns(estimator: Any, receiver: Any, inputs: dict
   """
   if receiver.kind == "raw":
     return {"kind": "none"}, None
-  from estlab.estimator import Estimator  # pylint: disable=g-import-not-at-top
-  from estlab.premade import _base as premade  # pylint: disable=g-import-not-at-top
-  if isinstance(estimator, premade.PremadeEstimator):
-    columns = list(estimator.feature_columns)
+  if servable.feature_columns is not None:
+    columns = list(servable.feature_columns)
     if not columns:
-      return {"kind": "batch_size", "key": premade.BATCH_KEY}, None
+      return {"kind": "batch_size", "key": servable.batch_key}, None
     _check_host_callables(columns)
     return {"kind": "feature_columns",
             "feature_columns": [c.spec() for c in columns]}, columns
-  if type(estimator)._host_transform is not Estimator._host_transform:  # pylint: disable=protected-access
+  if servable.python_host_transform:
     raise ValueError(
-        f"{type(estimator).__name__} overrides _host_transform, Python code "
+        f"{servable.model} overrides _host_transform, Python code "
         "that cannot be exported. Export it with build_raw_serving_input_"
         "receiver_fn (the model_fn's features, already transformed).")
   strings = sorted(k for k, d in inputs.items()
@@ -177,10 +181,11 @@ def _receiver(serving_input_receiver_fn: Callable) -> Any:
   return receiver
 
 
-def _prepare(estimator: Any, receiver: Any) -> tuple[dict, dict, Any, dict]:
+def _prepare(servable: Servable, receiver: Any
+             ) -> tuple[dict, dict, Any, dict]:
   """``(inputs JSON, transform JSON, columns, sample model features)``."""
   inputs = _receivers.describe_features(receiver)
-  transform, columns = _host_columns(estimator, receiver, inputs)
+  transform, columns = _host_columns(servable, receiver, inputs)
   features, batch = _parsing.parse(inputs, _parsing.sample_request(inputs))
   try:
     model_inputs = _parsing.transform(transform, columns, features, batch)
@@ -214,41 +219,40 @@ def _specs(variables: dict) -> Any:
                       variables)
 
 
-def _build(estimator: Any, receiver: Any, checkpoint_path: str | None
+def _build(servable: Servable, receiver: Any, checkpoint_path: str | None
            ) -> tuple[Any, dict, int, dict, dict]:
   """``(Exported, variables as numpy, step, section, signatures)`` of PREDICT."""
-  inputs, transform, _, model_inputs = _prepare(estimator, receiver)
-  variables, step = estimator._variables(ModeKeys.PREDICT, model_inputs, None,  # pylint: disable=protected-access
-                                         checkpoint_path)
+  inputs, transform, _, model_inputs = _prepare(servable, receiver)
+  variables, step = servable.variables(ModeKeys.PREDICT, model_inputs, None,
+                                       checkpoint_path)
   variables = _plain(jax.device_get(variables))
   abstract, model_described, _ = _abstract_features(
       model_inputs, receiver.default_batch_size,
       encoded=transform["kind"] == "feature_columns")
   signatures: dict = {}
-  serve = _signatures.serve_fn(
-      estimator._compiled()._module[ModeKeys.PREDICT], signatures)  # pylint: disable=protected-access
+  serve = _signatures.serve_fn(servable.module(ModeKeys.PREDICT), signatures)
   exported = _export(serve, (_specs(variables), abstract), inputs)
   described = _signatures.describe(signatures, exported, inputs,
-                                   _signatures.host_ops(estimator))
+                                   _signatures.host_ops(servable))
   return (exported, variables, int(step),
           _section(receiver, inputs, transform, model_described), described)
 
 
-def _build_eval(estimator: Any, receiver: Any, checkpoint_path: str | None
+def _build_eval(servable: Servable, receiver: Any, checkpoint_path: str | None
                 ) -> tuple[Any, dict, int, dict, dict]:
   """As ``_build``, of the EVAL-mode model_fn (``estlab.export._eval``)."""
-  label_inputs = _eval.label_inputs(estimator, receiver)
-  inputs, transform, _, model_inputs = _prepare(estimator, receiver)
+  label_inputs = _eval.label_inputs(servable, receiver)
+  inputs, transform, _, model_inputs = _prepare(servable, receiver)
   batch = receiver.default_batch_size or 1
   flat_labels = _eval.sample_labels(label_inputs, batch)
   labels = _parsing.unflatten(flat_labels)[_receivers.LABELS]
-  variables, step = estimator._variables(ModeKeys.EVAL, model_inputs, labels,  # pylint: disable=protected-access
-                                         checkpoint_path)
+  variables, step = servable.variables(ModeKeys.EVAL, model_inputs, labels,
+                                       checkpoint_path)
   variables = _plain(jax.device_get(variables))
   abstract, model_described, abstract_labels = _abstract_features(
       model_inputs, receiver.default_batch_size,
       encoded=transform["kind"] == "feature_columns", labels=flat_labels)
-  evaluate = _eval.eval_fn(estimator._compiled()._module[ModeKeys.EVAL])  # pylint: disable=protected-access
+  evaluate = _eval.eval_fn(servable.module(ModeKeys.EVAL))
   exported = _export(evaluate, (_specs(variables), abstract, abstract_labels),
                      inputs)
   avals = exported.out_tree.unflatten(exported.out_avals)[_eval.SIGNATURE]
@@ -298,9 +302,9 @@ def _same_variables(a: dict, b: dict) -> bool:
       x.shape == y.shape and x.dtype == y.dtype for x, y in zip(leaves_a, leaves_b))
 
 
-def _export_modes(estimator: Any, export_dir_base: Any, receiver_fns: Mapping,
-                  assets_extra: Mapping | None, as_text: bool,
-                  checkpoint_path: str | None) -> str:
+def _export_modes(servable: Servable, export_dir_base: Any,
+                  receiver_fns: Mapping, assets_extra: Mapping | None,
+                  as_text: bool, checkpoint_path: str | None) -> str:
   """One export directory holding the signatures of every mode given."""
   if jax.process_count() > 1:
     raise ValueError(
@@ -315,12 +319,12 @@ def _export_modes(estimator: Any, export_dir_base: Any, receiver_fns: Mapping,
     receiver = _receiver(receiver_fn)
     if mode == ModeKeys.PREDICT:
       exported, mode_variables, step, section, described = _build(
-          estimator, receiver, checkpoint_path)
+          servable, receiver, checkpoint_path)
       modules[_format.MODULE] = exported
       description.update(section)
     else:
       exported, mode_variables, step, section, described = _build_eval(
-          estimator, receiver, checkpoint_path)
+          servable, receiver, checkpoint_path)
       modules[_format.EVAL_MODULE] = exported
       description[_eval.SIGNATURE] = section
     if variables is not None and not _same_variables(variables, mode_variables):
@@ -332,35 +336,45 @@ def _export_modes(estimator: Any, export_dir_base: Any, receiver_fns: Mapping,
   description = {
       "format": _format.FORMAT,
       "format_version": 2 if _format.EVAL_MODULE in modules else 1,
-      "estlab_version": _version(), "jax_version": jax.__version__,
-      "created": _now(), "model": type(estimator).__name__,
+      "estlab_version": __version__, "jax_version": jax.__version__,
+      "created": _now(), "model": servable.model,
       "global_step": step, "platforms": list(platforms), **description,
       "signatures": signatures}
   path = _write(export_dir_base, modules, variables, description,
                 assets_extra, as_text)
   logger.info("Exported %s (global step %d, modes %s) to %s",
-              type(estimator).__name__, step, sorted(receiver_fns), path)
+              servable.model, step, sorted(receiver_fns), path)
   return path
 
 
-def export_saved_model(estimator: Any, export_dir_base: Any,
+def _as_servable(source: Any) -> Servable:
+  """A ``Servable``, or an estimator's (its ``_servable()``)."""
+  return source if isinstance(source, Servable) else source._servable()  # pylint: disable=protected-access
+
+
+def export_saved_model(servable: Any, export_dir_base: Any,
                        serving_input_receiver_fn: Callable,
                        assets_extra: Mapping | None = None, as_text: bool = False,
                        checkpoint_path: str | None = None,
                        experimental_mode: str = ModeKeys.PREDICT) -> str:
-  """See ``Estimator.export_saved_model``; returns the export directory."""
+  """See ``Estimator.export_saved_model``; returns the export directory.
+
+  ``servable``: a ``Servable`` (``Estimator.export_saved_model`` passes its
+  own), or an estimator, whose ``_servable()`` is exported.
+  """
   _check_mode(experimental_mode)
-  return _export_modes(estimator, export_dir_base,
+  return _export_modes(_as_servable(servable), export_dir_base,
                        {experimental_mode: serving_input_receiver_fn},
                        assets_extra, as_text, checkpoint_path)
 
 
 def experimental_export_all_saved_models(
-    estimator: Any, export_dir_base: Any, input_receiver_fn_map: Mapping,
+    servable: Any, export_dir_base: Any, input_receiver_fn_map: Mapping,
     assets_extra: Mapping | None = None, as_text: bool = False,
     checkpoint_path: str | None = None) -> str:
   """See ``Estimator.experimental_export_all_saved_models``: one directory
-  with the signatures of every mode given (PREDICT and EVAL)."""
+  with the signatures of every mode given (PREDICT and EVAL). ``servable``:
+  as ``export_saved_model``'s."""
   if not isinstance(input_receiver_fn_map, Mapping) or not input_receiver_fn_map:
     raise ValueError(f"input_receiver_fn_map={input_receiver_fn_map!r:.100} must "
                      "be a non-empty dict {ModeKeys.PREDICT: receiver_fn, "
@@ -369,10 +383,6 @@ def experimental_export_all_saved_models(
     _check_mode(mode)
   ordered = {m: input_receiver_fn_map[m] for m in _MODES
              if m in input_receiver_fn_map}
-  return _export_modes(estimator, export_dir_base, ordered, assets_extra,
-                       as_text, checkpoint_path)
+  return _export_modes(_as_servable(servable), export_dir_base, ordered,
+                       assets_extra, as_text, checkpoint_path)
 
-
-def _version() -> str:
-  from estlab import __version__  # pylint: disable=g-import-not-at-top
-  return __version__

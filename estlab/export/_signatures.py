@@ -5,12 +5,15 @@
 export outputs (TF's rules: ``estlab.export._outputs.signature_outputs``).
 ``describe`` turns them into the JSON the loader reads: method names, output
 shapes, and the host ops that add strings (class names) after the module,
-taken from the export outputs and from the estimator's head.
+taken from the export outputs and from the estimator's head (its
+``Servable``, ``estlab.export._servable``). The outputs are
+``estlab._export_outputs``'s, completed by ``estlab.export._outputs``.
 
 Example:
-  >>> import types
   >>> from estlab import heads
-  >>> ops = host_ops(types.SimpleNamespace(head=heads.BinaryClassHead()))
+  >>> from estlab.export._servable import Servable
+  >>> ops = host_ops(Servable('LinearClassifier', module=None, variables=None,
+  ...                         head=heads.BinaryClassHead()))
   >>> ops['classes']
   {'op': 'lookup', 'source': 'class_ids', 'names': ['0', '1']}
 """
@@ -20,7 +23,9 @@ from typing import Any, Callable
 
 import numpy as np
 
+from estlab._export_outputs import PredictOutput, lookup_op
 from estlab.export import _outputs
+from estlab.export._servable import Servable
 
 __all__ = ["serve_fn", "host_ops", "describe"]
 
@@ -63,9 +68,8 @@ def _head_ops(head: Any, prefix: str = "") -> dict:
     n = max(head.logits_dimension, 2)
     ids = np.arange(n, dtype=np.int32)[:, None]
     names = head.postprocess_predictions({"class_ids": ids})["classes"][:, 0]
-    return {prefix + "classes": _outputs.lookup_op(prefix + "class_ids", names),
-            prefix + "all_classes": _outputs.lookup_op(prefix + "all_class_ids",
-                                                       names)}
+    return {prefix + "classes": lookup_op(prefix + "class_ids", names),
+            prefix + "all_classes": lookup_op(prefix + "all_class_ids", names)}
   if isinstance(head, heads.MultiLabelHead):
     logits = np.zeros((1, head.logits_dimension), np.float32)
     names = head.postprocess_predictions({"logits": logits})["classes"][0]
@@ -78,18 +82,17 @@ def _head_ops(head: Any, prefix: str = "") -> dict:
   return {}
 
 
-def host_ops(estimator: Any) -> dict:
+def host_ops(servable: Servable) -> dict:
   """``{prediction key: JSON op}`` that the estimator adds on the host.
 
   Raises:
     ValueError: the estimator (or its head) runs Python on the predictions
       that no op describes.
   """
-  head = getattr(estimator, "head", None)
-  if head is not None:
-    return _head_ops(head)
-  if estimator._has_postprocess():  # pylint: disable=protected-access
-    raise ValueError(f"{type(estimator).__name__} overrides "
+  if servable.head is not None:
+    return _head_ops(servable.head)
+  if servable.python_postprocess:
+    raise ValueError(f"{servable.model} overrides "
                      "_postprocess_predictions, host code that cannot be "
                      "exported; compute those predictions in the model_fn.")
   return {}
@@ -103,7 +106,7 @@ def describe(signatures: dict, exported: Any, inputs: dict, head_ops: dict
     signatures: ``{name: ExportOutput}`` recorded by ``serve_fn``.
     exported: the ``jax.export.Exported`` (its output shapes and dtypes).
     inputs: the receiver's inputs (the same for every signature).
-    head_ops: ``host_ops(estimator)``; added to ``PredictOutput`` signatures
+    head_ops: ``host_ops(servable)``; added to ``PredictOutput`` signatures
       holding their source keys.
   """
   out_tree = exported.out_tree.unflatten(exported.out_avals)
@@ -111,7 +114,7 @@ def describe(signatures: dict, exported: Any, inputs: dict, head_ops: dict
   for name, output in signatures.items():
     avals = out_tree[name]
     host = dict(output.host_outputs())
-    if isinstance(output, _outputs.PredictOutput):
+    if isinstance(output, PredictOutput):
       host.update({k: op for k, op in head_ops.items() if k not in avals and (
           op.get("source") in avals or set(op.get("like", ())) & set(avals))})
     outputs = {}

@@ -17,6 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from estlab import metrics as metrics_lib
+from estlab._export_outputs import head_export_outputs
 from estlab.spec import VALID_ROWS_KEY, EstimatorSpec, ModeKeys
 
 __all__ = ["Reduction", "Head"]
@@ -383,8 +384,7 @@ class Head(abc.ABC):
     ``serving_default`` and ``predict`` serve the predictions; heads with a
     classification or regression signature override this, as TF's heads.
     """
-    from estlab.export import _outputs  # pylint: disable=g-import-not-at-top
-    return _outputs.head_export_outputs(predictions)
+    return head_export_outputs(predictions)
 
   def _regularization_metric(self, metrics: dict,
                              regularization_losses: Sequence | None) -> None:

@@ -12,6 +12,8 @@ import numpy as np
 from flax import struct
 
 from estlab import metrics as metrics_lib
+from estlab._export_outputs import (ClassificationOutput, RegressionOutput,
+                                     head_export_outputs)
 from estlab.heads import _labels
 from estlab.heads._losses import sigmoid_cross_entropy
 from estlab.heads._base import (Head, Reduction, validate_loss_fn,
@@ -123,14 +125,13 @@ class BinaryClassHead(Head):
   def _export_outputs(self, predictions):
     """TF's: ``classification`` (also the default), ``regression`` (the
     ``logistic``) and ``predict``."""
-    from estlab.export import _outputs  # pylint: disable=g-import-not-at-top
-    classify = _outputs.ClassificationOutput(
+    classify = ClassificationOutput(
         scores=predictions["probabilities"],
         classes=predictions["all_class_ids"],
         class_names=_labels.class_names(2, self._vocab))
-    return _outputs.head_export_outputs(
+    return head_export_outputs(
         predictions, "classification", classify,
-        regression=_outputs.RegressionOutput(predictions["logistic"]))
+        regression=RegressionOutput(predictions["logistic"]))
 
   def _processed_labels(self, labels, logits):
     del logits

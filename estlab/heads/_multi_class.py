@@ -9,6 +9,7 @@ import numpy as np
 import optax
 
 from estlab import metrics as metrics_lib
+from estlab._export_outputs import ClassificationOutput, head_export_outputs
 from estlab.heads import _labels
 from estlab.heads._base import Head, Reduction, validate_loss_fn
 
@@ -94,12 +95,11 @@ class MultiClassHead(Head):
 
   def _export_outputs(self, predictions):
     """TF's: ``classification`` (also the default) and ``predict``."""
-    from estlab.export import _outputs  # pylint: disable=g-import-not-at-top
-    classify = _outputs.ClassificationOutput(
+    classify = ClassificationOutput(
         scores=predictions["probabilities"],
         classes=predictions["all_class_ids"],
         class_names=_labels.class_names(self._n_classes, self._vocab))
-    return _outputs.head_export_outputs(predictions, "classification", classify)
+    return head_export_outputs(predictions, "classification", classify)
 
   def _processed_labels(self, labels, logits):
     del logits

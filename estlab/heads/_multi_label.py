@@ -8,6 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from estlab import metrics as metrics_lib
+from estlab._export_outputs import ClassificationOutput, head_export_outputs
 from estlab.heads import _labels
 from estlab.heads._losses import sigmoid_cross_entropy
 from estlab.heads._base import (Head, Reduction, validate_loss_fn,
@@ -151,13 +152,12 @@ class MultiLabelHead(Head):
   def _export_outputs(self, predictions):
     """TF's: ``classification`` (every class with its probability, also the
     default) and ``predict``."""
-    from estlab.export import _outputs  # pylint: disable=g-import-not-at-top
     scores = predictions["probabilities"]
-    classify = _outputs.ClassificationOutput(
+    classify = ClassificationOutput(
         scores=scores, classes=jnp.broadcast_to(
             jnp.arange(self._n_classes, dtype=jnp.int32), scores.shape),
         class_names=_labels.class_names(self._n_classes, self._vocab))
-    return _outputs.head_export_outputs(predictions, "classification", classify)
+    return head_export_outputs(predictions, "classification", classify)
 
   def _processed_labels(self, labels, logits):
     del logits

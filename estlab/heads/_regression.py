@@ -10,6 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from estlab import metrics as metrics_lib
+from estlab._export_outputs import RegressionOutput, head_export_outputs
 from estlab.heads import _labels
 from estlab.heads._losses import sigmoid_cross_entropy
 from estlab.heads._base import Head, Reduction, validate_loss_fn
@@ -86,11 +87,10 @@ class RegressionHead(Head):
 
   def _export_outputs(self, predictions):
     """TF's: ``regression`` (also the default; one target only) and ``predict``."""
-    from estlab.export import _outputs  # pylint: disable=g-import-not-at-top
     if self._label_dimension != 1:  # TF Serving's regress takes one value
-      return _outputs.head_export_outputs(predictions)
-    regress = _outputs.RegressionOutput(predictions["predictions"])
-    return _outputs.head_export_outputs(predictions, "regression", regress)
+      return head_export_outputs(predictions)
+    regress = RegressionOutput(predictions["predictions"])
+    return head_export_outputs(predictions, "regression", regress)
 
   def _processed_labels(self, labels, logits):
     del logits

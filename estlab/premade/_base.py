@@ -8,6 +8,7 @@ to predictions on the host after the compiled step.
 """
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
@@ -110,6 +111,15 @@ class PremadeEstimator(Estimator):
 
   def _postprocess_predictions(self, predictions: Any) -> Any:
     return self._head.postprocess_predictions(predictions)
+
+  def _servable(self) -> Any:
+    """``Estimator._servable`` with the host step as data: the feature
+    columns (or, with none, the batch-size feature) and the head, which the
+    export describes in JSON; no host Python is left to refuse."""
+    return dataclasses.replace(
+        super()._servable(), feature_columns=self.feature_columns,
+        batch_key=None if self.feature_columns else BATCH_KEY,
+        head=self.head, python_host_transform=False, python_postprocess=False)
 
 
 BATCH_KEY = "__batch_size__"
