@@ -31,17 +31,16 @@ import jax
 import numpy as np
 
 from estlab import summary
-from estlab._engine.loops import (NanLossDuringTrainingError, evaluate_batches,
-                                  predict_batches)
+from estlab._engine.loops import NanLossDuringTrainingError
 from estlab._engine.session import Session, train_limit
 from estlab._engine.steps import CompiledSteps
 from estlab.checkpoint._model_dir import ModelDir
 from estlab.data._device import Prefetcher
-from estlab.data._input_fn import chain, first_batch
+from estlab.data._input_fn import first_batch
 from estlab.data._pipeline import input_batches
 from estlab.data._tables import EncodedTables
 from estlab.distribute._cluster import check_cluster_strategy
-from estlab.distribute._strategies import check_train_distribute
+from estlab.distribute._strategies import strategy_for
 from estlab.hooks import SessionRunHook
 from estlab.run_config import RunConfig, resolve_model_dir
 from estlab.spec import ModeKeys, call_model_fn, model_fn_args
@@ -143,12 +142,6 @@ class Estimator:
     del mode
     return features, labels
 
-  def _strategy(self, mode: str) -> Any:
-    """The ``estlab.distribute`` strategy for ``mode``, or None (one device)."""
-    if mode != ModeKeys.TRAIN:
-      return self._config.eval_distribute or self._config.train_distribute
-    return check_train_distribute(self._config.train_distribute)
-
   def _postprocess_predictions(self, predictions: Any) -> Any:
     """Host-side work on a batch of predictions (e.g. class ids -> names):
     the PREDICT spec's ``host_postprocess`` (a head's class names)."""
@@ -180,7 +173,7 @@ class Estimator:
     """Device batches of ``input_fn`` (``data._pipeline.input_batches``); an array
     input_fn's table is encoded once per Estimator, table and mode."""
     return input_batches(
-        input_fn, mode, strategy=self._strategy(mode), params=self.params,
+        input_fn, mode, strategy=strategy_for(self._config, mode), params=self.params,
         config=self._config, host_transform=self._host_transform,
         takes_labels="labels" in self._model_fn_args, tables=self._tables,
         limit=limit, steps_per_loop=steps_per_loop, pad=pad,
@@ -192,7 +185,7 @@ class Estimator:
     self._compiled()
     return self._session.variables(mode, features, labels,
                                    self._dir.checkpoint_path(checkpoint_path),
-                                   self._strategy(mode))
+                                   strategy_for(self._config, mode))
 
   # -- train / evaluate / predict ---------------------------------------------
 
@@ -236,8 +229,8 @@ class Estimator:
             listeners=saving_listeners or (), writer=writer,
             config=self._config, model_dir=self._model_dir,
             model_name=type(self).__name__,
-            strategy=self._strategy(ModeKeys.TRAIN),
-            compile_inference=self._strategy(ModeKeys.EVAL) is None,
+            strategy=strategy_for(self._config, ModeKeys.TRAIN),
+            compile_inference=strategy_for(self._config, ModeKeys.EVAL) is None,
             pads=self._pads_eval_batches)
       finally:
         writer.close()
@@ -270,21 +263,19 @@ class Estimator:
     if steps is not None and (not isinstance(steps, (int, np.integer)) or steps <= 0):
       raise ValueError(f"evaluate(steps={steps!r}): must be a positive int or "
                        "None (until the input ends).")
-    compiled = self._compiled()
-    compiled.join_compiles_ahead()
+    self._compiled().join_compiles_ahead()
     # (Padding marks a global batch's first rows real: one process's rows.)
     pads = self._pads_eval_batches and not getattr(
-        self._strategy(ModeKeys.EVAL), "multiprocess", False)
+        strategy_for(self._config, ModeKeys.EVAL), "multiprocess", False)
     with self._batches(input_fn, ModeKeys.EVAL, limit=steps,
                        pad=pads) as batches:
-      first = first_batch(batches, input_fn)
-      (features, labels), _ = first[1]
-      variables, global_step = self._variables(ModeKeys.EVAL, features, labels,
-                                               checkpoint_path)
-      result = evaluate_batches(
-          compiled, variables, chain(first, batches),
-          pads=pads, hooks=hooks or (), total=steps,
-          progress_bar=self._config.progress_bar, global_step=global_step)
+      result = self._session.evaluate(
+          first_batch(batches, input_fn), batches,
+          path=self._dir.checkpoint_path(checkpoint_path),
+          strategy=strategy_for(self._config, ModeKeys.EVAL), pads=pads,
+          hooks=hooks or (), total=steps,
+          progress_bar=self._config.progress_bar)
+    global_step = int(result["global_step"])
     with summary.chief_writer(self.eval_dir(name)) as writer:
       writer.write_scalars(global_step, {k: float(v) for k, v in result.items()
                                          if k != "global_step" and np.ndim(v) == 0})
@@ -304,20 +295,17 @@ class Estimator:
       One dict per example (``yield_single_examples=True``) or per batch; a
       bare array when the model_fn's predictions are not a dict.
     """
-    compiled = self._compiled()
-    compiled.join_compiles_ahead()
+    self._compiled().join_compiles_ahead()
     with self._batches(input_fn, ModeKeys.PREDICT, limit=None,
                        pad=True) as batches:
-      first = first_batch(batches, input_fn)
-      (features, _), _ = first[1]
-      variables, global_step = self._variables(ModeKeys.PREDICT, features,
-                                               None, checkpoint_path)
-      yield from predict_batches(
-          compiled, variables, chain(first, batches), predict_keys=predict_keys,
-          postprocess=self._postprocess_predictions,
+      yield from self._session.predict(
+          first_batch(batches, input_fn), batches,
+          path=self._dir.checkpoint_path(checkpoint_path),
+          strategy=strategy_for(self._config, ModeKeys.PREDICT),
+          predict_keys=predict_keys, postprocess=self._postprocess_predictions,
           host_postprocess=self._has_postprocess(),
           single=yield_single_examples, hooks=hooks or (),
-          progress_bar=self._config.progress_bar, global_step=global_step)
+          progress_bar=self._config.progress_bar)
 
   # -- export -----------------------------------------------------------------
 
@@ -327,7 +315,7 @@ class Estimator:
     from estlab.export._servable import Servable  # pylint: disable=g-import-not-at-top
     return Servable(
         model=type(self).__name__,
-        module=lambda mode: self._compiled()._module[mode],  # pylint: disable=protected-access
+        module=lambda mode: self._compiled().module(mode),
         variables=self._variables,
         head=getattr(self, "head", None),  # a subclass's head names classes
         python_host_transform=(type(self)._host_transform

@@ -21,7 +21,7 @@ from typing import Any, Callable, Iterator, Sequence
 import jax
 import numpy as np
 
-from estlab._engine.loops import TrainLoop
+from estlab._engine.loops import TrainLoop, evaluate_batches, predict_batches
 from estlab._engine.startup import compile_ahead, host_for_init
 from estlab._engine.state import TrainState
 from estlab._engine.steps import CompiledSteps
@@ -209,9 +209,30 @@ class Session:
         defer_start_save=(config.async_checkpoints and
                           "orbax.checkpoint" not in sys.modules))
 
-    def items():
-      yield first
-      yield from rest
-    state, saved = loop.run(state, items(), limit, saved=on_disk)
+    state, saved = loop.run(state, _chain(first, rest), limit, saved=on_disk)
     self.keep(steps.unravel_params(state), saved)
     steps.join_compiles_ahead()  # never overlaps a later train call
+
+  def evaluate(self, first: tuple, rest: Iterator, *, path: str,
+               strategy: Any, **kwargs: Any) -> dict:
+    """``loops.evaluate_batches`` of checkpoint ``path`` (its variables
+    restored for the first batch's shapes) over ``first``, then ``rest``."""
+    (features, labels), _ = first[1]
+    variables, global_step = self.variables(ModeKeys.EVAL, features, labels,
+                                            path, strategy)
+    return evaluate_batches(self._steps, variables, _chain(first, rest),
+                            global_step=global_step, **kwargs)
+
+  def predict(self, first: tuple, rest: Iterator, *, path: str,
+              strategy: Any, **kwargs: Any) -> Iterator[Any]:
+    """``loops.predict_batches`` of checkpoint ``path``, as ``evaluate``."""
+    (features, _), _ = first[1]
+    variables, global_step = self.variables(ModeKeys.PREDICT, features, None,
+                                            path, strategy)
+    yield from predict_batches(self._steps, variables, _chain(first, rest),
+                               global_step=global_step, **kwargs)
+
+
+def _chain(first: Any, rest: Iterator) -> Iterator:
+  yield first
+  yield from rest

@@ -78,6 +78,10 @@ class CompiledSteps:
     self._flat_jit: tuple[Callable, Callable] | None = None
     self._jit_steps({})
 
+  def module(self, mode: str) -> ModelFnModule:
+    """The Flax module running the model_fn in ``mode`` (export applies it)."""
+    return self._module[mode]
+
   def _jit_steps(self, options: dict[str, Any]) -> None:
     kwargs = xla_options.jit_kwargs(options)
     self.train_step = jax.jit(self._train_step, donate_argnums=0, **kwargs)

@@ -16,10 +16,11 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from estlab.distribute._cluster import join_tf_config_cluster
+from estlab.spec import ModeKeys
 
 __all__ = ["InputContext", "Strategy", "OneDeviceStrategy", "MirroredStrategy",
            "MultiWorkerMirroredStrategy", "check_train_distribute",
-           "chief_decides"]
+           "chief_decides", "strategy_for"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -230,6 +231,15 @@ class MultiWorkerMirroredStrategy(Strategy):
     if devices is None:
       devices = sorted(jax.devices(), key=lambda d: (d.process_index, d.id))
     super().__init__(devices)
+
+
+def strategy_for(config: Any, mode: str) -> Strategy | None:
+  """The strategy ``config`` (a RunConfig) runs ``mode`` under, or None (one
+  device): TRAIN ``train_distribute`` (checked: ``check_train_distribute``);
+  EVAL and PREDICT ``eval_distribute``, else ``train_distribute``, as TF."""
+  if mode != ModeKeys.TRAIN:
+    return config.eval_distribute or config.train_distribute
+  return check_train_distribute(config.train_distribute)
 
 
 def check_train_distribute(strategy: Strategy | None) -> Strategy | None:
