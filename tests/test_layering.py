@@ -1,8 +1,9 @@
-"""Layering: lower layers of estlab never import higher ones.
+"""Layering: lower layers of estlab never import higher ones, and no cycles.
 
 The import graph is read with ``ast`` from estlab/**/*.py (imports inside
 functions and ``if TYPE_CHECKING`` blocks count too; relative imports are
-resolved). Each contract is a row of ``_FORBIDDEN``; a new package adds rows.
+resolved). The layer order is written once, in ``_LAYERS`` (a new module
+joins a row); ``_FORBIDDEN`` adds rules stricter than the order;
 ``test_no_import_cycles`` checks the whole graph has no cycle.
 """
 import ast
@@ -40,12 +41,48 @@ class _Rule:
   optional: bool = False
 
 
+# The layer order, written once, bottom first. A module imports only modules
+# of its own layer or of a layer below; within a layer, imports must not
+# form a cycle (``test_no_import_cycles``). A module belongs to the layer of
+# the longest prefix naming it. The data flow reads upwards: the input path
+# and the model's pieces, the engine that runs them, checkpoints, export, the
+# Estimator that orchestrates them, what is built on it, and the UIs.
+_LAYERS = (
+    ("the model_fn contract", ("estlab._version", "estlab.spec",
+                               "estlab.metrics", "estlab._export_outputs")),
+    ("services", ("estlab.summary", "estlab.hooks", "estlab.distribute",
+                  "estlab.run_config")),
+    ("the input path", ("estlab.data", "estlab.inputs")),
+    ("the model's pieces", ("estlab.feature_column", "estlab.heads")),
+    ("the engine", ("estlab._engine",)),
+    ("checkpoints", ("estlab.checkpoint", "estlab.inspect",
+                     "estlab.warm_starting")),
+    ("export", ("estlab.export",)),
+    ("the estimator", ("estlab.estimator",)),
+    ("built on the estimator", ("estlab.premade", "estlab.training",
+                                "estlab.extenders", "estlab.experimental")),
+    ("the public surface", ("estlab",)),
+    ("tf.compat.v1's names", ("estlab.compat",)),
+    ("user interfaces", ("estlab.widgets", "estlab.demo", "estlab.cli",
+                         "estlab.__main__")),
+)
+
+
+def _layer_of(module: str) -> int:
+  best, found = -1, None
+  for index, (_, prefixes) in enumerate(_LAYERS):
+    for prefix in prefixes:
+      # The root package is its __init__ only: every module is under it.
+      matches = module == prefix if prefix == "estlab" else _under(module, prefix)
+      if matches and len(prefix) > best:
+        best, found = len(prefix), index
+  return found
+
+
+
+# Rules stricter than the layer order: what a package may import even from
+# the layers below it.
 _FORBIDDEN = [
-    _Rule("core does not import the UI layers",
-          sources=("estlab/*",),
-          # __main__.py is ``python -m estlab``: the CLI's entry point.
-          exempt=("estlab/widgets/*", "estlab/cli.py", "estlab/__main__.py"),
-          forbidden=("estlab.widgets", "estlab.cli")),
     _Rule("inputs know nothing of the rest of estlab but data",
           sources=("estlab/inputs/*",),
           forbidden=("estlab",), allowed=("estlab.inputs", "estlab.data")),
@@ -53,20 +90,14 @@ _FORBIDDEN = [
           sources=("estlab/data/*",),
           # estlab.spec: ModeKeys, the model_fn contract's mode strings.
           forbidden=("estlab",), allowed=("estlab.data", "estlab.spec")),
-    _Rule("metrics, summary, checkpoint, run_config, hooks are below estimator",
-          sources=("estlab/metrics.py", "estlab/summary.py",
-                   "estlab/checkpoint/*", "estlab/run_config.py",
-                   "estlab/hooks.py"),
-          forbidden=("estlab.estimator",)),
-    _Rule("nothing below compat imports compat (compat builds on the rest)",
-          sources=("estlab/*",), exempt=("estlab/compat/*",),
-          forbidden=("estlab.compat",)),
-    _Rule("heads do not import premade",
+    _Rule("feature columns know nothing of the rest of estlab",
+          sources=("estlab/feature_column/*",),
+          forbidden=("estlab",), allowed=("estlab.feature_column",)),
+    _Rule("heads know only the model_fn contract",
           sources=("estlab/heads/*",),
-          forbidden=("estlab.premade",), optional=True),
-    _Rule("heads import nothing from export",
-          sources=("estlab/heads/*",),
-          forbidden=("estlab.export",)),
+          forbidden=("estlab",),
+          allowed=("estlab.heads", "estlab.spec", "estlab.metrics",
+                   "estlab._export_outputs")),
     # The exporter reads an estimator through ``export._servable.Servable``.
     _Rule("export does not import the estimator, premade or the root package",
           sources=("estlab/export/*",),
@@ -261,6 +292,32 @@ def test_no_import_cycles():
       "\n".join(_describe_cycle(graph, c) for c in cycles))
 
 
+def test_every_module_has_a_layer():
+  unplaced = sorted(m for m in _known_modules() if _layer_of(m) is None)
+  assert unplaced == [], f"add these to a row of _LAYERS: {unplaced}"
+
+
+def _upward_imports() -> list:
+  known, exports = _known_modules(), _lazy_exports()
+  bad = []
+  for path in sorted(_PACKAGE.rglob("*.py")):
+    source = _module_name(path)
+    for module, line in sorted(_imports(path, known, exports),
+                               key=lambda item: (item[1], item[0])):
+      if not _under(module, "estlab"):
+        continue
+      target = _layer_of(module)
+      if target is not None and target > _layer_of(source):
+        bad.append(f"{path.relative_to(_ROOT).as_posix()}:{line} "
+                   f"({_LAYERS[_layer_of(source)][0]}) imports {module} "
+                   f"({_LAYERS[target][0]})")
+  return bad
+
+
+def test_layers_import_only_downwards_in_order():
+  assert _upward_imports() == []
+
+
 @pytest.mark.parametrize("statement,heavy", _LIGHT_IMPORTS,
                          ids=[s for s, _ in _LIGHT_IMPORTS])
 def test_import_does_not_load_heavy_libraries(statement, heavy):
@@ -339,3 +396,17 @@ def test_cycle_finder_lists_every_cycle_with_its_imports(tmp_path, monkeypatch):
       "    estlab/heads/_base.py:1 imports estlab.export")
   assert _cycles({"a": {"b": 0}, "b": {"c": 0}, "c": {"b": 0, "a": 0},
                   "d": {"a": 0}}) == [["a", "b", "c"]]
+
+
+def test_layer_checker_flags_an_upward_import(tmp_path, monkeypatch):
+  monkeypatch.setattr(sys.modules[__name__], "_ROOT", tmp_path)
+  monkeypatch.setattr(sys.modules[__name__], "_PACKAGE", tmp_path / "estlab")
+  _write(tmp_path, "estlab/__init__.py", "")
+  _write(tmp_path, "estlab/estimator.py", "from estlab.data import x\n")
+  _write(tmp_path, "estlab/data/__init__.py", "")
+  _write(tmp_path, "estlab/data/x.py", "def f():\n  from estlab import estimator\n")
+  assert _upward_imports() == [
+      "estlab/data/x.py:2 (the input path) imports estlab.estimator "
+      "(the estimator)"]
+  _write(tmp_path, "estlab/stray.py", "")
+  assert _layer_of("estlab.stray") is None  # test_every_module_has_a_layer
