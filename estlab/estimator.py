@@ -155,6 +155,7 @@ class Estimator:
   # -- plumbing ---------------------------------------------------------------
 
   def _compiled(self) -> CompiledSteps:
+    """The compiled steps and the ``Session`` around them, made on first use."""
     if self._steps is None:
       args, params, config = self._model_fn_args, self._params, self._config
 
@@ -179,11 +180,15 @@ class Estimator:
         limit=limit, steps_per_loop=steps_per_loop, pad=pad,
         chunk_rows=self._host_chunk_rows)
 
+  def _run(self) -> Session:
+    """The session running the compiled steps (``_engine.session``)."""
+    self._compiled()
+    return self._session
+
   def _variables(self, mode: str, features: Any, labels: Any,
                  checkpoint_path: str | None) -> tuple[dict, int]:
     """``({'params': ..., <collections>}, global_step)`` of a checkpoint."""
-    self._compiled()
-    return self._session.variables(mode, features, labels,
+    return self._run().variables(mode, features, labels,
                                    self._dir.checkpoint_path(checkpoint_path),
                                    strategy_for(self._config, mode))
 
@@ -218,13 +223,13 @@ class Estimator:
     check_cluster_strategy(self._config)  # TF_CONFIG: train together or not
     if limit == 0:  # max_steps reached
       return self
-    self._compiled()
+    session = self._run()
     with self._batches(input_fn, ModeKeys.TRAIN, limit=limit,
                        steps_per_loop=self._config.steps_per_loop) as batches:
       first = first_batch(batches, input_fn)
       writer = summary.chief_writer(self._model_dir)
       try:
-        self._session.train(
+        session.train(
             first, batches, limit=limit, hooks=hooks or (),
             listeners=saving_listeners or (), writer=writer,
             config=self._config, model_dir=self._model_dir,
@@ -263,23 +268,18 @@ class Estimator:
     if steps is not None and (not isinstance(steps, (int, np.integer)) or steps <= 0):
       raise ValueError(f"evaluate(steps={steps!r}): must be a positive int or "
                        "None (until the input ends).")
-    self._compiled().join_compiles_ahead()
+    session = self._run()
+    strategy = strategy_for(self._config, ModeKeys.EVAL)
     # (Padding marks a global batch's first rows real: one process's rows.)
-    pads = self._pads_eval_batches and not getattr(
-        strategy_for(self._config, ModeKeys.EVAL), "multiprocess", False)
+    pads = self._pads_eval_batches and not getattr(strategy, "multiprocess",
+                                                   False)
     with self._batches(input_fn, ModeKeys.EVAL, limit=steps,
                        pad=pads) as batches:
-      result = self._session.evaluate(
+      return session.evaluate(
           first_batch(batches, input_fn), batches,
-          path=self._dir.checkpoint_path(checkpoint_path),
-          strategy=strategy_for(self._config, ModeKeys.EVAL), pads=pads,
-          hooks=hooks or (), total=steps,
-          progress_bar=self._config.progress_bar)
-    global_step = int(result["global_step"])
-    with summary.chief_writer(self.eval_dir(name)) as writer:
-      writer.write_scalars(global_step, {k: float(v) for k, v in result.items()
-                                         if k != "global_step" and np.ndim(v) == 0})
-    return result
+          path=self._dir.checkpoint_path(checkpoint_path), strategy=strategy,
+          events_dir=self.eval_dir(name), pads=pads, hooks=hooks or (),
+          total=steps, progress_bar=self._config.progress_bar)
 
   def predict(self, input_fn: Callable, predict_keys: Sequence[str] | str | None = None,
               hooks: Sequence[SessionRunHook] | None = None,
@@ -295,10 +295,10 @@ class Estimator:
       One dict per example (``yield_single_examples=True``) or per batch; a
       bare array when the model_fn's predictions are not a dict.
     """
-    self._compiled().join_compiles_ahead()
+    session = self._run()
     with self._batches(input_fn, ModeKeys.PREDICT, limit=None,
                        pad=True) as batches:
-      yield from self._session.predict(
+      yield from session.predict(
           first_batch(batches, input_fn), batches,
           path=self._dir.checkpoint_path(checkpoint_path),
           strategy=strategy_for(self._config, ModeKeys.PREDICT),

@@ -21,6 +21,7 @@ from typing import Any, Callable, Iterator, Sequence
 import jax
 import numpy as np
 
+from estlab import summary
 from estlab._engine.loops import TrainLoop, evaluate_batches, predict_batches
 from estlab._engine.startup import compile_ahead, host_for_init
 from estlab._engine.state import TrainState
@@ -214,18 +215,25 @@ class Session:
     steps.join_compiles_ahead()  # never overlaps a later train call
 
   def evaluate(self, first: tuple, rest: Iterator, *, path: str,
-               strategy: Any, **kwargs: Any) -> dict:
+               strategy: Any, events_dir: str, **kwargs: Any) -> dict:
     """``loops.evaluate_batches`` of checkpoint ``path`` (its variables
-    restored for the first batch's shapes) over ``first``, then ``rest``."""
+    restored for the first batch's shapes) over ``first``, then ``rest``;
+    the scalars are written as events to ``events_dir`` (by the chief)."""
+    self._steps.join_compiles_ahead()
     (features, labels), _ = first[1]
     variables, global_step = self.variables(ModeKeys.EVAL, features, labels,
                                             path, strategy)
-    return evaluate_batches(self._steps, variables, _chain(first, rest),
-                            global_step=global_step, **kwargs)
+    result = evaluate_batches(self._steps, variables, _chain(first, rest),
+                              global_step=global_step, **kwargs)
+    with summary.chief_writer(events_dir) as writer:
+      writer.write_scalars(global_step, {k: float(v) for k, v in result.items()
+                                         if k != "global_step" and np.ndim(v) == 0})
+    return result
 
   def predict(self, first: tuple, rest: Iterator, *, path: str,
               strategy: Any, **kwargs: Any) -> Iterator[Any]:
     """``loops.predict_batches`` of checkpoint ``path``, as ``evaluate``."""
+    self._steps.join_compiles_ahead()
     (features, _), _ = first[1]
     variables, global_step = self.variables(ModeKeys.PREDICT, features, None,
                                             path, strategy)
