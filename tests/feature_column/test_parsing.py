@@ -87,3 +87,15 @@ def test_label_dtype_takes_numpy_dtypes_and_labels_may_be_strings():
 def test_bad_arguments_say_the_fix(kwargs, match):
   with pytest.raises(ValueError, match=match):
     estlab.regressor_parse_example_spec([fc.numeric_column("x")], **kwargs)
+
+
+def test_docstring_examples_and_tf1_path():
+  import doctest  # pylint: disable=g-import-not-at-top
+  from estlab.compat.v1 import estimator as v1  # pylint: disable=g-import-not-at-top
+  from estlab.feature_column import parsing  # pylint: disable=g-import-not-at-top
+  result = doctest.testmod(parsing)
+  assert result.attempted > 0 and result.failed == 0
+  # tf.compat.v1.estimator.X: the same function (TF 1's differs only in
+  # taking TF 1's columns).
+  assert v1.classifier_parse_example_spec is estlab.classifier_parse_example_spec
+  assert v1.regressor_parse_example_spec is estlab.regressor_parse_example_spec
