@@ -31,13 +31,19 @@ _EXPORTS = {
     "add_metrics": "estlab.extenders",
     "WarmStartSettings": "estlab.warm_starting",
     "CheckpointMismatchError": "estlab.checkpoint",
+    "Exporter": "estlab.export._exporters",
+    "LatestExporter": "estlab.export._exporters",
+    "BestExporter": "estlab.export._exporters",
+    "FinalExporter": "estlab.export._exporters",
+    "classifier_parse_example_spec": "estlab.feature_column.parsing",
+    "regressor_parse_example_spec": "estlab.feature_column.parsing",
 }
 _PREMADE = ("BaselineClassifier", "BaselineRegressor", "BaselineEstimator",
             "LinearClassifier", "LinearRegressor", "LinearEstimator",
             "DNNClassifier", "DNNRegressor", "DNNEstimator",
             "DNNLinearCombinedClassifier", "DNNLinearCombinedRegressor",
             "DNNLinearCombinedEstimator")
-_HEADS = ("BinaryClassHead", "MultiClassHead", "MultiLabelHead",
+_HEADS = ("Head", "BinaryClassHead", "MultiClassHead", "MultiLabelHead",
           "RegressionHead", "PoissonRegressionHead", "LogisticRegressionHead",
           "MultiHead")
 _EXPORTS.update({name: "estlab.premade" for name in _PREMADE})
@@ -66,6 +72,10 @@ def __dir__():
 if TYPE_CHECKING:  # for type checkers and IDEs; not executed at run time
   from estlab.checkpoint import CheckpointMismatchError
   from estlab.estimator import Estimator, NanLossDuringTrainingError
+  from estlab.export._exporters import (BestExporter, Exporter, FinalExporter,
+                                        LatestExporter)
+  from estlab.feature_column.parsing import (classifier_parse_example_spec,
+                                             regressor_parse_example_spec)
   from estlab.hooks import (CheckpointSaverListener, LoggingTensorHook,
                             SecondOrStepTimer, SessionRunContext,
                             SessionRunHook, SessionRunValues, StopAtStepHook)

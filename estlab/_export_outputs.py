@@ -24,7 +24,7 @@ import abc
 from typing import Any, Mapping, Sequence
 
 __all__ = ["ExportOutput", "PredictOutput", "ClassificationOutput",
-           "RegressionOutput", "DEFAULT_SERVING_KEY", "PREDICT_SERVING_KEY",
+           "RegressionOutput", "EvalOutput", "DEFAULT_SERVING_KEY", "PREDICT_SERVING_KEY",
            "CLASSIFY_SERVING_KEY", "REGRESS_SERVING_KEY", "lookup_op",
            "head_export_outputs"]
 
@@ -149,6 +149,119 @@ class RegressionOutput(ExportOutput):
 
   def device_outputs(self) -> dict[str, Any]:
     return {"outputs": self.value}
+
+
+def _output_key(key: Any, what: str) -> str:
+  """A string key; a tuple of strings (a multi-head's) joined with '/'."""
+  if isinstance(key, tuple) and all(isinstance(k, str) for k in key):
+    key = "/".join(key)
+  if not isinstance(key, str) or not key:
+    raise ValueError(f"{what} output key must be a non-empty string (or a "
+                     f"tuple of strings); got {key!r}.")
+  return key
+
+
+def _prefixed(key: str, prefix: str) -> str:
+  """TF's ``_prefix_key``: ``prefix/key`` unless ``key`` starts with it."""
+  return key if key.startswith(prefix) else f"{prefix}/{key}"
+
+
+class EvalOutput(ExportOutput):
+  """Loss, predictions and metrics of an evaluation, as TF's ``EvalOutput``.
+
+  The keys are TF's: ``loss`` (or ``loss/<k>`` for a dict), ``predictions``
+  (or ``predictions/<k>``) and ``metrics/<name>/value``; a key that already
+  starts with its prefix keeps it, and a tuple key is joined with ``/``. A
+  metric is an ``estlab.metrics`` state (its ``compute()`` is the value), a
+  ``(value, update_op)`` pair (as TF's; JAX has no update ops, so the pair's
+  second item is ignored and no ``metrics/<name>/update_op`` output is
+  made), or an array. The signature's method is TF's
+  ``tensorflow/supervised/eval``.
+
+  Example:
+    >>> import numpy as np
+    >>> out = EvalOutput(loss=np.float32(0.5), predictions={'y': np.zeros(2)},
+    ...                  metrics={'mae': (np.float32(0.1), None)})
+    >>> sorted(out.device_outputs())
+    ['loss', 'metrics/mae/value', 'predictions/y']
+
+  Args:
+    loss: an array or ``{key: array}``; None for none.
+    predictions: an array or ``{key: array}``; None for none.
+    metrics: ``{name: metric state | (value, update_op) | array}``, or one
+      such metric (keyed ``metrics``); None for none.
+
+  Raises:
+    ValueError: a key that is not a string (or tuple of strings), or a
+      metric pair that is not two items.
+    TypeError: a value that is not an array, or holds strings.
+  """
+
+  method_name = "tensorflow/supervised/eval"
+
+  LOSS_NAME = "loss"
+  PREDICTIONS_NAME = "predictions"
+  METRICS_NAME = "metrics"
+  METRIC_VALUE_SUFFIX = "value"
+
+  def __init__(self, loss: Any = None, predictions: Any = None,
+               metrics: Any = None):
+    if loss is None and predictions is None and metrics is None:
+      raise ValueError("EvalOutput needs loss, predictions or metrics; got "
+                       "none of them.")
+    self._loss = (None if loss is None else
+                  self._outputs(loss, self.LOSS_NAME))
+    self._predictions = (None if predictions is None else
+                         self._outputs(predictions, self.PREDICTIONS_NAME))
+    self._metrics = None if metrics is None else self._metric_values(metrics)
+
+  @staticmethod
+  def _outputs(values: Any, name: str) -> dict[str, Any]:
+    if not isinstance(values, Mapping):
+      values = {name: values}
+    out = {}
+    for key, value in values.items():
+      key = _prefixed(_output_key(key, name), name)
+      out[key] = _check_array(value, f"EvalOutput({name}[{key!r}])")
+    return out
+
+  def _metric_values(self, metrics: Any) -> dict[str, Any]:
+    if not isinstance(metrics, Mapping):
+      metrics = {self.METRICS_NAME: metrics}
+    out = {}
+    for key, value in metrics.items():
+      key = _prefixed(_output_key(key, self.METRICS_NAME), self.METRICS_NAME)
+      if isinstance(value, tuple):
+        if len(value) != 2:
+          raise ValueError(
+              f"EvalOutput(metrics[{key!r}]) = {value!r:.100}: a tuple must be"
+              " TF's (value, update_op) pair; give the value, or a metric "
+              "state from estlab.metrics.")
+        value = value[0]
+      elif callable(getattr(value, "compute", None)):  # an estlab.metrics state
+        value = value.compute()
+      out[f"{key}/{self.METRIC_VALUE_SUFFIX}"] = _check_array(
+          value, f"EvalOutput(metrics[{key!r}])")
+    return out
+
+  @property
+  def loss(self) -> dict[str, Any] | None:
+    """``{'loss' | 'loss/<k>': array}``, or None."""
+    return self._loss
+
+  @property
+  def predictions(self) -> dict[str, Any] | None:
+    """``{'predictions' | 'predictions/<k>': array}``, or None."""
+    return self._predictions
+
+  @property
+  def metrics(self) -> dict[str, Any] | None:
+    """``{'metrics/<name>/value': array}``, or None."""
+    return self._metrics
+
+  def device_outputs(self) -> dict[str, Any]:
+    return {**(self._loss or {}), **(self._predictions or {}),
+            **(self._metrics or {})}
 
 
 def head_export_outputs(predictions: Mapping, signature: str | None = None,

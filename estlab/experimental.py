@@ -1,5 +1,7 @@
 """Early stopping, as ``tf.estimator.experimental``: hooks that stop
 ``train`` (and so ``train_and_evaluate``) from the evaluations on disk.
+``build_raw_supervised_input_receiver_fn`` is TF's path to
+``estlab.export``'s (the receiver of an EVAL export).
 
 The hooks read the eval event files (``read_eval_metrics``) every
 ``run_every_secs`` seconds or ``run_every_steps`` steps and request a stop
@@ -23,9 +25,11 @@ from typing import Any, Callable
 
 from estlab import summary
 from estlab.distribute._strategies import chief_decides
+from estlab.export._receivers import build_raw_supervised_input_receiver_fn
 from estlab.hooks import SecondOrStepTimer, SessionRunHook
 
-__all__ = ["read_eval_metrics", "make_early_stopping_hook",
+__all__ = ["build_raw_supervised_input_receiver_fn",
+           "read_eval_metrics", "make_early_stopping_hook",
            "stop_if_higher_hook", "stop_if_lower_hook",
            "stop_if_no_increase_hook", "stop_if_no_decrease_hook"]
 

@@ -36,6 +36,8 @@ an export that looks whole; ``load`` ignores ``temp-*``)::
                       holds EVAL), estlab_version,
                       jax_version, created, model, global_step, platforms,
                       receiver: {kind: 'parsing' | 'raw', default_batch_size,
+                                 [tensor: the input a TensorServingInputReceiver's
+                                 model_fn gets bare; the module takes {tensor: array}],
                                  inputs: {name: {kind: 'fixed' | 'varlen' |
                                  'array', dtype, shape, default_value}}},
                       transform: {kind: 'feature_columns', feature_columns:
@@ -89,14 +91,16 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING
 
-from estlab._export_outputs import (ClassificationOutput, ExportOutput,
-                                    PredictOutput, RegressionOutput)
+from estlab._export_outputs import (ClassificationOutput, EvalOutput,
+                                    ExportOutput, PredictOutput,
+                                    RegressionOutput)
 from estlab.export._exporters import (BestExporter, Exporter, FinalExporter,
                                       LatestExporter)
 from estlab.export._format import (NotAnExportError, ServingInputError,
                                    ServingInputTypeError)
 from estlab.export._receivers import (ArraySpec, ServingInputReceiver,
                                       SupervisedInputReceiver,
+                                      TensorServingInputReceiver,
                                       build_parsing_serving_input_receiver_fn,
                                       build_raw_serving_input_receiver_fn,
                                       build_raw_supervised_input_receiver_fn)
@@ -115,7 +119,8 @@ __all__ = [
     "build_raw_serving_input_receiver_fn",
     "build_raw_supervised_input_receiver_fn", "make_parse_example_spec",
     "FixedLenFeature", "VarLenFeature", "ExportOutput", "PredictOutput",
-    "ClassificationOutput", "RegressionOutput", "ServingInputError",
+    "ClassificationOutput", "RegressionOutput", "EvalOutput",
+    "TensorServingInputReceiver", "ServingInputError",
     "ServingInputTypeError", "NotAnExportError", "export_saved_model",
     "experimental_export_all_saved_models", "Exporter", "LatestExporter",
     "FinalExporter", "BestExporter",

@@ -66,6 +66,13 @@ def _host_columns(servable: Servable, receiver: Any, inputs: dict
   Raises:
     ValueError: the host step runs Python that no JSON describes.
   """
+  if isinstance(receiver, _receivers.TensorServingInputReceiver) and (
+      servable.feature_columns is not None):
+    raise ValueError(
+        f"{servable.model} reads a dict of features (its feature columns), but"
+        " the receiver is a TensorServingInputReceiver, whose model_fn gets one"
+        " bare array. Use build_parsing_serving_input_receiver_fn("
+        "make_parse_example_spec(feature_columns)).")
   if receiver.kind == "raw":
     return {"kind": "none"}, None
   if servable.feature_columns is not None:
@@ -206,12 +213,23 @@ def _export(fn: Callable, args: tuple, inputs: dict) -> Any:
         "parsing_serving_input_receiver_fn for raw feature values.") from e
 
 
+def _single(receiver: Any) -> str | None:
+  """A ``TensorServingInputReceiver``'s input name: its model_fn gets that
+  array bare (the module still takes ``{name: array}``); else None."""
+  if isinstance(receiver, _receivers.TensorServingInputReceiver):
+    return receiver.feature_key
+  return None
+
+
 def _section(receiver: Any, inputs: dict, transform: dict, model_inputs: dict
              ) -> dict:
-  return {"receiver": {"kind": receiver.kind,
-                       "default_batch_size": receiver.default_batch_size,
-                       "inputs": inputs},
-          "transform": transform, "model_inputs": model_inputs}
+  described = {"kind": receiver.kind,
+               "default_batch_size": receiver.default_batch_size,
+               "inputs": inputs}
+  if _single(receiver) is not None:
+    described["tensor"] = _single(receiver)
+  return {"receiver": described, "transform": transform,
+          "model_inputs": model_inputs}
 
 
 def _specs(variables: dict) -> Any:
@@ -223,14 +241,17 @@ def _build(servable: Servable, receiver: Any, checkpoint_path: str | None
            ) -> tuple[Any, dict, int, dict, dict]:
   """``(Exported, variables as numpy, step, section, signatures)`` of PREDICT."""
   inputs, transform, _, model_inputs = _prepare(servable, receiver)
-  variables, step = servable.variables(ModeKeys.PREDICT, model_inputs, None,
-                                       checkpoint_path)
+  single = _single(receiver)
+  variables, step = servable.variables(
+      ModeKeys.PREDICT, model_inputs if single is None else
+      model_inputs[single], None, checkpoint_path)
   variables = _plain(jax.device_get(variables))
   abstract, model_described, _ = _abstract_features(
       model_inputs, receiver.default_batch_size,
       encoded=transform["kind"] == "feature_columns")
   signatures: dict = {}
-  serve = _signatures.serve_fn(servable.module(ModeKeys.PREDICT), signatures)
+  serve = _signatures.serve_fn(servable.module(ModeKeys.PREDICT), signatures,
+                               single)
   exported = _export(serve, (_specs(variables), abstract), inputs)
   described = _signatures.describe(signatures, exported, inputs,
                                    _signatures.host_ops(servable))

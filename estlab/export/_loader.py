@@ -11,7 +11,8 @@ predictions are per example, as tf.estimator requires), run through one
 names) are added on the host. The ``eval`` signature (an EVAL module,
 ``eval.jaxexport``) also takes ``'labels'``, encoded with the saved label
 description (``_parsing.parse_labels``), and is not padded: its metrics are
-of the batch as sent. Calls are thread-safe. Imports neither the estimator
+of the batch as sent; nor is a module with any output that is not per
+example (an ``EvalOutput``'s loss, say). Calls are thread-safe. Imports neither the estimator
 nor the premade models.
 
 Example:
@@ -76,9 +77,14 @@ class _Servable:
     if self.transform["kind"] == "feature_columns":
       self.columns = [fc.from_spec(s) for s in
                       self.transform["feature_columns"]]
-    # Padding repeats examples: fine per example, wrong for a batch's metrics.
-    self.pad = self.receiver.get("default_batch_size") is None and not self.labels
     self.out_avals = self.exported.out_tree.unflatten(self.exported.out_avals)
+    # Padding repeats examples: fine per example, wrong for a batch's metrics
+    # (an eval module's, or an EvalOutput's scalars in a serving signature).
+    per_example = all(a.shape and str(a.shape[0]) == "b"
+                      for outputs in self.out_avals.values()
+                      for a in outputs.values())
+    self.pad = (self.receiver.get("default_batch_size") is None and
+                not self.labels and per_example)
     # Builds the vocabulary indexes now, not racing in the first requests.
     self.features(_parsing.sample_request(self.receiver["inputs"]))
 

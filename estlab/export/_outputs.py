@@ -39,7 +39,7 @@ def signature_outputs(export_outputs: Mapping | None, predictions: Any
       raise TypeError(
           f"export_outputs[{name!r}] = {output!r:.100} must be an "
           "estlab.export output keyed by a string: PredictOutput, "
-          "ClassificationOutput or RegressionOutput.")
+          "ClassificationOutput, RegressionOutput or EvalOutput.")
   if not outputs:
     outputs[DEFAULT_SERVING_KEY] = PredictOutput(predictions)
   elif DEFAULT_SERVING_KEY not in outputs:

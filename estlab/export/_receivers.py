@@ -12,6 +12,10 @@ of every signature. Two kinds, as TF's two builders:
   reads as they are (for a premade estimator: already encoded, as
   ``estlab.feature_column.encode`` returns them).
 
+A ``TensorServingInputReceiver`` (TF's) gives the model_fn one array, not a
+dict: a request still names it (its one receiver tensor, ``'input'`` by
+default), and the exported function passes the bare array on.
+
 An EVAL export takes a ``SupervisedInputReceiver`` (TF's): features of either
 kind plus labels given as arrays (``build_raw_supervised_input_receiver_fn``).
 
@@ -33,7 +37,8 @@ import numpy as np
 from estlab.feature_column._base import (FixedLenFeature, VarLenFeature,
                                          canonical_dtype)
 
-__all__ = ["ArraySpec", "ServingInputReceiver", "SupervisedInputReceiver",
+__all__ = ["ArraySpec", "ServingInputReceiver", "TensorServingInputReceiver",
+           "SupervisedInputReceiver",
            "build_parsing_serving_input_receiver_fn",
            "build_raw_serving_input_receiver_fn",
            "build_raw_supervised_input_receiver_fn", "flatten_features",
@@ -149,15 +154,98 @@ class ServingInputReceiver:
             f"{sorted(self.features)!r})")
 
 
+SINGLE_RECEIVER_NAME = "input"  # TF's name of a receiver tensor given bare
+
+
+class TensorServingInputReceiver(ServingInputReceiver):
+  """Inputs of an export whose model_fn takes one array, as TF's.
+
+  ``tf.estimator.export.TensorServingInputReceiver``: a ``ServingInputReceiver``
+  always gives the model_fn a dict of features; this one gives it the bare
+  array (for model_fns trained with ``numpy_input_fn(x=array)``, which feeds
+  the array itself). A request holds that array under the receiver tensor's
+  name: ``'input'`` (TF's default) unless ``receiver_tensors`` names it.
+
+  Example:
+    >>> import numpy as np
+    >>> r = TensorServingInputReceiver(np.zeros((1, 3), np.float32),
+    ...                                {'pixels': np.zeros((1, 3), np.float32)})
+    >>> r.features, list(r.receiver_tensors)
+    (ArraySpec(shape=(None, 3), dtype='float32'), ['pixels'])
+
+  Args:
+    features: the one feature: an array, ``jax.ShapeDtypeStruct`` or
+      ``ArraySpec`` (raw: the first dimension is the batch), or a numeric
+      ``FixedLenFeature`` (parsed from one value, or list of values, per
+      example).
+    receiver_tensors: the request's name for it: None or an array (named
+      ``'input'``), or a dict of one ``{name: anything}``.
+    receiver_tensors_alternatives: not supported; must be None.
+    default_batch_size: a fixed batch size; None takes any.
+
+  Attributes:
+    features: the one feature's spec (``ArraySpec`` or ``FixedLenFeature``).
+    receiver_tensors: ``{name: that spec}``: what a request holds.
+    feature_key: that name.
+
+  Raises:
+    ValueError: features is a dict (use ``ServingInputReceiver``) or a
+      ``VarLenFeature``; receiver_tensors name more than one input.
+    TypeError: a raw feature holds strings.
+  """
+
+  def __init__(self, features: Any, receiver_tensors: Any = None,
+               receiver_tensors_alternatives: Any = None, *,
+               default_batch_size: int | None = None):
+    if features is None or isinstance(features, Mapping):
+      raise ValueError(
+          f"TensorServingInputReceiver(features={features!r:.100}) takes one "
+          "array (or ArraySpec / FixedLenFeature), not a dict; for a dict of "
+          "features use ServingInputReceiver.")
+    if isinstance(features, VarLenFeature):
+      raise ValueError(
+          f"TensorServingInputReceiver(features={features!r}): a model_fn "
+          "cannot take a variable-length feature as one array; give a "
+          "FixedLenFeature or an array.")
+    if receiver_tensors is None or not isinstance(receiver_tensors, Mapping):
+      key = SINGLE_RECEIVER_NAME
+    elif len(receiver_tensors) == 1 and isinstance(
+        next(iter(receiver_tensors)), str):
+      key = next(iter(receiver_tensors))
+    else:
+      raise ValueError(
+          f"receiver_tensors={receiver_tensors!r:.100} must name the one "
+          "input a request holds: None (named 'input') or {name: array}.")
+    super().__init__({key: features}, None, receiver_tensors_alternatives,
+                     default_batch_size=default_batch_size)
+    if self.kind == "parsing" and (
+        canonical_dtype(features.dtype, key) == "string"):
+      raise TypeError(
+          f"TensorServingInputReceiver(features={features!r}): strings cannot"
+          " reach a model_fn as an array; give a numeric FixedLenFeature, or "
+          "use a premade estimator's parsing receiver.")
+    self.receiver_tensors = dict(self.features)
+    self.feature_key = key
+    self.features = self.receiver_tensors[key]
+
+  def __repr__(self) -> str:
+    return (f"TensorServingInputReceiver(kind={self.kind!r}, "
+            f"{self.feature_key!r}: {self.features!r})")
+
+
 def describe_features(receiver: ServingInputReceiver) -> dict[str, dict]:
   """The receiver's inputs as JSON: ``{name: {kind, dtype, shape, ...}}``.
+
+  The inputs are the ``receiver_tensors``: the features of a
+  ``ServingInputReceiver``, the one named input of a
+  ``TensorServingInputReceiver``.
 
   ``shape`` is per request: the batch first (None: any), then the values of
   one example (None: any number, for ``VarLenFeature``).
   """
   batch = receiver.default_batch_size
   out = {}
-  for name, spec in sorted(receiver.features.items()):
+  for name, spec in sorted(receiver.receiver_tensors.items()):
     if isinstance(spec, FixedLenFeature):
       shape = tuple(spec.shape) if isinstance(spec.shape, (tuple, list)) else (
           spec.shape,)

@@ -30,25 +30,33 @@ from estlab.export._servable import Servable
 __all__ = ["serve_fn", "host_ops", "describe"]
 
 
-def serve_fn(module: Any, signatures: dict) -> Callable:
+def serve_fn(module: Any, signatures: dict, single: str | None = None
+             ) -> Callable:
   """``serve(variables, features)``; fills ``signatures`` when traced.
 
   Args:
     module: the estimator's PREDICT-mode Flax module (it runs the model_fn).
     signatures: cleared and filled with ``{name: ExportOutput}`` on trace.
+    single: a ``TensorServingInputReceiver``'s input name: the module still
+      takes ``{single: array}``, and the model_fn gets the bare array.
   """
   def serve(variables, features):
+    given = features[single] if single is not None else features
     try:
-      spec = module.apply(variables, features, None)
+      spec = module.apply(variables, given, None)
     except (TypeError, AttributeError, IndexError) as e:
+      if single is not None:
+        raise ValueError(
+            f"The model_fn raised {type(e).__name__}: {e} on the receiver's "
+            f"one array (TensorServingInputReceiver, input {single!r}). If the"
+            " model_fn reads a dict of features, export with "
+            "ServingInputReceiver({name: ...}) instead.") from e
       raise ValueError(
           f"The model_fn raised {type(e).__name__}: {e} on the receiver's "
           f"features, a dict of {sorted(dict(features))!r}. If the model_fn "
           "takes features as one array (as numpy_input_fn(x=array) feeds "
-          "them): export gives it the receiver's dict (a receiver of one "
-          "bare array is not supported); read x = features['x'] if "
-          "isinstance(features, dict) else features in the model_fn, and "
-          "export with ServingInputReceiver({'x': ...}).") from e
+          "them), export with estlab.export.TensorServingInputReceiver(array)"
+          ": the model_fn then gets the bare array.") from e
     outputs = _outputs.signature_outputs(spec.export_outputs, spec.predictions)
     signatures.clear()
     signatures.update(outputs)

@@ -19,11 +19,9 @@ Modules, in the order they build on each other:
               names TF shares with ``tf.estimator`` (the ``estlab`` ones)
 
 Of ``tf.compat.v1.estimator``'s names that differ from ``tf.estimator``'s in
-TF 2.15, all 12 premades and ``Estimator`` are here; left out: ``tpu``
-(estlab has no TPUEstimator; ``jax`` runs the same code on TPUs) and
-``classifier_parse_example_spec`` / ``regressor_parse_example_spec``
-(``estlab.X`` has neither yet; use
-``estlab.feature_column.make_parse_example_spec`` plus the label's spec).
+TF 2.15, all 12 premades, ``Estimator`` and ``classifier_parse_example_spec``
+/ ``regressor_parse_example_spec`` (the ``estlab`` ones) are here; left out:
+``tpu`` (estlab has no TPUEstimator; ``jax`` runs the same code on TPUs).
 
 Example:
   >>> from estlab.compat.v1 import estimator

@@ -8,10 +8,11 @@ TF 2.15 ``tf.compat.v1.estimator.X is tf.estimator.X`` for them (heads,
 hooks, specs, RunConfig, train_and_evaluate, ...); ``inputs`` (TF 1's
 ``numpy_input_fn`` / ``pandas_input_fn``) is ``estlab.inputs``.
 
-Left out: ``tpu`` (no TPUEstimator), ``classifier_parse_example_spec`` /
-``regressor_parse_example_spec`` and the hooks estlab does not have
-(``CheckpointSaverHook``, ``FeedFnHook``, ...), as they are absent from
-``estlab`` itself.
+``classifier_parse_example_spec`` / ``regressor_parse_example_spec`` are the
+``estlab`` ones (TF 1's differ from TF 2's only in taking TF 1's feature
+columns; estlab has one kind). Left out: ``tpu`` (no TPUEstimator) and the
+hooks estlab does not have (``CheckpointSaverHook``, ``FeedFnHook``, ...), as
+they are absent from ``estlab`` itself.
 
 Example:
   >>> from estlab.compat.v1 import estimator
@@ -34,7 +35,9 @@ _V1 = tuple(_premade.__all__) + ("Estimator",)
 # Names TF 2.15 shares between tf.estimator and tf.compat.v1.estimator.
 _SHARED = tuple(name for name in estlab.__all__
                 if name not in _V1 and name[0].isupper()) + (
-                    "add_metrics", "train_and_evaluate")
+                    "add_metrics", "train_and_evaluate",
+                    "classifier_parse_example_spec",
+                    "regressor_parse_example_spec")
 _MODULES = {"inputs": "estlab.inputs", "export": "estlab.export",
             "experimental": "estlab.experimental"}
 
