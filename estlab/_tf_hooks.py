@@ -369,7 +369,9 @@ class NanTensorHook(SessionRunHook):
   after a run it raises ``estlab.NanLossDuringTrainingError``
   (``fail_on_nan_loss``), else logs a warning and requests a stop. (The
   Estimator checks the loss for NaN by itself, as TF added this hook for
-  the loss: a NaN loss raises whatever this hook says, as in TF.)
+  the loss: a NaN loss raises whatever this hook says, as in TF.) With
+  ``steps_per_loop`` it reads the loop's last step's value; the Estimator's
+  own check sees every step.
 
   Example:
     >>> est.train(input_fn, hooks=[estlab.NanTensorHook(  # doctest: +SKIP

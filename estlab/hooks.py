@@ -5,8 +5,13 @@ same; there is no session on JAX, so ``run_context`` carries the global step
 and ``run_values.results`` the step's outputs (``loss`` and summaries) as
 numpy values, fetched from the device only when a hook reads them; where a
 TF hook ran ``session.run(global_step)``, ``session.global_step`` (a
-``HookSession``) holds it. With ``RunConfig(steps_per_loop=N)`` hooks run
-once per loop of N steps, as with TPUEstimator.
+``HookSession``) holds it. A hook's ``before_run`` may return
+``SessionRunArgs``: names of step outputs its ``run_values.results`` then
+holds (in the fetches' structure), or a feed that edits the step's batch on
+the host. With ``RunConfig(steps_per_loop=N)`` hooks run once per loop of N
+steps, as with TPUEstimator. TF's ready-made hooks (CheckpointSaverHook,
+SummarySaverHook, ...) are in ``estlab._tf_hooks``, a layer above, as they
+write checkpoints and events.
 
 Every loop calls its hooks as tf's ``MonitoredSession`` did, the hooks a
 model_fn returns in its ``EstimatorSpec`` included (``HookRunner``).

@@ -366,7 +366,8 @@ def test_nan_tensor_hook_raises_tfs_error(tmp_path):
   assert est.latest_checkpoint() is None  # TF saved nothing either
 
 
-def test_nan_tensor_hook_on_the_loss_array_in_the_spec_with_loops(tmp_path):
+def test_nan_tensor_hook_on_the_loss_array_in_the_spec_with_loops(tmp_path,
+                                                                  caplog):
   def model_fn(features, labels, mode, params):
     spec = linear_model_fn(features, labels, mode, params)
     loss = spec.loss * jnp.where(features["x"][0, 0] > 9, jnp.nan, 1.0)
@@ -378,8 +379,11 @@ def test_nan_tensor_hook_on_the_loss_array_in_the_spec_with_loops(tmp_path):
   # (TF's own NanTensorHook, estlab's own check).
   assert _TF["nan_tensor_hook"].startswith(
       "raised NanLossDuringTrainingError")
-  with pytest.raises(estlab.NanLossDuringTrainingError):
+  with caplog.at_level(logging.WARNING, logger="estlab"), pytest.raises(
+      estlab.NanLossDuringTrainingError):
     est.train(lambda: batches)
+  # The hook read the loss array it was given (the second loop's last step).
+  assert "Model diverged with loss = NaN." in caplog.text
 
 
 # -- FinalOpsHook --------------------------------------------------------------
