@@ -25,6 +25,14 @@ _EXPORTS = {
     "CheckpointSaverListener": "estlab.hooks",
     "LoggingTensorHook": "estlab.hooks",
     "SecondOrStepTimer": "estlab.hooks",
+    "SessionRunArgs": "estlab.hooks",
+    "CheckpointSaverHook": "estlab._tf_hooks",
+    "SummarySaverHook": "estlab._tf_hooks",
+    "StepCounterHook": "estlab._tf_hooks",
+    "NanTensorHook": "estlab._tf_hooks",
+    "FinalOpsHook": "estlab._tf_hooks",
+    "FeedFnHook": "estlab._tf_hooks",
+    "GlobalStepWaiterHook": "estlab._tf_hooks",
     "TrainSpec": "estlab.training",
     "EvalSpec": "estlab.training",
     "train_and_evaluate": "estlab.training",
@@ -71,14 +79,18 @@ def __dir__():
 
 if TYPE_CHECKING:  # for type checkers and IDEs; not executed at run time
   from estlab.checkpoint import CheckpointMismatchError
+  from estlab._tf_hooks import (CheckpointSaverHook, FeedFnHook, FinalOpsHook,
+                                GlobalStepWaiterHook, NanTensorHook,
+                                StepCounterHook, SummarySaverHook)
   from estlab.estimator import Estimator, NanLossDuringTrainingError
   from estlab.export._exporters import (BestExporter, Exporter, FinalExporter,
                                         LatestExporter)
   from estlab.feature_column.parsing import (classifier_parse_example_spec,
                                              regressor_parse_example_spec)
   from estlab.hooks import (CheckpointSaverListener, LoggingTensorHook,
-                            SecondOrStepTimer, SessionRunContext,
-                            SessionRunHook, SessionRunValues, StopAtStepHook)
+                            SecondOrStepTimer, SessionRunArgs,
+                            SessionRunContext, SessionRunHook,
+                            SessionRunValues, StopAtStepHook)
   from estlab.run_config import RunConfig
   from estlab.spec import EstimatorSpec, ModeKeys
   from estlab.extenders import add_metrics

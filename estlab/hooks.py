@@ -5,8 +5,13 @@ same; there is no session on JAX, so ``run_context`` carries the global step
 and ``run_values.results`` the step's outputs (``loss`` and summaries) as
 numpy values, fetched from the device only when a hook reads them; where a
 TF hook ran ``session.run(global_step)``, ``session.global_step`` (a
-``HookSession``) holds it. With ``RunConfig(steps_per_loop=N)`` hooks run
-once per loop of N steps, as with TPUEstimator.
+``HookSession``) holds it. A hook's ``before_run`` may return
+``SessionRunArgs``: names of step outputs its ``run_values.results`` then
+holds (in the fetches' structure), or a feed that edits the step's batch on
+the host. With ``RunConfig(steps_per_loop=N)`` hooks run once per loop of N
+steps, as with TPUEstimator. TF's ready-made hooks (CheckpointSaverHook,
+SummarySaverHook, ...) are in ``estlab._tf_hooks``, a layer above, as they
+write checkpoints and events.
 
 Every loop calls its hooks as tf's ``MonitoredSession`` did, the hooks a
 model_fn returns in its ``EstimatorSpec`` included (``HookRunner``).
@@ -16,12 +21,13 @@ Periodic work inside the engine (summaries, logs, checkpoints) uses
 """
 from __future__ import annotations
 
+import collections
 import logging
 import time
 from typing import Any, Callable, Mapping, Sequence
 
 __all__ = ["SessionRunHook", "SessionRunContext", "SessionRunValues",
-           "HookSession", "StopAtStepHook", "LoggingTensorHook",
+           "SessionRunArgs", "HookSession", "StopAtStepHook", "LoggingTensorHook",
            "CheckpointSaverListener", "SecondOrStepTimer", "PeriodicTrigger",
            "HookRunner", "renewed"]
 
@@ -34,11 +40,26 @@ class HookSession:
   ``after_run``, the last one in ``end``; a TF hook's
   ``session.run(tf.train.get_global_step())`` becomes
   ``session.global_step``. ``mode`` is the loop's ``ModeKeys`` value.
+  ``model_dir`` is the estimator's in the training loop (None elsewhere).
+
+  The training loop also gives the hooks that save checkpoints
+  (``estlab.CheckpointSaverHook``) two private callables: ``_save_checkpoint
+  (wait)`` saves the loop's current state in ``model_dir`` through the
+  estimator's checkpointer (once per step: a step saved already is not
+  written again) and, with ``wait``, returns once it is on disk;
+  ``_checkpoint_state()`` is that state as a checkpoint holds it, to save
+  elsewhere. Both are None outside the training loop.
   """
 
-  def __init__(self, global_step: int, mode: str):
+  def __init__(self, global_step: int, mode: str, *,
+               model_dir: str | None = None,
+               save_checkpoint: Callable[[bool], None] | None = None,
+               checkpoint_state: Callable[[], Any] | None = None):
     self.global_step = global_step
     self.mode = mode
+    self.model_dir = model_dir
+    self._save_checkpoint = save_checkpoint
+    self._checkpoint_state = checkpoint_state
 
   def __repr__(self) -> str:
     return f"HookSession(global_step={self.global_step!r}, mode={self.mode!r})"
@@ -68,17 +89,122 @@ class SessionRunContext:
 
 
 class SessionRunValues:
-  """The outputs of a step; ``results`` fetches them to numpy on first use."""
+  """The outputs of a step; ``results`` fetches them to numpy on first use.
 
-  def __init__(self, fetch: Callable[[], Mapping[str, Any]]):
+  ``results`` is every output of the step by name, unless the hook's
+  ``before_run`` returned ``SessionRunArgs(fetches=...)``: then it is those
+  outputs in the structure of ``fetches``, as TF's. ``options`` and
+  ``run_metadata`` are TF's ``RunOptions``/``RunMetadata``: None on JAX.
+  """
+
+  def __init__(self, fetch: Callable[[], Any]):
     self._fetch = fetch
     self._results = None
+    self.options = None
+    self.run_metadata = None
 
   @property
   def results(self) -> Mapping[str, Any]:
     if self._results is None:
-      self._results = dict(self._fetch())
+      self._results = self._fetch()
+      if isinstance(self._results, Mapping):
+        self._results = dict(self._results)
     return self._results
+
+
+class SessionRunArgs(collections.namedtuple(
+    "SessionRunArgs", ["fetches", "feed_dict", "options"])):
+  """What a hook's ``before_run`` may return, as tf.estimator's.
+
+  On JAX there are no tensors to fetch or placeholders to feed:
+
+  * ``fetches``: names of the step's outputs (``'loss'``, ``'global_step'``
+    (the step after the run), ``'learning_rate'``, the model_fn's
+    ``EstimatorSpec(summaries={...})`` names; in evaluation ``'loss'`` and
+    ``'batches'``; in prediction the prediction names), one name or a
+    list, tuple or dict of them (nested). The hook's
+    ``run_values.results`` then holds those outputs as numpy values in the
+    same structure (one name: its value). With ``steps_per_loop`` they are
+    the loop's last step's.
+  * ``feed_dict``: ``{feature name: value}`` replacing those features of the
+    step's batch on the host (TF's feed of an input placeholder), or a
+    function ``(features, labels) -> (features, labels)`` editing the batch
+    (what ``estlab.FeedFnHook`` returns). With ``steps_per_loop`` it applies
+    to every batch of the loop.
+  * ``options``: TF's ``RunOptions``; must be None.
+
+  Example:
+    >>> class LossPrinter(estlab.SessionRunHook):
+    ...   def before_run(self, run_context):
+    ...     return estlab.SessionRunArgs({'loss': 'loss'})
+    ...   def after_run(self, run_context, run_values):
+    ...     print(run_values.results['loss'])  # doctest: +SKIP
+  """
+
+  def __new__(cls, fetches: Any, feed_dict: Any = None, options: Any = None):
+    if options is not None:
+      raise ValueError(f"SessionRunArgs(options={options!r}): RunOptions are "
+                       "TF's and have no JAX meaning; pass options=None.")
+    if not (feed_dict is None or callable(feed_dict) or
+            isinstance(feed_dict, Mapping)):
+      raise TypeError(
+          f"SessionRunArgs(feed_dict={feed_dict!r}): pass {{feature name: "
+          "value}} or a function (features, labels) -> (features, labels).")
+    return super().__new__(cls, fetches, feed_dict, options)
+
+
+def resolve_fetches(fetches: Any, outputs: Mapping[str, Any]) -> Any:
+  """``fetches`` (names, nested in lists, tuples and dicts) with each name
+  replaced by ``outputs[name]``; None stays None.
+
+  Raises:
+    ValueError: a name is not among ``outputs`` (the message lists them).
+    TypeError: a fetch is not a name.
+  """
+  if fetches is None:
+    return None
+  if isinstance(fetches, str):
+    if fetches not in outputs:
+      raise ValueError(
+          f"SessionRunArgs fetches {fetches!r}, which is not among the step's "
+          f"outputs {sorted(outputs)!r}. Fetch one of those, or add the array "
+          "to the model_fn's EstimatorSpec(summaries={name: array}).")
+    return outputs[fetches]
+  if isinstance(fetches, Mapping):
+    return {k: resolve_fetches(v, outputs) for k, v in fetches.items()}
+  if isinstance(fetches, (list, tuple)):
+    return type(fetches)(resolve_fetches(v, outputs) for v in fetches)
+  raise TypeError(
+      f"SessionRunArgs fetches {fetches!r:.200}: on JAX a fetch is the name of "
+      "a step output ('loss', 'global_step', a summaries name), or a list, "
+      "tuple or dict of names; add an array made in the model_fn to "
+      "EstimatorSpec(summaries={name: array}) and fetch its name.")
+
+
+def feed_edits(feed_dict: Any) -> Callable[[Any, Any], tuple[Any, Any]]:
+  """``SessionRunArgs.feed_dict`` as ``edit(features, labels) -> (features,
+  labels)`` on host (numpy) batches."""
+  if callable(feed_dict):
+    def edit(features, labels):
+      out = feed_dict(features, labels)
+      if not (isinstance(out, tuple) and len(out) == 2):
+        raise TypeError(f"feed_fn {feed_dict!r} returned {out!r:.200}: it must "
+                        "return the edited (features, labels).")
+      return out
+    return edit
+
+  def replace(features, labels):
+    if not isinstance(features, Mapping):
+      raise TypeError(f"SessionRunArgs(feed_dict={{...}}) replaces features "
+                      f"by name, but the batch's features are {features!r:.80}"
+                      "; feed a function (features, labels) -> (features, "
+                      "labels) instead.")
+    unknown = sorted(set(feed_dict) - set(features))
+    if unknown:
+      raise ValueError(f"SessionRunArgs(feed_dict=...) names {unknown!r}, which "
+                       f"are not features of the batch {sorted(features)!r}.")
+    return {**features, **feed_dict}, labels
+  return replace
 
 
 class SessionRunHook:
@@ -91,8 +217,11 @@ class SessionRunHook:
     """Called once the state is initialised or restored, after every hook's
     ``begin``; ``session.global_step`` is the step training starts from."""
 
-  def before_run(self, run_context: SessionRunContext) -> None:
-    """Called before each step (or loop); the return value is ignored."""
+  def before_run(self, run_context: SessionRunContext
+                 ) -> "SessionRunArgs | None":
+    """Called before each step (or loop); may return ``SessionRunArgs``
+    naming the outputs this hook's ``run_values.results`` holds, or a feed
+    editing the step's batch."""
 
   def after_run(self, run_context: SessionRunContext,
                 run_values: SessionRunValues) -> None:
@@ -300,18 +429,24 @@ class HookRunner:
   step, so they are known. ``after_begin`` runs between the ``begin`` and
   ``after_create_session`` calls: the training loop's start checkpoint, which
   TF's CheckpointSaverHook (the first hook) wrote in its
-  ``after_create_session``.
+  ``after_create_session``. ``session`` holds the other keywords
+  (``HookSession``).
+
+  A hook's ``before_run`` may return ``SessionRunArgs``: its fetches become
+  that hook's ``run_values.results``, its feed an edit of the step's batch
+  (``feeds``, which the loop applies on the host).
   """
 
   def __init__(self, hooks: Sequence[SessionRunHook], mode: str,
                global_step: int, *,
-               after_begin: Callable[[], None] = lambda: None):
+               after_begin: Callable[[], None] = lambda: None,
+               **session: Any):
     self._hooks = list(hooks)
     for hook in self._hooks:
       if not isinstance(hook, SessionRunHook):
         raise TypeError(f"hooks must be estlab.SessionRunHook instances, got "
                         f"{hook!r}: subclass estlab.SessionRunHook.")
-    self.session = HookSession(int(global_step), mode)
+    self.session = HookSession(int(global_step), mode, **session)
     for hook in self._hooks:
       hook.begin()
     after_begin()  # (TF's CheckpointSaverHook, listed first, saved here)
@@ -326,9 +461,22 @@ class HookRunner:
     step after the run before passing it to ``after_run``."""
     self.session.global_step = global_step
     context = SessionRunContext(global_step, self.session.mode, self.session)
+    context._run_args = []  # pylint: disable=protected-access
     for hook in self._hooks:
-      hook.before_run(context)
+      args = hook.before_run(context)
+      if args is not None and not isinstance(args, SessionRunArgs):
+        raise TypeError(f"{hook!r}.before_run returned {args!r:.200}: return "
+                        "None or estlab.SessionRunArgs(fetches=...).")
+      context._run_args.append(args)  # pylint: disable=protected-access
     return context
+
+  def feeds(self, context: SessionRunContext) -> list[Callable]:
+    """The batch edits the hooks' ``SessionRunArgs.feed_dict`` asked for in
+    ``context``'s ``before_run``, in hook order (``edit(features, labels)
+    -> (features, labels)`` on the host)."""
+    return [feed_edits(args.feed_dict)
+            for args in getattr(context, "_run_args", ())
+            if args is not None and args.feed_dict is not None]
 
   def after_run(self, context: SessionRunContext,
                 fetch: Callable[[], Mapping[str, Any]]) -> bool:
@@ -336,8 +484,13 @@ class HookRunner:
     self.session.global_step = context.global_step
     if self._hooks:
       values = SessionRunValues(fetch)
-      for hook in self._hooks:
-        hook.after_run(context, values)
+      run_args = getattr(context, "_run_args", None) or [None] * len(self._hooks)
+      for hook, args in zip(self._hooks, run_args):
+        if args is not None and args.fetches is not None:
+          hook.after_run(context, SessionRunValues(
+              lambda f=args.fetches: resolve_fetches(f, values.results)))
+        else:
+          hook.after_run(context, values)
     return context.stop_requested
 
   def end(self) -> None:

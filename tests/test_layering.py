@@ -57,6 +57,9 @@ _LAYERS = (
     ("the engine", ("estlab._engine",)),
     ("checkpoints", ("estlab.checkpoint", "estlab.inspect",
                      "estlab.warm_starting")),
+    # tf.estimator's hooks that save checkpoints and events (the hook
+    # protocol the engine calls is estlab.hooks, in "services").
+    ("tf.estimator's hooks", ("estlab._tf_hooks",)),
     ("export", ("estlab.export",)),
     ("the estimator", ("estlab.estimator",)),
     ("built on the estimator", ("estlab.premade", "estlab.training",

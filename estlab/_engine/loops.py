@@ -19,13 +19,13 @@ import numpy as np
 from tqdm import auto as tqdm
 
 from estlab.data._device import on_cpu
-from estlab.data._packing import rows_of
+from estlab.data._packing import Packed, pack, rows_of, unpacked
 from estlab.distribute._strategies import chief_decides
 from estlab.hooks import HookRunner, PeriodicTrigger, SessionRunHook, renewed
 from estlab.spec import HOOK_OUTPUTS, ModeKeys
 
 __all__ = ["NanLossDuringTrainingError", "TrainLoop", "evaluate_batches",
-           "predict_batches"]
+           "fed", "predict_batches"]
 
 logger = logging.getLogger("estlab")
 
@@ -101,6 +101,15 @@ class TrainLoop:
       when the save would first import the checkpointer (Orbax, ~1
       CPU-second), which then runs beside the next steps instead of before
       the first.
+    unravel: ``unravel(state)`` is the state as a checkpoint holds it (what
+      ``save`` writes): what a ``CheckpointSaverHook`` saves elsewhere.
+
+  A hook whose class sets ``_replaces_checkpoint_cadence`` (the public
+  ``estlab.CheckpointSaverHook``) saves the checkpoints itself, as in TF,
+  where the Estimator then added no saver of its own: the loop writes no
+  start and no periodic checkpoint, and ``listeners`` go to the first such
+  hook. The loop still writes the last step in ``model_dir`` when no hook
+  did (estlab always ends a train call with a checkpoint).
   """
 
   def __init__(self, *, step_fns: tuple[Callable, Callable],
@@ -109,8 +118,10 @@ class TrainLoop:
                after_first_step: Callable[[], None] = lambda: None,
                listeners: Sequence[Any] = (),
                wait_saved: Callable[[], None] = lambda: None,
-               multiprocess: bool = False, defer_start_save: bool = False):
+               multiprocess: bool = False, defer_start_save: bool = False,
+               unravel: Callable[[Any], Any] = lambda state: state):
     self._multiprocess = multiprocess
+    self._unravel = unravel
     self._defer_start = (defer_start_save and not listeners
                          and not multiprocess)
     self._listeners = list(listeners)
@@ -128,6 +139,15 @@ class TrainLoop:
     self._config = config
     self._model_dir = model_dir
     self._hooks = list(hooks)
+    savers = [h for h in self._hooks
+              if getattr(h, "_replaces_checkpoint_cadence", False)]
+    self._hook_saves = bool(savers)
+    if savers:  # (as TF: saving_listeners join the first saver hook)
+      for listener in self._listeners:
+        if listener not in savers[0]._listeners:  # pylint: disable=protected-access
+          savers[0]._listeners.append(listener)  # pylint: disable=protected-access
+      self._listeners = []
+      self._defer_start = False
     self._after_first_step = after_first_step
     self._rate_from = (0, 0.0)  # (step, time) of the last rate measured
 
@@ -216,8 +236,9 @@ class TrainLoop:
     now = time.monotonic()
     summary_due = PeriodicTrigger(config.save_summary_steps, start_step=start)
     log_due = PeriodicTrigger(config.log_step_count_steps, start_step=start)
-    ckpt_due = PeriodicTrigger(config.save_checkpoints_steps,
-                               config.save_checkpoints_secs, start_step=start)
+    ckpt_due = (PeriodicTrigger(start_step=start) if self._hook_saves else
+                PeriodicTrigger(config.save_checkpoints_steps,
+                                config.save_checkpoints_secs, start_step=start))
     start_save = ckpt_due.enabled
     if self._multiprocess and config.save_checkpoints_secs is not None:
       ckpt_due = _AgreedTrigger(ckpt_due, config.log_step_count_steps or 100,
@@ -243,8 +264,6 @@ class TrainLoop:
     def save_pending() -> None:
       if pending:
         self._save(pending.pop())
-    runner = HookRunner(self._hooks, ModeKeys.TRAIN, start,
-                        after_begin=save_start)
     bar = tqdm.tqdm(total=limit, desc="train", unit="step",
                     disable=not config.progress_bar)
     # Dispatched steps not yet checked: (outputs, step, time, summary?,
@@ -257,6 +276,28 @@ class TrainLoop:
     def settle(pending: int) -> None:
       while len(in_flight) > pending:
         self._settle(*in_flight.popleft(), bar=bar)
+
+    def checkpoint_state() -> Any:  # (HookSession._checkpoint_state)
+      settle(0)  # a NaN step raises before its state is saved
+      return self._unravel(state)
+
+    def save_checkpoint(wait: bool) -> None:  # (HookSession._save_checkpoint)
+      nonlocal saved
+      settle(0)
+      save_pending()
+      if saved != step:
+        self._save(state)
+        saved = step
+      if wait:
+        self._wait_saved()
+    try:
+      runner = HookRunner(self._hooks, ModeKeys.TRAIN, start,
+                          after_begin=save_start, model_dir=self._model_dir,
+                          save_checkpoint=save_checkpoint,
+                          checkpoint_state=checkpoint_state)
+    except BaseException:
+      bar.close()
+      raise
     batches = iter(batches)
     try:
       while limit is None or step - start < limit:
@@ -265,6 +306,9 @@ class TrainLoop:
         n, (features, labels) = next(batches, (0, (None, None)))
         if not n:
           break
+        edits = runner.feeds(context)
+        if edits:  # (FeedFnHook, SessionRunArgs(feed_dict=...))
+          features, labels = fed(edits, features, labels, n if looped else None)
         if looped:  # n steps of a padded stack (``train_loop``)
           state, outputs = self._train_loop(state, features, labels,
                                             np.int32(n))
@@ -310,6 +354,56 @@ class TrainLoop:
       listener.end(None, step)
     runner.end()
     return state, saved
+
+
+def fed(edits: Sequence[Callable], features: Any, labels: Any,
+        n: int | None) -> tuple[Any, Any]:
+  """A device batch edited on the host by ``edits`` (``HookRunner.feeds``),
+  put back where it was.
+
+  The batch is unpacked (``data._packing``) to the input_fn's ``(features,
+  labels)`` as numpy arrays; with ``n`` it is a loop's stack, and each of
+  its first ``n`` batches is edited (the padding after them is never read).
+  The edited batch is packed again and goes back to the devices (and
+  shardings) of the arrays it replaces.
+
+  Raises:
+    ValueError: an edit changed the batch's keys, shapes or dtypes, or the
+      batch spans several processes (no process holds all of it).
+  """
+  device = (features, labels)
+  for leaf in jax.tree.leaves(device):
+    if isinstance(leaf, jax.Array) and not leaf.is_fully_addressable:
+      raise ValueError(
+          "A hook feeds the batch (FeedFnHook, SessionRunArgs(feed_dict=...)),"
+          " but the batch spans several processes; edit the batches in the "
+          "input_fn instead.")
+  packed = isinstance(features, Packed)
+  host = unpacked(*jax.tree.map(np.asarray, device))
+
+  def edit(batch):
+    for one in edits:
+      batch = one(*batch)
+    return jax.tree.map(np.asarray, tuple(batch))
+  if n is None:
+    edited = edit(host)
+  else:
+    done = [edit(jax.tree.map(lambda a, i=i: a[i], host)) for i in range(n)]
+    edited = jax.tree.map(
+        lambda whole, *rows: np.concatenate([np.stack(rows), whole[n:]]),
+        host, *done)
+  if packed:
+    edited = (pack(edited, batch_axes=1 if n is None else 2), None)
+  if (jax.tree.structure(edited) != jax.tree.structure(device) or any(
+      np.shape(a) != np.shape(b) for a, b in
+      zip(jax.tree.leaves(edited), jax.tree.leaves(device)))):
+    raise ValueError(
+        "A feed changed the batch's keys, shapes or dtypes: a feed_fn returns "
+        "the (features, labels) it was given, edited in place of values "
+        f"(same keys, shapes and dtypes). Was {jax.tree.structure(host)}.")
+  return jax.tree.map(
+      lambda new, old: jax.device_put(new, old.sharding)
+      if isinstance(old, jax.Array) else new, edited, device)
 
 
 class _AgreedTrigger:
@@ -364,6 +458,9 @@ def evaluate_batches(compiled: Any, variables: Any, items: Iterable, *,
       if item is None:
         break
       _, ((features, labels), rows) = item
+      edits = runner.feeds(context)
+      if edits:
+        features, labels = fed(edits, features, labels, None)
       count += 1
       acc = compiled.eval_step(acc, variables, features, labels,
                                *valid(rows, features))
@@ -457,7 +554,10 @@ def predict_batches(compiled: Any, variables: Any, items: Iterable, *,
       item = next(items, None)  # (input ends after before_run, as in TF)
       if item is None:
         break
-      _, ((features, _), rows) = item
+      _, ((features, labels), rows) = item
+      edits = runner.feeds(context)
+      if edits:
+        features, _ = fed(edits, features, labels, None)
       ready, pending = pending, (
           compiled.predict_step(variables, features, keys=keys), rows)
       bar.update()

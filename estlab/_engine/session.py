@@ -207,6 +207,7 @@ class Session:
         after_first_step=after_first_step, listeners=listeners,
         wait_saved=self._checkpoints.wait_until_finished,
         multiprocess=getattr(strategy, "multiprocess", False),
+        unravel=steps.unravel_params,
         defer_start_save=(config.async_checkpoints and
                           "orbax.checkpoint" not in sys.modules))
 
