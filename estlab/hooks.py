@@ -34,11 +34,25 @@ class HookSession:
   ``after_run``, the last one in ``end``; a TF hook's
   ``session.run(tf.train.get_global_step())`` becomes
   ``session.global_step``. ``mode`` is the loop's ``ModeKeys`` value.
+  In a training loop ``variables()`` gives the train state's variables now,
+  where a TF hook ran ``session.run(tf.compat.v1.global_variables())``.
   """
 
-  def __init__(self, global_step: int, mode: str):
+  def __init__(self, global_step: int, mode: str,
+               variables: Callable[[], dict] | None = None):
     self.global_step = global_step
     self.mode = mode
+    self._variables = variables
+
+  def variables(self) -> dict:
+    """``{'params': ..., <collections>}`` of the train state after the last
+    run, on the device (read them before the hook returns: the next step
+    donates them). Training loops only."""
+    if self._variables is None:
+      raise ValueError(f"{self!r} holds no train state: only a training "
+                       "loop's hooks can read its variables; pass the hook "
+                       "to train(hooks=...) or TrainSpec(hooks=...).")
+    return self._variables()
 
   def __repr__(self) -> str:
     return f"HookSession(global_step={self.global_step!r}, mode={self.mode!r})"
@@ -300,18 +314,20 @@ class HookRunner:
   step, so they are known. ``after_begin`` runs between the ``begin`` and
   ``after_create_session`` calls: the training loop's start checkpoint, which
   TF's CheckpointSaverHook (the first hook) wrote in its
-  ``after_create_session``.
+  ``after_create_session``. ``variables`` gives the session's
+  ``variables()`` (a training loop's state now).
   """
 
   def __init__(self, hooks: Sequence[SessionRunHook], mode: str,
                global_step: int, *,
-               after_begin: Callable[[], None] = lambda: None):
+               after_begin: Callable[[], None] = lambda: None,
+               variables: Callable[[], dict] | None = None):
     self._hooks = list(hooks)
     for hook in self._hooks:
       if not isinstance(hook, SessionRunHook):
         raise TypeError(f"hooks must be estlab.SessionRunHook instances, got "
                         f"{hook!r}: subclass estlab.SessionRunHook.")
-    self.session = HookSession(int(global_step), mode)
+    self.session = HookSession(int(global_step), mode, variables)
     for hook in self._hooks:
       hook.begin()
     after_begin()  # (TF's CheckpointSaverHook, listed first, saved here)

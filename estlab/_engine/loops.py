@@ -101,6 +101,9 @@ class TrainLoop:
       when the save would first import the checkpointer (Orbax, ~1
       CPU-second), which then runs beside the next steps instead of before
       the first.
+    variables_of: ``variables_of(state) -> {'params': ..., <collections>}``:
+      what hooks read as ``run_context.session.variables()`` (the state
+      after the last run; ``InMemoryEvaluatorHook``).
   """
 
   def __init__(self, *, step_fns: tuple[Callable, Callable],
@@ -109,8 +112,10 @@ class TrainLoop:
                after_first_step: Callable[[], None] = lambda: None,
                listeners: Sequence[Any] = (),
                wait_saved: Callable[[], None] = lambda: None,
-               multiprocess: bool = False, defer_start_save: bool = False):
+               multiprocess: bool = False, defer_start_save: bool = False,
+               variables_of: Callable[[Any], dict] | None = None):
     self._multiprocess = multiprocess
+    self._variables_of = variables_of
     self._defer_start = (defer_start_save and not listeners
                          and not multiprocess)
     self._listeners = list(listeners)
@@ -243,8 +248,11 @@ class TrainLoop:
     def save_pending() -> None:
       if pending:
         self._save(pending.pop())
-    runner = HookRunner(self._hooks, ModeKeys.TRAIN, start,
-                        after_begin=save_start)
+    variables_of = self._variables_of
+    runner = HookRunner(  # (``variables`` reads ``state`` as it is then)
+        self._hooks, ModeKeys.TRAIN, start, after_begin=save_start,
+        variables=None if variables_of is None else
+        lambda: variables_of(state))
     bar = tqdm.tqdm(total=limit, desc="train", unit="step",
                     disable=not config.progress_bar)
     # Dispatched steps not yet checked: (outputs, step, time, summary?,
