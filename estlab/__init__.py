@@ -31,6 +31,7 @@ _EXPORTS = {
     "add_metrics": "estlab.extenders",
     "WarmStartSettings": "estlab.warm_starting",
     "CheckpointMismatchError": "estlab.checkpoint",
+    "ProfilerHook": "estlab._profiler_hook",
 }
 _PREMADE = ("BaselineClassifier", "BaselineRegressor", "BaselineEstimator",
             "LinearClassifier", "LinearRegressor", "LinearEstimator",
@@ -64,6 +65,7 @@ def __dir__():
 
 
 if TYPE_CHECKING:  # for type checkers and IDEs; not executed at run time
+  from estlab._profiler_hook import ProfilerHook
   from estlab.checkpoint import CheckpointMismatchError
   from estlab.estimator import Estimator, NanLossDuringTrainingError
   from estlab.hooks import (CheckpointSaverListener, LoggingTensorHook,
