@@ -13,9 +13,12 @@ Example:
 """
 from __future__ import annotations
 
+import glob
 import logging
 import os
 import shutil
+import tempfile
+
 from estlab.hooks import SecondOrStepTimer, SessionRunHook
 
 __all__ = ["ProfilerHook"]
@@ -31,7 +34,8 @@ class ProfilerHook(SessionRunHook):
   seconds after it) is traced, from its ``before_run`` until its outputs
   are on the host, so from a start at step 0 with ``save_steps=100`` the
   traces are of steps 100, 200, ... With ``steps_per_loop`` a run is a loop
-  and its trace is named by the loop's last step.
+  and its trace is named by the loop's last step. JAX runs one trace at a
+  time: hooks due at the same run share it (each gets a copy).
 
   Args:
     save_steps: trace every this many steps (exactly one of the two).
@@ -56,15 +60,10 @@ class ProfilerHook(SessionRunHook):
     self._output_dir = os.fspath(output_dir) or os.curdir
     self._show_dataflow = show_dataflow
     self._show_memory = show_memory
-    self._tracing = None  # the run directories present when a trace began
     self._next_step = None
 
-  @property
-  def _profile_dir(self) -> str:
-    return os.path.join(self._output_dir, "plugins", "profile")
-
   def begin(self) -> None:
-    self._discard()  # (a trace an earlier call's error left running)
+    _TRACE.leave(self, None)  # (a trace an earlier call's error left open)
     self._timer.reset()
     self._next_step = None  # the last step of the coming run
 
@@ -72,70 +71,105 @@ class ProfilerHook(SessionRunHook):
     self._run_from = run_context.global_step
     if (self._next_step is not None and
         self._timer.should_trigger_for_step(self._next_step)):
-      self._start()
+      _TRACE.join(self, (run_context.session, run_context.global_step),
+                  show_dataflow=self._show_dataflow)
 
   def after_run(self, run_context, run_values):
     step = run_context.global_step
     if self._next_step is None:  # (no trace until N steps or secs passed)
       self._timer.update_last_triggered_step(self._run_from)
-    if self._tracing is not None:
+    if _TRACE.holds(self):
       run_values.results  # pylint: disable=pointless-statement
       # (the step's outputs are on the host now: it has run)
-      self._stop(step)
+      _TRACE.leave(self, (os.path.join(self._output_dir, "plugins", "profile"),
+                          step, self._show_memory))
       self._timer.update_last_triggered_step(step)
     self._next_step = step + max(step - self._run_from, 1)
 
   def end(self, session=None):
     del session
-    self._discard()  # the input ended in before_run: no step was traced
+    _TRACE.leave(self, None)  # the input ended in before_run: no step ran
 
-  def _start(self) -> None:
+
+class _SharedTrace:
+  """The process's one ``jax.profiler`` trace, shared by the ProfilerHooks
+  due at the same run (JAX runs one trace at a time; TF traced a run once
+  for every hook that asked). It is written to a temporary directory and
+  copied, once the last of them leaves, into each one's profile directory
+  as ``<time>_step_<step>``. A trace left open by a run that raised is
+  dropped when a hook of another run joins."""
+
+  def __init__(self):
+    self._dir: str | None = None  # the running trace's log directory
+    self._run: tuple | None = None  # (HookSession, step) it was started at
+    self._hooks: set = set()  # the hooks inside it
+    self._targets: list = []  # (profile dir, step, show_memory) to write
+
+  def holds(self, hook: ProfilerHook) -> bool:
+    return hook in self._hooks
+
+  def join(self, hook: ProfilerHook, run: tuple, *, show_dataflow: bool
+           ) -> None:
     import jax  # pylint: disable=g-import-not-at-top
-    profile_dir = self._profile_dir
-    before = set(os.listdir(profile_dir)) if os.path.isdir(profile_dir) else set()
-    kwargs = {}
-    if hasattr(jax.profiler, "ProfileOptions"):
-      options = jax.profiler.ProfileOptions()
-      options.enable_hlo_proto = bool(self._show_dataflow)
-      kwargs["profiler_options"] = options
+    if self._dir is not None and (self._run[0] is not run[0] or
+                                  self._run[1] != run[1]):
+      self._close(write=False)  # (no hook of that run is left to end it)
+    if self._dir is None:
+      directory = tempfile.mkdtemp(prefix="estlab_profile_")
+      kwargs = {}
+      if hasattr(jax.profiler, "ProfileOptions"):
+        options = jax.profiler.ProfileOptions()
+        options.enable_hlo_proto = bool(show_dataflow)
+        kwargs["profiler_options"] = options
+      try:
+        jax.profiler.start_trace(directory, **kwargs)
+      except RuntimeError as e:
+        shutil.rmtree(directory, ignore_errors=True)
+        raise RuntimeError(
+            f"ProfilerHook could not start a trace: {e} Stop the "
+            "jax.profiler trace running around train(), or drop the "
+            "hook.") from e
+      self._dir, self._run = directory, run
+    self._hooks.add(hook)
+
+  def leave(self, hook: ProfilerHook, target: tuple | None) -> None:
+    """``hook`` leaves the trace; ``target``: ``(profile dir, step,
+    show_memory)`` to write it to, None to drop its part."""
+    if hook not in self._hooks:
+      return
+    self._hooks.discard(hook)
+    if target is not None:
+      self._targets.append(target)
+    if not self._hooks:
+      self._close(write=True)
+
+  def _close(self, *, write: bool) -> None:
+    import jax  # pylint: disable=g-import-not-at-top
+    directory, targets = self._dir, self._targets if write else []
+    self._dir, self._run, self._hooks, self._targets = None, None, set(), []
     try:
-      jax.profiler.start_trace(self._output_dir, **kwargs)
-    except RuntimeError as e:
-      raise RuntimeError(
-          f"ProfilerHook(output_dir={self._output_dir!r}) could not start a "
-          f"trace: {e} Stop the jax.profiler trace running around train(), "
-          "or drop the hook.") from e
-    self._tracing = before
+      jax.profiler.stop_trace()
+      runs = sorted(glob.glob(os.path.join(directory, "plugins", "profile",
+                                           "*")))
+      if targets and not runs:
+        logger.warning("ProfilerHook: the trace of step %d wrote nothing.",
+                       targets[0][1])
+      for profile_dir, step, show_memory in targets:
+        for run in runs:
+          target = os.path.join(profile_dir,
+                                f"{os.path.basename(run)}_step_{step}")
+          suffix = 1
+          while os.path.exists(target):
+            target = os.path.join(
+                profile_dir, f"{os.path.basename(run)}_step_{step}_{suffix}")
+            suffix += 1
+          shutil.copytree(run, target)
+          if show_memory:
+            jax.profiler.save_device_memory_profile(
+                os.path.join(target, "memory.prof"))
+          logger.info("Saved the profile of step %d into %r.", step, target)
+    finally:
+      shutil.rmtree(directory, ignore_errors=True)
 
-  def _finish(self) -> list[str]:
-    """Stops the trace; returns the run directories it wrote."""
-    import jax  # pylint: disable=g-import-not-at-top
-    before, self._tracing = self._tracing, None
-    jax.profiler.stop_trace()
-    profile_dir = self._profile_dir
-    if not os.path.isdir(profile_dir):
-      return []
-    return sorted(os.path.join(profile_dir, name)
-                  for name in set(os.listdir(profile_dir)) - before)
 
-  def _stop(self, step: int) -> None:
-    import jax  # pylint: disable=g-import-not-at-top
-    written = self._finish()
-    if not written:
-      logger.warning("ProfilerHook: the trace of step %d wrote nothing under "
-                     "%r.", step, self._profile_dir)
-    for run_dir in written:
-      target = f"{run_dir}_step_{step}"
-      suffix = 1
-      while os.path.exists(target):
-        target, suffix = f"{run_dir}_step_{step}_{suffix}", suffix + 1
-      os.rename(run_dir, target)
-      if self._show_memory:
-        jax.profiler.save_device_memory_profile(
-            os.path.join(target, "memory.prof"))
-      logger.info("Saved the profile of step %d into %r.", step, target)
-
-  def _discard(self) -> None:
-    if self._tracing is not None:
-      for run_dir in self._finish():
-        shutil.rmtree(run_dir, ignore_errors=True)
+_TRACE = _SharedTrace()

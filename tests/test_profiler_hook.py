@@ -92,3 +92,49 @@ def test_cadence_errors():
     estlab.ProfilerHook()
   with pytest.raises(ValueError, match="exactly one"):
     estlab.ProfilerHook(save_steps=2, save_secs=1)
+
+
+def test_from_a_model_fn_and_a_train_spec(tmp_path):
+  spec_hook = estlab.ProfilerHook(save_steps=3, output_dir=tmp_path / "spec")
+
+  def model_fn(features, labels, mode, params):
+    spec = linear_model_fn(features, labels, mode, params)
+    return spec._replace(training_hooks=[spec_hook]) if mode == "train" else spec
+  est = estlab.Estimator(model_fn, tmp_path / "m", config=quiet(
+      save_checkpoints_steps=4))
+  spec_hook_2 = estlab.ProfilerHook(save_steps=2, output_dir=tmp_path / "ts")
+  estlab.train_and_evaluate(
+      est, estlab.TrainSpec(_forever, max_steps=6, hooks=[spec_hook_2]),
+      estlab.EvalSpec(lambda: list(_BATCHES), throttle_secs=0))
+  assert sorted(_runs(tmp_path / "spec")) == [3, 6]
+  assert sorted(_runs(tmp_path / "ts")) == [2, 4, 6]
+
+
+def test_a_trace_left_open_by_an_error_is_dropped(tmp_path):
+  class Raise(estlab.SessionRunHook):
+    def after_run(self, run_context, run_values):
+      if run_context.global_step == 2:
+        raise RuntimeError("boom")
+  est = estlab.Estimator(linear_model_fn, tmp_path / "m", config=quiet())
+  with pytest.raises(RuntimeError, match="boom"):  # before the trace of 2 ends
+    est.train(_forever, steps=6, hooks=[
+        Raise(), estlab.ProfilerHook(save_steps=1, output_dir=tmp_path / "a")])
+  assert _runs(tmp_path / "a") == {}
+  # (nothing was saved: training starts again from step 0)
+  est.train(_forever, steps=4, hooks=[
+      estlab.ProfilerHook(save_steps=2, output_dir=tmp_path / "b")])
+  assert sorted(_runs(tmp_path / "b")) == [2, 4]
+
+
+def test_show_dataflow_keeps_the_compiled_steps_hlo(tmp_path):
+  # The HLO of the traced step (its instructions, ``parameter`` among them)
+  # is in the trace only with show_dataflow.
+  traces = {}
+  for flag in (True, False):
+    _train(tmp_path / f"m{flag}", estlab.ProfilerHook(
+        save_steps=2, output_dir=tmp_path / f"p{flag}", show_dataflow=flag),
+           steps=3)
+    [xplane] = (tmp_path / f"p{flag}").glob("plugins/profile/*/*.xplane.pb")
+    traces[flag] = xplane.read_bytes()
+  assert b"parameter" in traces[True]
+  assert b"parameter" not in traces[False]
