@@ -207,3 +207,17 @@ def test_call_logit_fn_checks_what_it_returns():
     with pytest.raises(ValueError, match="logit_fn should return a Tensor or "
                        "a dictionary mapping strings to Tensors"):
       call(lambda features, bad=bad: bad, {}, "train", {}, None)
+
+
+def test_under_mirrored_strategy(tmp_path):
+  est = _estimator(tmp_path / "m", save_checkpoints_steps=3,
+                   train_distribute=estlab.distribute.MirroredStrategy())
+  hook = estlab.experimental.InMemoryEvaluatorHook(est, _eval, every_n_iter=3)
+  est.train(_forever, hooks=[hook], steps=6)
+  in_memory = read(est.eval_dir())
+  assert list(in_memory) == [0, 3, 6]
+  for step in (3, 6):
+    from_disk = est.evaluate(_eval, name="disk", checkpoint_path=os.path.join(
+        est.model_dir, str(step)))
+    assert in_memory[step]["mse"] == pytest.approx(float(from_disk["mse"]),
+                                                   rel=1e-5)
