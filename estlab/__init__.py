@@ -45,6 +45,7 @@ _EXPORTS = {
     "FinalExporter": "estlab.export._exporters",
     "classifier_parse_example_spec": "estlab.feature_column.parsing",
     "regressor_parse_example_spec": "estlab.feature_column.parsing",
+    "ProfilerHook": "estlab._profiler_hook",
 }
 _PREMADE = ("BaselineClassifier", "BaselineRegressor", "BaselineEstimator",
             "LinearClassifier", "LinearRegressor", "LinearEstimator",
@@ -78,6 +79,7 @@ def __dir__():
 
 
 if TYPE_CHECKING:  # for type checkers and IDEs; not executed at run time
+  from estlab._profiler_hook import ProfilerHook
   from estlab.checkpoint import CheckpointMismatchError
   from estlab._tf_hooks import (CheckpointSaverHook, FeedFnHook, FinalOpsHook,
                                 GlobalStepWaiterHook, NanTensorHook,

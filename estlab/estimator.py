@@ -265,6 +265,15 @@ class Estimator:
       metric in the model_fn's ``eval_metric_ops``; also written as events to
       ``eval_dir(name)``.
     """
+    return self._evaluate(input_fn, steps, hooks, name,
+                          checkpoint_path=checkpoint_path)
+
+  def _evaluate(self, input_fn: Callable, steps: int | None,
+                hooks: Sequence[SessionRunHook] | None, name: str | None, *,
+                checkpoint_path: str | None = None,
+                in_memory: tuple[dict, int] | None = None) -> dict[str, Any]:
+    """``evaluate``; of ``in_memory``'s ``(variables, global_step)`` instead
+    of a checkpoint when given (``experimental.InMemoryEvaluatorHook``)."""
     if steps is not None and (not isinstance(steps, (int, np.integer)) or steps <= 0):
       raise ValueError(f"evaluate(steps={steps!r}): must be a positive int or "
                        "None (until the input ends).")
@@ -277,8 +286,10 @@ class Estimator:
                        pad=pads) as batches:
       return session.evaluate(
           first_batch(batches, input_fn), batches,
-          path=self._dir.checkpoint_path(checkpoint_path), strategy=strategy,
-          events_dir=self.eval_dir(name), pads=pads, hooks=hooks or (),
+          path=(self._dir.checkpoint_path(checkpoint_path)
+                if in_memory is None else None), in_memory=in_memory,
+          strategy=strategy, events_dir=self.eval_dir(name), pads=pads,
+          hooks=hooks or (),
           total=steps, progress_bar=self._config.progress_bar)
 
   def predict(self, input_fn: Callable, predict_keys: Sequence[str] | str | None = None,

@@ -41,6 +41,8 @@ class HookSession:
   ``session.run(tf.train.get_global_step())`` becomes
   ``session.global_step``. ``mode`` is the loop's ``ModeKeys`` value.
   ``model_dir`` is the estimator's in the training loop (None elsewhere).
+  In a training loop ``variables()`` gives the train state's variables now,
+  where a TF hook ran ``session.run(tf.compat.v1.global_variables())``.
 
   The training loop also gives the hooks that save checkpoints
   (``estlab.CheckpointSaverHook``) two private callables: ``_save_checkpoint
@@ -54,12 +56,24 @@ class HookSession:
   def __init__(self, global_step: int, mode: str, *,
                model_dir: str | None = None,
                save_checkpoint: Callable[[bool], None] | None = None,
-               checkpoint_state: Callable[[], Any] | None = None):
+               checkpoint_state: Callable[[], Any] | None = None,
+               variables: Callable[[], dict] | None = None):
     self.global_step = global_step
     self.mode = mode
     self.model_dir = model_dir
     self._save_checkpoint = save_checkpoint
     self._checkpoint_state = checkpoint_state
+    self._variables = variables
+
+  def variables(self) -> dict:
+    """``{'params': ..., <collections>}`` of the train state after the last
+    run, on the device (read them before the hook returns: the next step
+    donates them). Training loops only."""
+    if self._variables is None:
+      raise ValueError(f"{self!r} holds no train state: only a training "
+                       "loop's hooks can read its variables; pass the hook "
+                       "to train(hooks=...) or TrainSpec(hooks=...).")
+    return self._variables()
 
   def __repr__(self) -> str:
     return f"HookSession(global_step={self.global_step!r}, mode={self.mode!r})"
@@ -430,7 +444,8 @@ class HookRunner:
   ``after_create_session`` calls: the training loop's start checkpoint, which
   TF's CheckpointSaverHook (the first hook) wrote in its
   ``after_create_session``. ``session`` holds the other keywords
-  (``HookSession``).
+  (``HookSession``: ``variables`` gives its ``variables()``, a training
+  loop's state now).
 
   A hook's ``before_run`` may return ``SessionRunArgs``: its fetches become
   that hook's ``run_values.results``, its feed an edit of the step's batch

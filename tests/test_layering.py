@@ -51,7 +51,7 @@ _LAYERS = (
     ("the model_fn contract", ("estlab._version", "estlab.spec",
                                "estlab.metrics", "estlab._export_outputs")),
     ("services", ("estlab.summary", "estlab.hooks", "estlab.distribute",
-                  "estlab.run_config")),
+                  "estlab.run_config", "estlab._profiler_hook")),
     ("the input path", ("estlab.data", "estlab.inputs")),
     ("the model's pieces", ("estlab.feature_column", "estlab.heads")),
     ("the engine", ("estlab._engine",)),

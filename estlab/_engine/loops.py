@@ -110,6 +110,9 @@ class TrainLoop:
   start and no periodic checkpoint, and ``listeners`` go to the first such
   hook. The loop still writes the last step in ``model_dir`` when no hook
   did (estlab always ends a train call with a checkpoint).
+    variables_of: ``variables_of(state) -> {'params': ..., <collections>}``:
+      what hooks read as ``run_context.session.variables()`` (the state
+      after the last run; ``InMemoryEvaluatorHook``).
   """
 
   def __init__(self, *, step_fns: tuple[Callable, Callable],
@@ -119,9 +122,11 @@ class TrainLoop:
                listeners: Sequence[Any] = (),
                wait_saved: Callable[[], None] = lambda: None,
                multiprocess: bool = False, defer_start_save: bool = False,
-               unravel: Callable[[Any], Any] = lambda state: state):
+               unravel: Callable[[Any], Any] = lambda state: state,
+               variables_of: Callable[[Any], dict] | None = None):
     self._multiprocess = multiprocess
     self._unravel = unravel
+    self._variables_of = variables_of
     self._defer_start = (defer_start_save and not listeners
                          and not multiprocess)
     self._listeners = list(listeners)
@@ -291,10 +296,13 @@ class TrainLoop:
       if wait:
         self._wait_saved()
     try:
-      runner = HookRunner(self._hooks, ModeKeys.TRAIN, start,
-                          after_begin=save_start, model_dir=self._model_dir,
-                          save_checkpoint=save_checkpoint,
-                          checkpoint_state=checkpoint_state)
+      variables_of = self._variables_of
+      runner = HookRunner(  # (``variables`` reads ``state`` as it is then)
+          self._hooks, ModeKeys.TRAIN, start, after_begin=save_start,
+          model_dir=self._model_dir, save_checkpoint=save_checkpoint,
+          checkpoint_state=checkpoint_state,
+          variables=None if variables_of is None else
+          lambda: variables_of(state))
     except BaseException:
       bar.close()
       raise

@@ -79,6 +79,7 @@ class Session:
     self._state: TrainState | None = None  # on the device, or None
     self._state_step: int | None = None    # the checkpointed step it equals
     self._restored = None  # (path, variables, step) for eval/predict
+    self._checked: set = set()  # variable shapes evaluated from memory
 
   def train_state(self, features: Any, labels: Any, per_loop: int,
                   strategy: Any) -> TrainState:
@@ -208,6 +209,7 @@ class Session:
         wait_saved=self._checkpoints.wait_until_finished,
         multiprocess=getattr(strategy, "multiprocess", False),
         unravel=steps.unravel_params,
+        variables_of=lambda s: _variables(steps.unravel_params(s)),
         defer_start_save=(config.async_checkpoints and
                           "orbax.checkpoint" not in sys.modules))
 
@@ -215,21 +217,49 @@ class Session:
     self.keep(steps.unravel_params(state), saved)
     steps.join_compiles_ahead()  # never overlaps a later train call
 
-  def evaluate(self, first: tuple, rest: Iterator, *, path: str,
-               strategy: Any, events_dir: str, **kwargs: Any) -> dict:
+  def evaluate(self, first: tuple, rest: Iterator, *, path: str | None,
+               strategy: Any, events_dir: str,
+               in_memory: tuple[dict, int] | None = None,
+               **kwargs: Any) -> dict:
     """``loops.evaluate_batches`` of checkpoint ``path`` (its variables
     restored for the first batch's shapes) over ``first``, then ``rest``;
-    the scalars are written as events to ``events_dir`` (by the chief)."""
+    the scalars are written as events to ``events_dir`` (by the chief).
+    ``in_memory``: ``(variables, global_step)`` to evaluate instead of a
+    checkpoint (a training loop's, ``HookSession.variables``), checked
+    against this model's variables."""
     self._steps.join_compiles_ahead()
     (features, labels), _ = first[1]
-    variables, global_step = self.variables(ModeKeys.EVAL, features, labels,
-                                            path, strategy)
+    if in_memory is None:
+      variables, global_step = self.variables(ModeKeys.EVAL, features, labels,
+                                              path, strategy)
+    else:
+      variables, global_step = in_memory
+      self._check_variables(variables, features, labels)
+      if strategy is not None:
+        variables = strategy.put_replicated(variables)
     result = evaluate_batches(self._steps, variables, _chain(first, rest),
                               global_step=global_step, **kwargs)
     with summary.chief_writer(events_dir) as writer:
       writer.write_scalars(global_step, {k: float(v) for k, v in result.items()
                                          if k != "global_step" and np.ndim(v) == 0})
     return result
+
+  def _check_variables(self, variables: dict, features: Any,
+                       labels: Any) -> None:
+    """Raises a ValueError unless ``variables`` are shaped as this model's
+    (checked once per layout: a trace of the model's init)."""
+    given = _shapes(variables)
+    key = tuple(given.items())
+    if key in self._checked:
+      return
+    want = _shapes(self._steps.abstract_variables(ModeKeys.EVAL, features,
+                                                  labels))
+    if given != want:
+      raise ValueError(
+          f"The variables to evaluate {given!r} are not this model's "
+          f"{want!r}: an InMemoryEvaluatorHook evaluates the estimator it was "
+          "made with; pass it to that estimator's train(hooks=...).")
+    self._checked.add(key)
 
   def predict(self, first: tuple, rest: Iterator, *, path: str,
               strategy: Any, **kwargs: Any) -> Iterator[Any]:
@@ -240,6 +270,19 @@ class Session:
                                             path, strategy)
     yield from predict_batches(self._steps, variables, _chain(first, rest),
                                global_step=global_step, **kwargs)
+
+
+def _variables(state: TrainState) -> dict:
+  """``{'params': ..., <collections>}`` of a train state (what eval reads)."""
+  return {"params": state.params, **state.model_state}
+
+
+def _shapes(tree: Any) -> dict[str, str]:
+  """``{'params/dense/kernel': 'float32[3, 1]', ...}`` of a variables tree."""
+  leaves, _ = jax.tree_util.tree_flatten_with_path(tree)
+  return {"/".join(str(getattr(k, "key", k)) for k in path):
+          f"{np.dtype(leaf.dtype).name}{list(np.shape(leaf))}"
+          for path, leaf in leaves}
 
 
 def _chain(first: Any, rest: Iterator) -> Iterator:
