@@ -114,7 +114,15 @@ def _to_array(value: Any, name: str) -> Any:
     return value
   if hasattr(value, "to_numpy"):  # pandas Series / DataFrame
     return value.to_numpy()
-  array = np.asarray(value)
+  try:
+    array = np.asarray(value)
+  except ValueError:  # ragged lists (sequences): one object cell per row
+    if not isinstance(value, (list, tuple)):
+      raise
+    array = np.empty(len(value), dtype=object)
+    array[:] = [row if isinstance(row, (list, tuple, np.ndarray)) else [row]
+                for row in value]
+    return array
   if array.dtype.kind == "U":
     array = array.astype(object)
   return array

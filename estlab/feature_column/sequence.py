@@ -43,7 +43,8 @@ __all__ = ["SequenceCategoricalColumn", "SequenceNumericColumn",
            "sequence_categorical_column_with_hash_bucket",
            "sequence_categorical_column_with_vocabulary_list",
            "sequence_categorical_column_with_vocabulary_file",
-           "sequence_numeric_column", "padded_length", "is_sequence"]
+           "sequence_numeric_column", "padded_length", "pad_steps",
+           "is_sequence"]
 
 SEQUENCE_LENGTH = "sequence_length"
 
@@ -57,6 +58,30 @@ def padded_length(longest: int) -> int:
     [1, 1, 4, 8, 8, 16]
   """
   return 1 << max(int(longest) - 1, 0).bit_length()
+
+
+def pad_steps(value: Any, steps: int, fill: Any) -> np.ndarray:
+  """Per-example lists (or a ``[B, W]`` array) as ``[B, steps]``, cut or
+  padded with ``fill``: a per-step label, weight or mask beside padded
+  sequence features.
+
+  Example:
+    >>> pad_steps([[1, 0, 1], [0]], 4, -1).tolist()
+    [[1, 0, 1, -1], [0, -1, -1, -1]]
+  """
+  arr = _host._as_array(value)  # pylint: disable=protected-access
+  if arr.dtype == object and arr.ndim == 1 and any(
+      isinstance(c, (list, tuple, np.ndarray)) for c in arr):
+    rows = [np.asarray(c if isinstance(c, (list, tuple, np.ndarray)) else [c]
+                       ).reshape(-1) for c in arr]
+    kind = np.result_type(*[r.dtype for r in rows if r.size] or [type(fill)])
+    out = np.full((len(rows), steps), fill,
+                  dtype=object if kind == object or kind.kind in "US" else kind)
+    for i, r in enumerate(rows):
+      out[i, :min(r.size, steps)] = r[:steps]
+    return out
+  arr = arr.reshape(arr.shape[0], -1)
+  return _pad_time(arr, steps, fill)
 
 
 def _lengths(present: np.ndarray, per_step: int = 1) -> np.ndarray:
