@@ -27,7 +27,18 @@ from estlab.hooks import SecondOrStepTimer, SessionRunHook
 
 __all__ = ["read_eval_metrics", "make_early_stopping_hook",
            "stop_if_higher_hook", "stop_if_lower_hook",
-           "stop_if_no_increase_hook", "stop_if_no_decrease_hook"]
+           "stop_if_no_increase_hook", "stop_if_no_decrease_hook",
+           "RNNClassifier", "RNNEstimator"]
+
+# tf.estimator.experimental's RNN estimators, loaded on first use (Flax).
+_RNN = ("RNNClassifier", "RNNEstimator")
+
+
+def __getattr__(name: str) -> Any:
+  if name in _RNN:
+    from estlab.premade import rnn  # pylint: disable=g-import-not-at-top
+    return getattr(rnn, name)
+  raise AttributeError(f"module 'estlab.experimental' has no attribute {name!r}")
 
 logger = logging.getLogger("estlab")
 
