@@ -135,7 +135,8 @@ def split_batch(item: Any, index: int) -> tuple[Any, Any]:
   ``features`` is a dict of arrays or one array (passed to the model_fn as
   given, as tf.estimator passes a single Tensor); ``labels`` one array or a
   dict of arrays (a multi-head model's). Values come back as numpy arrays
-  (JAX arrays as they are).
+  (JAX arrays as they are); ragged lists (sequences of different lengths)
+  as 1-D object arrays, one list per example.
 
   Raises:
     TypeError: the batch or its features are not the expected containers.
