@@ -38,7 +38,17 @@ __all__ = ["build_raw_supervised_input_receiver_fn",
            "stop_if_higher_hook", "stop_if_lower_hook",
            "stop_if_no_increase_hook", "stop_if_no_decrease_hook",
            "InMemoryEvaluatorHook", "make_stop_at_checkpoint_step_hook",
-           "call_logit_fn"]
+           "call_logit_fn", "RNNClassifier", "RNNEstimator"]
+
+# tf.estimator.experimental's RNN estimators, loaded on first use (Flax).
+_RNN = ("RNNClassifier", "RNNEstimator")
+
+
+def __getattr__(name: str) -> Any:
+  if name in _RNN:
+    from estlab.premade import rnn  # pylint: disable=g-import-not-at-top
+    return getattr(rnn, name)
+  raise AttributeError(f"module 'estlab.experimental' has no attribute {name!r}")
 
 logger = logging.getLogger("estlab")
 

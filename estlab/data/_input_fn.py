@@ -114,7 +114,15 @@ def _to_array(value: Any, name: str) -> Any:
     return value
   if hasattr(value, "to_numpy"):  # pandas Series / DataFrame
     return value.to_numpy()
-  array = np.asarray(value)
+  try:
+    array = np.asarray(value)
+  except ValueError:  # ragged lists (sequences): one object cell per row
+    if not isinstance(value, (list, tuple)):
+      raise
+    array = np.empty(len(value), dtype=object)
+    array[:] = [row if isinstance(row, (list, tuple, np.ndarray)) else [row]
+                for row in value]
+    return array
   if array.dtype.kind == "U":
     array = array.astype(object)
   return array
@@ -127,7 +135,8 @@ def split_batch(item: Any, index: int) -> tuple[Any, Any]:
   ``features`` is a dict of arrays or one array (passed to the model_fn as
   given, as tf.estimator passes a single Tensor); ``labels`` one array or a
   dict of arrays (a multi-head model's). Values come back as numpy arrays
-  (JAX arrays as they are).
+  (JAX arrays as they are); ragged lists (sequences of different lengths)
+  as 1-D object arrays, one list per example.
 
   Raises:
     TypeError: the batch or its features are not the expected containers.

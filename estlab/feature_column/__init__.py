@@ -43,6 +43,12 @@ from estlab.feature_column.dense import (EmbeddingColumn, IndicatorColumn,
                                          embedding_column, indicator_column,
                                          shared_embeddings)
 from estlab.feature_column.encoding import encode, make_parse_example_spec
+from estlab.feature_column.sequence import (
+    SequenceCategoricalColumn, SequenceNumericColumn,
+    sequence_categorical_column_with_hash_bucket,
+    sequence_categorical_column_with_identity,
+    sequence_categorical_column_with_vocabulary_file,
+    sequence_categorical_column_with_vocabulary_list, sequence_numeric_column)
 from estlab.feature_column.numeric import (BucketizedColumn, NumericColumn,
                                            bucketized_column, numeric_column)
 from estlab.feature_column.vocabulary import (
@@ -53,6 +59,7 @@ from estlab.feature_column.vocabulary import (
 _LAZY = {name: "estlab.feature_column.layers"
          for name in ("DenseFeatures", "LinearModel", "input_layer",
                       "linear_model")}
+_LAZY["SequenceFeatures"] = "estlab.feature_column.sequence_layers"
 
 __all__ = [
     # functions, as tf.feature_column
@@ -63,8 +70,12 @@ __all__ = [
     "crossed_column", "embedding_column", "shared_embeddings",
     "indicator_column", "weighted_categorical_column",
     "make_parse_example_spec",
+    "sequence_numeric_column", "sequence_categorical_column_with_identity",
+    "sequence_categorical_column_with_hash_bucket",
+    "sequence_categorical_column_with_vocabulary_list",
+    "sequence_categorical_column_with_vocabulary_file",
     # host / device
-    "encode", "DenseFeatures", "LinearModel", "from_spec",
+    "encode", "DenseFeatures", "LinearModel", "SequenceFeatures", "from_spec",
     # tf.compat.v1.feature_column's functional layers, for model_fns
     "input_layer", "linear_model",
     # classes and errors
@@ -73,6 +84,7 @@ __all__ = [
     "VocabularyFileCategoricalColumn", "IdentityCategoricalColumn",
     "HashedCategoricalColumn", "CrossedColumn", "EmbeddingColumn",
     "SharedEmbeddingColumn", "IndicatorColumn", "WeightedCategoricalColumn",
+    "SequenceCategoricalColumn", "SequenceNumericColumn",
     "FixedLenFeature", "VarLenFeature", "MissingFeatureError",
     "VocabularyFileNotFoundError",
 ]
@@ -93,3 +105,4 @@ def __dir__():
 if TYPE_CHECKING:
   from estlab.feature_column.layers import (DenseFeatures, LinearModel,
                                             input_layer, linear_model)
+  from estlab.feature_column.sequence_layers import SequenceFeatures

@@ -15,7 +15,9 @@ the result holds only numeric numpy arrays, keyed by column name:
   per row). ``ids == -1`` (weight 0) is "no value"; each row's values come
   first. K is 1 for single-valued features, else the most values in a row,
   rounded up to a power of two (at most the input width) so the compiled
-  step sees few shapes.
+  step sees few shapes;
+* ``out[sequence_column.name]``: ``{'ids' | 'values', 'sequence_length'}``
+  for each sequence column (``sequence``), padded to a power-of-two length.
 
 Each column is computed once per batch, however many columns reach it.
 
@@ -33,7 +35,9 @@ from __future__ import annotations
 
 from typing import Any, Iterator, Mapping
 
-from estlab.feature_column import _base, _host
+import numpy as np
+
+from estlab.feature_column import _base, _host, sequence
 from estlab.feature_column.categorical import WeightedCategoricalColumn
 from estlab.feature_column.dense import (EmbeddingColumn, IndicatorColumn,
                                          SharedEmbeddingColumn)
@@ -107,7 +111,9 @@ def encode(feature_columns: Any, features: Mapping[str, Any]) -> dict:
               "of one of them.")
         continue
       owners[name] = needed
-      if isinstance(needed, NumericColumn):
+      if isinstance(needed, sequence.SequenceColumn):
+        out[name] = needed._host_sequence(features, cache)  # pylint: disable=protected-access
+      elif isinstance(needed, NumericColumn):
         out[name] = needed._host_values(features, cache)  # pylint: disable=protected-access
       else:
         ids, weights = _base.cached_ids(needed, features, cache)
@@ -115,7 +121,24 @@ def encode(feature_columns: Any, features: Mapping[str, Any]) -> dict:
         out[name] = ({"ids": ids, "weights": weights}
                      if isinstance(needed, WeightedCategoricalColumn)
                      else {"ids": ids})
+  _check_sequence_lengths(owners, out)
   return out
+
+
+def _check_sequence_lengths(owners: Mapping, out: Mapping) -> None:
+  """All sequence columns of a batch have the same length per example, as
+  TF's ``SequenceFeatures`` requires (an RNN reads them step by step)."""
+  names = [n for n, c in owners.items()
+           if isinstance(c, sequence.SequenceColumn)]
+  for name in names[1:]:
+    first, this = (out[n][sequence.SEQUENCE_LENGTH] for n in (names[0], name))
+    if (first != this).any():
+      row = int(np.argmax(first != this))
+      raise ValueError(
+          f"Sequence columns {names[0]!r} and {name!r} have different lengths "
+          f"in row {row} of the batch ({int(first[row])} and {int(this[row])})"
+          "; every sequence feature of an example needs one value per step. "
+          "Pad the shorter one with a value (e.g. 0) where it has none.")
 
 
 def make_parse_example_spec(feature_columns: Any) -> dict:

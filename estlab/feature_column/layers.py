@@ -31,7 +31,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from estlab.feature_column import _base, dense
+from estlab.feature_column import _base, dense, sequence
 from estlab.feature_column.numeric import BucketizedColumn, NumericColumn
 
 __all__ = ["DenseFeatures", "LinearModel", "combine", "input_layer",
@@ -232,6 +232,19 @@ class _Variables(nn.Module):
             for name, (init, shape) in specs.items()}
 
 
+def _reject_sequence(columns: Sequence[_base.FeatureColumn], layer: str) -> None:
+  """TF's error for a sequence column given to a non-sequence layer."""
+  for column in columns:
+    if sequence.is_sequence(column):
+      raise ValueError(
+          f"In {layer}: column {column.name!r} is a sequence column "
+          f"({type(column).__name__}). Suggested fix A: if you wish to use "
+          f"{layer}, use a non-sequence categorical_column_with_* or "
+          "numeric_column. Suggested fix B: if you wish to create sequence "
+          "input, use SequenceFeatures (or an RNN estimator's "
+          "sequence_feature_columns) instead.")
+
+
 def _embedding_init(column: Any) -> Callable:
   return column.initializer or _truncated_normal(1.0 / math.sqrt(column.dimension))
 
@@ -302,6 +315,7 @@ class DenseFeatures(nn.Module):
   @nn.compact
   def __call__(self, features: Mapping[str, Any]) -> jax.Array:
     columns = _base.normalize_feature_columns(self.feature_columns)
+    _reject_sequence(columns, "DenseFeatures")
     for column in columns:
       if not isinstance(column, _base.DenseColumn):
         raise ValueError(
@@ -347,7 +361,9 @@ class LinearModel(nn.Module):
     shared: dict = {}
     weights: dict[str, jax.Array] = {}  # name -> [rows, units]
     inputs: dict[str, Any] = {}  # name -> (ids, weights) | [B, rows] values
-    for column in _base.normalize_feature_columns(self.feature_columns):
+    columns = _base.normalize_feature_columns(self.feature_columns)
+    _reject_sequence(columns, "LinearModel")
+    for column in columns:
       if isinstance(column, _base.CategoricalColumn):
         variables = _Variables(name=column.name)(
             {"weights": (zeros, (column.num_buckets, self.units))})

@@ -25,6 +25,7 @@ from estlab.heads._multi_label import MultiLabelHead
 from estlab.heads._regression import (LogisticRegressionHead,
                                       PoissonRegressionHead, RegressionHead,
                                       log_poisson_loss)
+from estlab.heads._sequential import SequentialHeadWrapper
 
 SUM_OVER_BATCH_SIZE = Reduction.SUM_OVER_BATCH_SIZE
 SUM = Reduction.SUM
@@ -33,5 +34,5 @@ __all__ = [
     "Head", "BinaryClassHead", "MultiClassHead", "MultiLabelHead",
     "RegressionHead", "PoissonRegressionHead", "LogisticRegressionHead",
     "MultiHead", "Reduction", "SUM_OVER_BATCH_SIZE", "SUM", "AccuracyBaseline",
-    "log_poisson_loss",
+    "log_poisson_loss", "SequentialHeadWrapper",
 ]
