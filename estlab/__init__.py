@@ -30,6 +30,7 @@ _EXPORTS = {
     "train_and_evaluate": "estlab.training",
     "add_metrics": "estlab.extenders",
     "WarmStartSettings": "estlab.warm_starting",
+    "VocabInfo": "estlab.warm_starting",
     "CheckpointMismatchError": "estlab.checkpoint",
 }
 _PREMADE = ("BaselineClassifier", "BaselineRegressor", "BaselineEstimator",
@@ -73,4 +74,4 @@ if TYPE_CHECKING:  # for type checkers and IDEs; not executed at run time
   from estlab.spec import EstimatorSpec, ModeKeys
   from estlab.extenders import add_metrics
   from estlab.training import EvalSpec, TrainSpec, train_and_evaluate
-  from estlab.warm_starting import WarmStartSettings
+  from estlab.warm_starting import VocabInfo, WarmStartSettings
