@@ -77,7 +77,8 @@ class VocabInfo(collections.namedtuple("VocabInfo", [
     if axis not in (0, 1):
       raise ValueError(f"The only supported values for the axis argument are "
                        f"0 and 1. Provided axis: {axis!r}.")
-    if not isinstance(num_oov_buckets, (int, np.integer)) or num_oov_buckets < 0:
+    if (not isinstance(num_oov_buckets, (int, np.integer))
+        or num_oov_buckets < 0):
       raise ValueError(f"num_oov_buckets={num_oov_buckets!r} must be an int "
                        ">= 0.")
     if backup_initializer is not None and not callable(backup_initializer):

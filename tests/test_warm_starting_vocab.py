@@ -116,7 +116,8 @@ def test_dnn_embedding_moves_by_token_as_tf(vocab):
 def test_renamed_variable_with_vocab_only(vocab):
   """vars_to_warm_start=None: only the VocabInfo variables, found under
   their previous name."""
-  var, new_var = "linear/linear_model/c/weights", "linear/linear_model/c2/weights"
+  var = "linear/linear_model/c/weights"
+  new_var = "linear/linear_model/c2/weights"
   old_dir = str(vocab["dir"] / "old")
   new_est = estlab.LinearClassifier(
       [column(vocab["new"], "c2")], optimizer=optax.sgd(0.0),

@@ -1,4 +1,4 @@
-"""The variable names estlab wrote before TF 2.x's, mapped when a checkpoint loads.
+"""Variable names estlab wrote before TF 2.x's, mapped when a checkpoint loads.
 
 Until the premade DNN took TF 2.x's checkpoint names, it wrote::
 
@@ -23,8 +23,8 @@ Only names under a ``dnn`` scope are touched.
 Example:
   >>> to_old('dnn/hiddenlayer_0/batchnorm_0/gamma')
   'dnn/batchnorm_0/scale'
-  >>> upgrade({'dnn/input_from_feature_columns/c_embedding/embedding_weights': 1})
-  {'dnn/input_from_feature_columns/input_layer/c_embedding/embedding_weights': 1}
+  >>> to_new('dnn/input_from_feature_columns/c_embedding/embedding_weights')
+  'dnn/input_from_feature_columns/input_layer/c_embedding/embedding_weights'
 """
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ from typing import Any, Callable
 
 from flax import traverse_util
 
-__all__ = ["legacy_renames", "rename_tree", "to_old", "upgrade"]
+__all__ = ["legacy_renames", "rename_tree", "to_new", "to_old", "upgrade"]
 
 _BATCH_NORM = {"gamma": "scale", "beta": "bias", "moving_mean": "mean",
                "moving_variance": "var"}

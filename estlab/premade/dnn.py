@@ -7,7 +7,7 @@ learning rate (0.001) unless told otherwise, as TF 2.15.
 
 Variables carry TF 2.x's checkpoint names (``get_variable_names()``)::
 
-  dnn/input_from_feature_columns/input_layer/<column>_embedding/embedding_weights
+  dnn/input_from_feature_columns/input_layer/<col>_embedding/embedding_weights
   dnn/hiddenlayer_<i>/kernel, dnn/hiddenlayer_<i>/bias
   dnn/hiddenlayer_<i>/batchnorm_<i>/gamma, .../beta      (params)
   dnn/hiddenlayer_<i>/batchnorm_<i>/moving_mean, .../moving_variance
@@ -72,7 +72,8 @@ class _BatchNorm(nn.Module):
         var.value = m * var.value + (1 - m) * batch_var
     else:
       batch_mean, batch_var = mean.value, var.value
-    return (x - batch_mean) * jax.lax.rsqrt(batch_var + self.epsilon) * gamma + beta
+    scale = jax.lax.rsqrt(batch_var + self.epsilon) * gamma
+    return (x - batch_mean) * scale + beta
 
 
 class _HiddenLayer(nn.Module):

@@ -103,7 +103,8 @@ def main():
       labels, labels, var)
 
   old_dir = d()
-  var = 'dnn/input_from_feature_columns/input_layer/c_embedding/embedding_weights'
+  var = ('dnn/input_from_feature_columns/input_layer/c_embedding/'
+         'embedding_weights')
   out['dnn_embedding'] = case(
       tf.estimator.DNNClassifier(
           [3], [fc.embedding_column(column(OLD), 2)], model_dir=old_dir),
@@ -114,7 +115,8 @@ def main():
       labels, labels, var)
 
   old_dir = d()
-  var, new_var = 'linear/linear_model/c/weights', 'linear/linear_model/c2/weights'
+  var = 'linear/linear_model/c/weights'
+  new_var = 'linear/linear_model/c2/weights'
   out['linear_renamed'] = case(
       tf.estimator.LinearClassifier([column(OLD)], model_dir=old_dir),
       tf.estimator.LinearClassifier(
