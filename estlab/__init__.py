@@ -38,6 +38,7 @@ _EXPORTS = {
     "train_and_evaluate": "estlab.training",
     "add_metrics": "estlab.extenders",
     "WarmStartSettings": "estlab.warm_starting",
+    "VocabInfo": "estlab.warm_starting",
     "CheckpointMismatchError": "estlab.checkpoint",
     "Exporter": "estlab.export._exporters",
     "LatestExporter": "estlab.export._exporters",
@@ -97,4 +98,4 @@ if TYPE_CHECKING:  # for type checkers and IDEs; not executed at run time
   from estlab.spec import EstimatorSpec, ModeKeys
   from estlab.extenders import add_metrics
   from estlab.training import EvalSpec, TrainSpec, train_and_evaluate
-  from estlab.warm_starting import WarmStartSettings
+  from estlab.warm_starting import VocabInfo, WarmStartSettings

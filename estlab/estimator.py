@@ -372,14 +372,18 @@ class Estimator:
     return self._dir.latest_checkpoint()
 
   def get_variable_names(self) -> list[str]:
-    """Names of the saved parameters (paths joined by ``/``) and, as TF
-    lists it, ``global_step``. Optimizer slots are not listed (TF listed
-    them as ``<name>/<Optimizer>``; they live in the optax state)."""
+    """Names of the saved variables (paths joined by ``/``) and, as TF
+    lists it, ``global_step``: the params and the other collections'
+    variables (batch normalization's ``moving_mean``/``moving_variance``).
+    The premade estimators' names are TF 2.x's (``dnn/hiddenlayer_0/kernel``,
+    ``linear/linear_model/<column>/weights``). Optimizer slots and
+    hyperparameters are not listed (TF lists them under ``training/
+    <Optimizer>/``; here they live in the optax state)."""
     return self._dir.variable_names()
 
   def get_variable_value(self, name: str) -> np.ndarray:
-    """Value of one saved parameter (or ``global_step``), as numpy, from
-    the latest checkpoint."""
+    """Value of one saved variable (a name of ``get_variable_names()``), as
+    numpy, from the latest checkpoint."""
     return self._dir.variable_value(name)
 
   def eval_dir(self, name: str | None = None) -> str:

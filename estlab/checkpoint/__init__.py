@@ -13,7 +13,10 @@ Modules, from the bottom up:
 * ``_trees``: pytree helpers for checkpoints: '/'-joined variable names,
   abstract restore targets, and the variables check that raises
   ``CheckpointMismatchError``.
-* ``_orbax``: the Orbax plumbing: the manager, step paths, item readers.
+* ``_legacy_names``: the variable names estlab wrote before TF 2.x's,
+  mapped when such a checkpoint is restored or read.
+* ``_orbax``: the Orbax plumbing: the manager, step paths, item readers
+  (a checkpoint with the old names is restored through ``_legacy_names``).
 * ``_checkpointer``: ``Checkpointer`` (save, restore, metadata) and
   ``latest_checkpoint``; the on-disk layout is documented there.
 * ``_model_dir``: ``ModelDir``, one model_dir's checkpoints as the

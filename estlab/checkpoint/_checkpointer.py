@@ -335,16 +335,25 @@ class Checkpointer:
       Array([0.1, 0.2], dtype=float32)
     """
     mngr, step = self._locate(step, path)
-    tree = _orbax.item_tree(mngr, step, 'params')
-    if tree is None:
-      args = ocp.args.StandardRestore()
-    else:
-      device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
-      args = ocp.args.StandardRestore(jax.tree.map(
-          lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=device),
-          tree,
-      ))
-    return mngr.restore(step, args=ocp.args.Composite(params=args))['params']
+    return _restore_as_saved(mngr, step, 'params')
+
+  def restore_model_state(
+      self, step: int | None = None, path: str | os.PathLike | None = None
+  ) -> dict:
+    """Returns a checkpoint's ``model_state`` (e.g. ``{'batch_stats': ...}``)
+    as saved, without a target; ``{}`` if the model had none.
+
+    For ``Estimator.get_variable_names``, which lists batch normalization's
+    moving statistics as TF does.
+
+    Args:
+      step: the step to read; default the latest.
+      path: a checkpoint directory ``model_dir/<step>``, instead of ``step``.
+    """
+    mngr, step = self._locate(step, path)
+    if _orbax.item_tree(mngr, step, 'extra') is None:
+      return {}
+    return dict(_restore_as_saved(mngr, step, 'extra').get('model_state') or {})
 
   def read_metadata(
       self, step: int | None = None, path: str | os.PathLike | None = None
@@ -433,6 +442,21 @@ class Checkpointer:
           f'Pass one of the saved steps {steps!r}.'
       )
     return mngr, int(step)
+
+
+def _restore_as_saved(mngr: ocp.CheckpointManager, step: int, item: str
+                      ) -> Any:
+  """One array item as saved, on the default device."""
+  tree = _orbax.item_tree(mngr, step, item)
+  if tree is None:
+    args = ocp.args.StandardRestore()
+  else:
+    device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+    args = ocp.args.StandardRestore(jax.tree.map(
+        lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=device),
+        tree,
+    ))
+  return mngr.restore(step, args=ocp.args.Composite(**{item: args}))[item]
 
 
 def _extra(state: TrainState) -> dict[str, Any]:

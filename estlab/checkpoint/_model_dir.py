@@ -71,7 +71,13 @@ class ModelDir:
     return os.path.abspath(path)
 
   def variable_names(self) -> list[str]:
-    """The latest checkpoint's parameter names and ``global_step``, sorted."""
+    """The latest checkpoint's variable names and ``global_step``, sorted.
+
+    Variables are the params and the other collections' variables (batch
+    normalization's ``moving_mean``/``moving_variance``), each under its
+    path without the collection's name, as TF lists them; names written
+    before TF 2.x's (``checkpoint._legacy_names``) are listed as TF's.
+    """
     return sorted([*self._values(self.checkpoint_path(None)), "global_step"])
 
   def variable_value(self, name: str) -> np.ndarray:
@@ -90,9 +96,17 @@ class ModelDir:
     return np.asarray(values[name])
 
   def _values(self, path: str) -> dict[str, np.ndarray]:
-    """``{'/'-joined parameter name: value}`` of the checkpoint at ``path``."""
-    return _checkpoint().flatten_names(
-        self.checkpointer.restore_params(path=path))
+    """``{'/'-joined variable name: value}`` of the checkpoint at ``path``:
+    params, then the other collections' variables (a name that a param
+    already has keeps its collection as a prefix)."""
+    flatten = _checkpoint().flatten_names
+    values = flatten(self.checkpointer.restore_params(path=path))
+    state = self.checkpointer.restore_model_state(path=path)
+    for collection, tree in sorted(state.items()):
+      for name, value in flatten(tree).items():
+        values[name if name not in values else f"{collection}/{name}"] = value
+    return importlib.import_module(
+        "estlab.checkpoint._legacy_names").upgrade(values)
 
   # The Checkpointer's reads and writes, opening it on first use.
 

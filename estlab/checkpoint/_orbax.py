@@ -16,6 +16,8 @@ import numpy as np
 import orbax.checkpoint as ocp
 from etils import epath
 
+from estlab.checkpoint._legacy_names import (legacy_renames, rename_tree,
+                                             to_old)
 from estlab.checkpoint._trees import (CheckpointMismatchError, abstract_like,
                                       check_variables, flatten_names,
                                       reassemble_like)
@@ -140,8 +142,23 @@ def restore_checked(
   if mngr.is_saving_in_progress():  # the step may be the one being written
     mngr.wait_until_finished()
   where = join(str(mngr.directory), step)
-  check_variables(saved_variables(mngr, step), params, where)
+  saved = saved_variables(mngr, step)
   abstract = {'params': abstract_like(params), **abstract}
+  if legacy_renames(saved, flatten_names(params)):
+    # Written with estlab's names before TF 2.x's: restore every item under
+    # the old names, then name it back (``_legacy_names``).
+    back = {}
+
+    def old(name: str) -> str:
+      back[to_old(name)] = name
+      return to_old(name)
+
+    renamed = {name: rename_tree(tree, old) for name, tree in abstract.items()}
+    got = restore_checked(mngr, step, renamed.pop('params'), renamed)
+    return {name: reassemble_like(
+        abstract[name], rename_tree(tree, lambda n: back.get(n, n)))
+            for name, tree in got.items()}
+  check_variables(saved, params, where)
   empty = {name for name, tree in abstract.items() if is_empty(tree)}
   saved = {name for name in abstract if (epath.Path(where) / name).is_dir()}
   differ = sorted(empty & saved) + sorted(set(abstract) - empty - saved)

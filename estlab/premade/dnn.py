@@ -4,6 +4,15 @@ Layers as TF 2.x builds them: ``hiddenlayer_<i>`` (Dense with the
 activation, Glorot-uniform kernels), then dropout in training, then batch
 normalization when asked; a ``logits`` layer; Adagrad at Keras' default
 learning rate (0.001) unless told otherwise, as TF 2.15.
+
+Variables carry TF 2.x's checkpoint names (``get_variable_names()``)::
+
+  dnn/input_from_feature_columns/input_layer/<col>_embedding/embedding_weights
+  dnn/hiddenlayer_<i>/kernel, dnn/hiddenlayer_<i>/bias
+  dnn/hiddenlayer_<i>/batchnorm_<i>/gamma, .../beta      (params)
+  dnn/hiddenlayer_<i>/batchnorm_<i>/moving_mean, .../moving_variance
+                                                         (batch_stats)
+  dnn/logits/kernel, dnn/logits/bias
 """
 from __future__ import annotations
 
@@ -11,6 +20,7 @@ from typing import Any, Callable, Sequence
 
 import flax.linen as nn
 import jax
+import jax.numpy as jnp
 
 from estlab import feature_column as fc
 from estlab.premade import optimizers
@@ -33,8 +43,75 @@ def activation(fn: Any) -> Callable:
                    "function name such as 'relu'.")
 
 
+class _BatchNorm(nn.Module):
+  """Keras' ``BatchNormalization`` over the batch axis, with its names.
+
+  ``gamma`` and ``beta`` are params; ``moving_mean`` and ``moving_variance``
+  live in the ``batch_stats`` collection and move by ``momentum`` in
+  training (``moving = momentum * moving + (1 - momentum) * batch``, the
+  batch's biased variance, as Keras).
+  """
+
+  momentum: float = 0.999
+  epsilon: float = 1e-3
+
+  @nn.compact
+  def __call__(self, x, training: bool):
+    width = x.shape[-1]
+    gamma = self.param("gamma", nn.initializers.ones, (width,), jnp.float32)
+    beta = self.param("beta", nn.initializers.zeros, (width,), jnp.float32)
+    mean = self.variable("batch_stats", "moving_mean", jnp.zeros, (width,),
+                         jnp.float32)
+    var = self.variable("batch_stats", "moving_variance", jnp.ones, (width,),
+                        jnp.float32)
+    if training:
+      batch_mean, batch_var = jnp.mean(x, axis=0), jnp.var(x, axis=0)
+      if not self.is_initializing():
+        m = self.momentum
+        mean.value = m * mean.value + (1 - m) * batch_mean
+        var.value = m * var.value + (1 - m) * batch_var
+    else:
+      batch_mean, batch_var = mean.value, var.value
+    scale = jax.lax.rsqrt(batch_var + self.epsilon) * gamma
+    return (x - batch_mean) * scale + beta
+
+
+class _HiddenLayer(nn.Module):
+  """TF's ``hiddenlayer_<i>``: Dense with the activation, dropout in training,
+  then (``batch_norm``) ``_BatchNorm`` named ``batchnorm_<index>`` inside it."""
+
+  width: int
+  index: int
+  activation_fn: Callable = jax.nn.relu
+  dropout: float | None = None
+  batch_norm: bool = False
+
+  @nn.compact
+  def __call__(self, x, training: bool):
+    kernel = self.param("kernel", nn.initializers.glorot_uniform(),
+                        (x.shape[-1], self.width), jnp.float32)
+    bias = self.param("bias", nn.initializers.zeros, (self.width,), jnp.float32)
+    x = self.activation_fn(x @ kernel + bias)
+    if self.dropout:
+      x = nn.Dropout(self.dropout, deterministic=not training)(x)
+    if self.batch_norm:
+      x = _BatchNorm(name=f"batchnorm_{self.index}")(x, training)
+    return x
+
+
+class _InputFromFeatureColumns(nn.Module):
+  """TF's scope ``input_from_feature_columns/input_layer`` around the
+  ``DenseFeatures`` of the DNN's columns."""
+
+  feature_columns: tuple
+
+  @nn.compact
+  def __call__(self, features):
+    return fc.DenseFeatures(self.feature_columns, name="input_layer")(features)
+
+
 class DNNModel(nn.Module):
-  """The DNN tower of tf.estimator's DNN estimators."""
+  """The DNN tower of tf.estimator's DNN estimators, with TF 2.x's names."""
 
   feature_columns: tuple
   hidden_units: tuple
@@ -45,18 +122,13 @@ class DNNModel(nn.Module):
 
   @nn.compact
   def __call__(self, features, training: bool):
-    net = fc.DenseFeatures(self.feature_columns,
-                           name="input_from_feature_columns")(features)
-    init = nn.initializers.glorot_uniform()
+    net = _InputFromFeatureColumns(self.feature_columns,
+                                   name="input_from_feature_columns")(features)
     for i, width in enumerate(self.hidden_units):
-      net = self.activation_fn(nn.Dense(width, kernel_init=init,
-                                        name=f"hiddenlayer_{i}")(net))
-      if self.dropout:
-        net = nn.Dropout(self.dropout, deterministic=not training)(net)
-      if self.batch_norm:
-        net = nn.BatchNorm(use_running_average=not training, momentum=0.999,
-                           epsilon=1e-3, name=f"batchnorm_{i}")(net)
-    return nn.Dense(self.units, kernel_init=init, name="logits")(net)
+      net = _HiddenLayer(width, i, self.activation_fn, self.dropout,
+                        self.batch_norm, name=f"hiddenlayer_{i}")(net, training)
+    return nn.Dense(self.units, kernel_init=nn.initializers.glorot_uniform(),
+                    name="logits")(net)
 
 
 def _check_dnn(hidden_units: Any, dropout: Any) -> tuple:
