@@ -2,6 +2,7 @@
 (and so ``train_and_evaluate``) from the evaluations on disk; evaluation
 in the training process (``InMemoryEvaluatorHook``); stopping at a
 checkpoint's step (``make_stop_at_checkpoint_step_hook``); ``call_logit_fn``;
+``LinearSDCA`` (SDCA for the linear estimators, ``premade.sdca``);
 ``build_raw_supervised_input_receiver_fn``, TF's path to ``estlab.export``'s
 (the receiver of an EVAL export).
 
@@ -38,7 +39,7 @@ __all__ = ["build_raw_supervised_input_receiver_fn",
            "stop_if_higher_hook", "stop_if_lower_hook",
            "stop_if_no_increase_hook", "stop_if_no_decrease_hook",
            "InMemoryEvaluatorHook", "make_stop_at_checkpoint_step_hook",
-           "call_logit_fn", "RNNClassifier", "RNNEstimator"]
+           "call_logit_fn", "RNNClassifier", "RNNEstimator", "LinearSDCA"]
 
 # tf.estimator.experimental's RNN estimators, loaded on first use (Flax).
 _RNN = ("RNNClassifier", "RNNEstimator")
@@ -48,6 +49,9 @@ def __getattr__(name: str) -> Any:
   if name in _RNN:
     from estlab.premade import rnn  # pylint: disable=g-import-not-at-top
     return getattr(rnn, name)
+  if name == "LinearSDCA":  # loaded on first use (JAX, Flax)
+    from estlab.premade import sdca  # pylint: disable=g-import-not-at-top
+    return sdca.LinearSDCA
   raise AttributeError(f"module 'estlab.experimental' has no attribute {name!r}")
 
 logger = logging.getLogger("estlab")

@@ -52,19 +52,24 @@ class PremadeEstimator(Estimator):
     optimizer: the optax transformation the head applies.
     feature_columns: every column the logit_fn reads (encoded on the host).
     model_dir, config, warm_start_from: as ``Estimator``.
+    model_fn: a model_fn over the same head and columns used instead of the
+      one composed from ``logit_fn`` and ``optimizer`` (``LinearSDCA``'s,
+      which computes its update itself); those are then None.
   """
 
-  def __init__(self, *, head: Any, logit_fn: Callable, optimizer: Any,
-               feature_columns: Sequence[Any], model_dir: Any = None,
-               config: Any = None, warm_start_from: Any = None):
+  def __init__(self, *, head: Any, logit_fn: Callable | None,
+               optimizer: Any, feature_columns: Sequence[Any],
+               model_dir: Any = None, config: Any = None,
+               warm_start_from: Any = None, model_fn: Callable | None = None):
     self._head = head
     self._feature_columns = tuple(feature_columns)
 
-    def model_fn(features, labels, mode):
-      logits = logit_fn(features, mode)
-      return head.create_estimator_spec(features=features, mode=mode,
-                                        logits=logits, labels=labels,
-                                        optimizer=optimizer)
+    if model_fn is None:
+      def model_fn(features, labels, mode):
+        logits = logit_fn(features, mode)
+        return head.create_estimator_spec(features=features, mode=mode,
+                                          logits=logits, labels=labels,
+                                          optimizer=optimizer)
     model_fn.__name__ = f"{type(self).__name__}_model_fn"
     super().__init__(model_fn, model_dir=model_dir, config=config,
                      warm_start_from=warm_start_from)
