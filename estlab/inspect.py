@@ -12,27 +12,7 @@ Example:
 """
 from __future__ import annotations
 
-from estlab.checkpoint.inspect import (STAT_NAMES, checkpoint_diff,
-                                       diff_values, eval_metrics_at,
-                                       format_checkpoints, format_histogram,
-                                       format_time, format_variables,
-                                       histogram, list_checkpoints, table_rows,
-                                       variable_stats, variable_table,
-                                       variable_values)
+from estlab.checkpoint import inspect as _impl
+from estlab.checkpoint.inspect import *  # noqa: F401,F403  pylint: disable=wildcard-import
 
-__all__ = [
-    'STAT_NAMES',
-    'checkpoint_diff',
-    'diff_values',
-    'eval_metrics_at',
-    'format_checkpoints',
-    'format_histogram',
-    'format_time',
-    'format_variables',
-    'histogram',
-    'list_checkpoints',
-    'table_rows',
-    'variable_stats',
-    'variable_table',
-    'variable_values',
-]
+__all__ = list(_impl.__all__)

@@ -29,6 +29,7 @@ import numpy as np
 from flax import traverse_util
 
 from estlab.checkpoint import _legacy_names  # no Orbax: checkpoint is lazy
+from estlab.feature_column.vocabulary import read_vocabulary_file
 
 
 def _checkpoint():
@@ -138,15 +139,7 @@ def _resolve(path: str) -> str:
 def _tokens(vocab: Any, size: int, what: str) -> list:
   """The first ``size`` tokens (all for -1) of a vocabulary file or list."""
   if isinstance(vocab, (str, os.PathLike)):
-    try:
-      with open(vocab, encoding="utf-8") as f:
-        tokens = f.read().split("\n")
-    except FileNotFoundError:
-      raise FileNotFoundError(
-          f"{what}={os.fspath(vocab)!r} does not exist: pass a text file with "
-          "one vocabulary entry per line.") from None
-    if tokens and tokens[-1] == "":
-      tokens.pop()
+    tokens = read_vocabulary_file(vocab, what)
   elif isinstance(vocab, Sequence):
     tokens = [str(t) for t in vocab]
   else:

@@ -4,17 +4,22 @@ Grouped host batches go to the device(s) as the strategy (or none) places
 them (``device_put_fn``), in a background thread that runs ``ahead`` items
 ahead of the step (``Prefetcher``, ``prefetch_ahead``), so the next batches
 are ready on the device while the current step runs. A strategy is passed
-in as an object (its ``put_batch``), never imported.
+in as an object (its ``put_batch``), never imported. ``fed`` takes a batch
+already on the device back to the host for a hook's edit (``FeedFnHook``)
+and returns it where it was.
 """
 from __future__ import annotations
 
 import queue
 import threading
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Sequence
 
 import jax
+import numpy as np
 
-__all__ = ["on_cpu", "device_put_fn", "prefetch_ahead", "Prefetcher"]
+from estlab.data._packing import Packed, pack, unpacked
+
+__all__ = ["on_cpu", "device_put_fn", "prefetch_ahead", "Prefetcher", "fed"]
 
 
 def on_cpu() -> bool:
@@ -123,3 +128,53 @@ class Prefetcher:
 
   def __exit__(self, *exc):
     self.close()
+
+
+def fed(edits: Sequence[Callable], features: Any, labels: Any,
+        n: int | None) -> tuple[Any, Any]:
+  """A device batch edited on the host by ``edits`` (``HookRunner.feeds``),
+  put back where it was.
+
+  The batch is unpacked (``data._packing``) to the input_fn's ``(features,
+  labels)`` as numpy arrays; with ``n`` it is a loop's stack, and each of
+  its first ``n`` batches is edited (the padding after them is never read).
+  The edited batch is packed again and goes back to the devices (and
+  shardings) of the arrays it replaces.
+
+  Raises:
+    ValueError: an edit changed the batch's keys, shapes or dtypes, or the
+      batch spans several processes (no process holds all of it).
+  """
+  device = (features, labels)
+  for leaf in jax.tree.leaves(device):
+    if isinstance(leaf, jax.Array) and not leaf.is_fully_addressable:
+      raise ValueError(
+          "A hook feeds the batch (FeedFnHook, SessionRunArgs(feed_dict=...)),"
+          " but the batch spans several processes; edit the batches in the "
+          "input_fn instead.")
+  packed = isinstance(features, Packed)
+  host = unpacked(*jax.tree.map(np.asarray, device))
+
+  def edit(batch):
+    for one in edits:
+      batch = one(*batch)
+    return jax.tree.map(np.asarray, tuple(batch))
+  if n is None:
+    edited = edit(host)
+  else:
+    done = [edit(jax.tree.map(lambda a, i=i: a[i], host)) for i in range(n)]
+    edited = jax.tree.map(
+        lambda whole, *rows: np.concatenate([np.stack(rows), whole[n:]]),
+        host, *done)
+  if packed:
+    edited = (pack(edited, batch_axes=1 if n is None else 2), None)
+  if (jax.tree.structure(edited) != jax.tree.structure(device) or any(
+      np.shape(a) != np.shape(b) for a, b in
+      zip(jax.tree.leaves(edited), jax.tree.leaves(device)))):
+    raise ValueError(
+        "A feed changed the batch's keys, shapes or dtypes: a feed_fn returns "
+        "the (features, labels) it was given, edited in place of values "
+        f"(same keys, shapes and dtypes). Was {jax.tree.structure(host)}.")
+  return jax.tree.map(
+      lambda new, old: jax.device_put(new, old.sharding)
+      if isinstance(old, jax.Array) else new, edited, device)

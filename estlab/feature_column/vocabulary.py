@@ -201,17 +201,28 @@ class VocabularyFileCategoricalColumn(_Lookup):
     return self.vocabulary
 
 
-def _read_vocabulary(path: str, size: int | None, dtype: str, key: str) -> tuple:
-  """The first ``size`` lines of ``path`` (all when None), one entry each."""
+def read_vocabulary_file(path: Any, what: str) -> list[str]:
+  """The lines of a vocabulary file (TF's format: one entry per line).
+
+  Raises:
+    VocabularyFileNotFoundError: ``path`` does not exist; the message names
+      it as ``what`` (e.g. ``"new_vocab"``).
+  """
   try:
     with open(path, encoding="utf-8") as f:
       lines = f.read().split("\n")
   except FileNotFoundError:
     raise VocabularyFileNotFoundError(
-        f"vocabulary_file {path!r} of column {key!r} does not exist. Pass the "
-        "path of a text file with one vocabulary entry per line.") from None
+        f"{what}={os.fspath(path)!r} does not exist. Pass the path of a text "
+        "file with one vocabulary entry per line.") from None
   if lines and lines[-1] == "":
     lines.pop()
+  return lines
+
+
+def _read_vocabulary(path: str, size: int | None, dtype: str, key: str) -> tuple:
+  """The first ``size`` lines of ``path`` (all when None), one entry each."""
+  lines = read_vocabulary_file(path, f"Column {key!r}'s vocabulary_file")
   size = len(lines) if size is None else size
   if size < 1 or size > len(lines):
     raise ValueError(f"Invalid vocabulary_size {size!r} in column {key!r}: "
