@@ -138,7 +138,7 @@ class Session:
     state = self._state
     if (state is not None and self._state_step is not None and
         path == os.path.abspath(self._checkpoints.path(self._state_step))):
-      return {"params": state.params, **state.model_state}, self._state_step
+      return _variables(state), self._state_step
     if self._restored is None or self._restored[0] != path:
       abstract = self._steps.abstract_variables(mode, features, labels)
       if strategy is not None:
@@ -188,7 +188,7 @@ class Session:
     on_disk = self._checkpoints.latest_step()  # unless initialised: its step
     variables = jax.tree.map(
         lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype),
-        {"params": state.params, **state.model_state})
+        _variables(state))
     if strategy is None:  # (sharded params stay trees)
       state = steps.ravel_params(state)  # small params: one vector
 

@@ -18,22 +18,10 @@ import tempfile
 import numpy as np
 import tensorflow as tf
 
+from _tf_data import X, Y, forever  # (this directory)
+
 tf.compat.v1.logging.set_verbosity(tf.compat.v1.logging.ERROR)
 v1 = tf.compat.v1
-
-
-def regression_data(n=64, seed=0):  # tests/_models.py's
-  rng = np.random.default_rng(seed)
-  x = rng.normal(size=(n, 3)).astype(np.float32)
-  y = (x @ np.array([1.0, -2.0, 0.5], np.float32) + 0.3).astype(np.float32)
-  return x, y
-
-
-X, Y = regression_data()
-
-
-def forever():
-  return tf.data.Dataset.from_tensor_slices(({"x": X}, Y)).repeat().batch(16)
 
 
 def empty():
