@@ -1,11 +1,9 @@
 """Estimator: tf.estimator's train / evaluate / predict on compiled JAX steps.
 
-Orchestration only: the input path is ``estlab.data`` (``data._pipeline.input_batches``),
-the compiled steps, loops and train state are ``estlab._engine``, the
-checkpoints ``estlab.checkpoint`` and the events ``estlab.summary``.
-Parameters and optimizer state stay on the device between steps and between
-calls in the same process; a new process resumes from the latest checkpoint
-in ``model_dir``.
+Orchestration only: the input path is ``estlab.data``
+(``data._pipeline.input_batches``); the compiled steps, loops and the train
+state kept on the device between calls are ``estlab._engine`` (its
+``Session``); the checkpoints ``estlab.checkpoint``.
 
 Example:
   >>> import flax.linen as nn, jax.numpy as jnp, numpy as np, optax, estlab
@@ -23,16 +21,15 @@ Example:
 from __future__ import annotations
 
 import copy
-import logging
+import functools
 import os
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
-import jax
 import numpy as np
 
-from estlab import summary
+from estlab._engine.host_step import HostStep
 from estlab._engine.loops import NanLossDuringTrainingError
-from estlab._engine.session import Session, train_limit
+from estlab._engine.session import Session, check_eval_steps, train_limit
 from estlab._engine.steps import CompiledSteps
 from estlab.checkpoint._model_dir import ModelDir
 from estlab.data._device import Prefetcher
@@ -40,15 +37,12 @@ from estlab.data._input_fn import first_batch
 from estlab.data._pipeline import input_batches
 from estlab.data._tables import EncodedTables
 from estlab.distribute._cluster import check_cluster_strategy
-from estlab.distribute._strategies import strategy_for
 from estlab.hooks import SessionRunHook
 from estlab.run_config import RunConfig, resolve_model_dir
 from estlab.spec import ModeKeys, call_model_fn, model_fn_args
 from estlab.warm_starting import WarmStartSettings, warm_start
 
 __all__ = ["Estimator", "NanLossDuringTrainingError"]
-
-logger = logging.getLogger("estlab")
 
 
 class Estimator:
@@ -80,19 +74,19 @@ class Estimator:
     self._params = copy.deepcopy(dict(params or {}))
     self._warm_start = (None if warm_start_from is None else
                         WarmStartSettings.from_value(warm_start_from))
-    seed = self._config.tf_random_seed
-    self._seed = int(np.random.SeedSequence().generate_state(1)[0] >> 1) if (
-        seed is None) else seed
     self._fresh()
 
   def _fresh(self) -> None:
     """Nothing compiled, restored or encoded yet (made on first use)."""
-    self._steps: CompiledSteps | None = None
-    self._session: Session | None = None  # the train state between calls
+    self._session: Session | None = None  # compiled steps, train state
     self._dir = ModelDir(self._model_dir,
                          max_to_keep=self._config.keep_checkpoint_max,
                          async_save=self._config.async_checkpoints)
     self._tables = EncodedTables()  # (array table, mode) -> its encoding
+
+  # What runs on the host around the compiled step: nothing here; a
+  # premade's feature columns and head (``_engine.host_step``).
+  _host = HostStep()
 
   # -- tf.estimator's read-only properties ------------------------------------
 
@@ -120,98 +114,44 @@ class Estimator:
     new._fresh()
     return new
 
-  # -- hooks for subclasses (premade estimators) ------------------------------
-
-  # Whether the model_fn weighs rows by ``spec.VALID_ROWS_KEY`` (the heads
-  # do): then a short last EVAL batch is padded instead of compiled anew.
-  _pads_eval_batches = False
-
-  # Rows an input_fn's batches are host-transformed at a time (read ahead
-  # and joined, ``data._encode.prepare_batches``); 0: batch by batch. Nothing to
-  # amortise for the identity transform here.
-  _host_chunk_rows = 0
-
-  def _host_transform(self, features: dict, labels: Any, mode: str
-                      ) -> tuple[dict, Any]:
-    """Host-side encoding before the compiled step (feature columns, vocab).
-
-    Row by row: transforming batches joined and splitting the result must
-    equal transforming each (array input_fns transform their whole table
-    once; ``_host_chunk_rows`` joins batches).
-    """
-    del mode
-    return features, labels
-
-  def _postprocess_predictions(self, predictions: Any) -> Any:
-    """Host-side work on a batch of predictions (e.g. class ids -> names):
-    the PREDICT spec's ``host_postprocess`` (a head's class names)."""
-    postprocess = self._compiled().host_postprocess
-    return predictions if postprocess is None else postprocess(predictions)
-
-  def _has_postprocess(self) -> bool:
-    return (type(self)._postprocess_predictions
-            is not Estimator._postprocess_predictions)
-
-  # -- plumbing ---------------------------------------------------------------
-
-  def _compiled(self) -> CompiledSteps:
-    """The compiled steps and the ``Session`` around them, made on first use."""
-    if self._steps is None:
-      args, params, config = self._model_fn_args, self._params, self._config
-
-      def call(features, labels, mode):
-        return call_model_fn(self._model_fn, args, features, labels, mode,
-                             params, config)
-      self._steps = CompiledSteps(call)
+  def _run(self) -> Session:
+    """The ``Session`` running the compiled steps, made on first use."""
+    if self._session is None:
+      steps = CompiledSteps(functools.partial(
+          call_model_fn, self._model_fn, self._model_fn_args,
+          params=self._params, config=self._config))
       warm = self._warm_start
       self._session = Session(
-          self._steps, self._dir, self._seed,
-          warm_start=None if warm is None else lambda p: warm_start(p, warm))
-    return self._steps
+          steps, self._dir, config=self._config,
+          model_name=type(self).__name__, warm_start=None if warm is None else
+          functools.partial(warm_start, settings=warm))
+    return self._session
 
   def _batches(self, input_fn: Callable, mode: str, *, limit: int | None,
                steps_per_loop: int = 1, pad: bool = False) -> Prefetcher:
     """Device batches of ``input_fn`` (``data._pipeline.input_batches``); an array
     input_fn's table is encoded once per Estimator, table and mode."""
     return input_batches(
-        input_fn, mode, strategy=strategy_for(self._config, mode), params=self.params,
-        config=self._config, host_transform=self._host_transform,
+        input_fn, mode, strategy=self._run().strategy(mode), params=self.params,
+        config=self._config, host_transform=self._host.apply,
         takes_labels="labels" in self._model_fn_args, tables=self._tables,
         limit=limit, steps_per_loop=steps_per_loop, pad=pad,
-        chunk_rows=self._host_chunk_rows)
-
-  def _run(self) -> Session:
-    """The session running the compiled steps (``_engine.session``)."""
-    self._compiled()
-    return self._session
-
-  def _variables(self, mode: str, features: Any, labels: Any,
-                 checkpoint_path: str | None) -> tuple[dict, int]:
-    """``({'params': ..., <collections>}, global_step)`` of a checkpoint."""
-    return self._run().variables(mode, features, labels,
-                                   self._dir.checkpoint_path(checkpoint_path),
-                                   strategy_for(self._config, mode))
+        chunk_rows=self._host.chunk_rows)
 
   # -- train / evaluate / predict ---------------------------------------------
 
   def train(self, input_fn: Callable, hooks: Sequence[SessionRunHook] | None = None,
             steps: int | None = None, max_steps: int | None = None,
             saving_listeners: Any = None) -> "Estimator":
-    """Trains on ``input_fn``'s batches; returns ``self``.
-
-    Checkpoints, as tf.estimator's: with a cadence (``save_checkpoints_steps``
-    or ``_secs``, 600 s by default) one of the starting state (step 0 for a
-    fresh ``model_dir``; not written again when resuming from it), one at
-    each due step and one at the end; without a cadence only the end (TF
-    wrote none).
+    """Trains on ``input_fn``'s batches; returns ``self``. Checkpoints are
+    saved as ``RunConfig.save_checkpoints_steps`` / ``_secs`` say.
 
     Args:
       input_fn: returns an iterable of ``(features, labels)`` batches (a
-        Dataset, a list, a generator, ``numpy_input_fn``'s iterator), or one
-        batch, trained on at every step (as tf.estimator); with neither
-        ``steps`` nor ``max_steps`` that trains until a hook stops it. What
-        counts as one batch: ``data._input_fn.call_input_fn``. ``features`` is a
-        dict of arrays or one array (given to the model_fn as it is).
+        Dataset, a list, a generator), or one batch, trained on at every
+        step as in tf.estimator (``data._input_fn.call_input_fn`` says what
+        is one batch; the README's migration table, how it differs from
+        TF). ``features``: a dict of arrays or one array.
       hooks: ``SessionRunHook`` instances.
       steps: train this many more steps (or until the input ends).
       max_steps: train until the global step reaches this; a no-op when it
@@ -226,20 +166,9 @@ class Estimator:
     session = self._run()
     with self._batches(input_fn, ModeKeys.TRAIN, limit=limit,
                        steps_per_loop=self._config.steps_per_loop) as batches:
-      first = first_batch(batches, input_fn)
-      writer = summary.chief_writer(self._model_dir)
-      try:
-        session.train(
-            first, batches, limit=limit, hooks=hooks or (),
-            listeners=saving_listeners or (), writer=writer,
-            config=self._config, model_dir=self._model_dir,
-            model_name=type(self).__name__,
-            strategy=strategy_for(self._config, ModeKeys.TRAIN),
-            compile_inference=strategy_for(self._config, ModeKeys.EVAL) is None,
-            pads=self._pads_eval_batches)
-      finally:
-        writer.close()
-        self._dir.wait_until_finished()  # also after an error: keep saves
+      session.train(first_batch(batches, input_fn), batches, limit=limit,
+                    hooks=hooks or (), listeners=saving_listeners or (),
+                    pads=self._host.pads_eval_batches)
     return self
 
   def evaluate(self, input_fn: Callable, steps: int | None = None,
@@ -252,9 +181,7 @@ class Estimator:
       input_fn: returns an iterable of batches, or one batch (see
         ``train``).
       steps: evaluate on this many batches at most; None: until the input
-        ends. An input_fn that returns one batch is read once with None and
-        ``steps`` times with ``steps`` (tf.estimator, given a batch of
-        tensors and no ``steps``, evaluated until stopped).
+        ends (one batch: once; ``steps``: that many times).
       hooks: ``SessionRunHook`` instances.
       checkpoint_path: the checkpoint to evaluate; None: the latest.
       name: evaluations with different names write to different
@@ -274,23 +201,16 @@ class Estimator:
                 in_memory: tuple[dict, int] | None = None) -> dict[str, Any]:
     """``evaluate``; of ``in_memory``'s ``(variables, global_step)`` instead
     of a checkpoint when given (``experimental.InMemoryEvaluatorHook``)."""
-    if steps is not None and (not isinstance(steps, (int, np.integer)) or steps <= 0):
-      raise ValueError(f"evaluate(steps={steps!r}): must be a positive int or "
-                       "None (until the input ends).")
+    check_eval_steps(steps)
     session = self._run()
-    strategy = strategy_for(self._config, ModeKeys.EVAL)
-    # (Padding marks a global batch's first rows real: one process's rows.)
-    pads = self._pads_eval_batches and not getattr(strategy, "multiprocess",
-                                                   False)
+    pads = session.pads_eval(self._host.pads_eval_batches)
     with self._batches(input_fn, ModeKeys.EVAL, limit=steps,
                        pad=pads) as batches:
       return session.evaluate(
           first_batch(batches, input_fn), batches,
-          path=(self._dir.checkpoint_path(checkpoint_path)
-                if in_memory is None else None), in_memory=in_memory,
-          strategy=strategy, events_dir=self.eval_dir(name), pads=pads,
-          hooks=hooks or (),
-          total=steps, progress_bar=self._config.progress_bar)
+          path=checkpoint_path, in_memory=in_memory,
+          events_dir=self.eval_dir(name), pads=pads, hooks=hooks or (),
+          total=steps)
 
   def predict(self, input_fn: Callable, predict_keys: Sequence[str] | str | None = None,
               hooks: Sequence[SessionRunHook] | None = None,
@@ -298,9 +218,8 @@ class Estimator:
               yield_single_examples: bool = True) -> Iterator[Any]:
     """Yields predictions of a checkpoint (the latest by default).
 
-    ``input_fn`` returns an iterable of batches, or one batch (see
-    ``train``), read once: tf.estimator, given a batch of tensors, predicted
-    on it until stopped. The input's labels, if any, are ignored.
+    ``input_fn`` returns an iterable of batches, or one batch, read once
+    (see ``train``); the input's labels, if any, are ignored.
 
     Yields:
       One dict per example (``yield_single_examples=True``) or per batch; a
@@ -311,12 +230,8 @@ class Estimator:
                        pad=True) as batches:
       yield from session.predict(
           first_batch(batches, input_fn), batches,
-          path=self._dir.checkpoint_path(checkpoint_path),
-          strategy=strategy_for(self._config, ModeKeys.PREDICT),
-          predict_keys=predict_keys, postprocess=self._postprocess_predictions,
-          host_postprocess=self._has_postprocess(),
-          single=yield_single_examples, hooks=hooks or (),
-          progress_bar=self._config.progress_bar)
+          path=checkpoint_path, predict_keys=predict_keys, postprocess=self._host.postprocess,
+          single=yield_single_examples, hooks=hooks or ())
 
   # -- export -----------------------------------------------------------------
 
@@ -324,14 +239,10 @@ class Estimator:
     """What the exporter reads of this estimator, as data: an
     ``estlab.export._servable.Servable`` (export imports no estimator)."""
     from estlab.export._servable import Servable  # pylint: disable=g-import-not-at-top
-    return Servable(
-        model=type(self).__name__,
-        module=lambda mode: self._compiled().module(mode),
-        variables=self._variables,
-        head=getattr(self, "head", None),  # a subclass's head names classes
-        python_host_transform=(type(self)._host_transform
-                               is not Estimator._host_transform),
-        python_postprocess=self._has_postprocess())
+    return Servable(model=type(self).__name__,
+                    module=lambda mode: self._run().steps.module(mode),
+                    variables=lambda *args: self._run().variables(*args),
+                    host=self._host)
 
   def export_saved_model(self, export_dir_base: str | os.PathLike,
                          serving_input_receiver_fn: Callable,
@@ -341,11 +252,10 @@ class Estimator:
                          experimental_mode: str = ModeKeys.PREDICT) -> str:
     """Writes a servable ``export_dir_base/<timestamp>/``; returns its path.
 
-    A ``jax.export`` module (cpu, cuda, tpu; any batch size), Orbax variables
-    and a JSON description of the inputs and signatures; run it with
-    ``estlab.export.load(path)``, no model code needed. See ``estlab.export``
-    for the layout. ``ModeKeys.PREDICT`` (the default) or ``ModeKeys.EVAL``
-    (an ``eval`` signature; pass a ``SupervisedInputReceiver`` fn).
+    A ``jax.export`` module, its variables and a JSON description of inputs
+    and signatures (``estlab.export``); ``estlab.export.load(path)`` runs it
+    without the model code. ``ModeKeys.EVAL`` exports an ``eval`` signature
+    (pass a ``SupervisedInputReceiver`` fn).
     """
     from estlab.export import _exporter  # pylint: disable=g-import-not-at-top
     return _exporter.export_saved_model(
@@ -372,13 +282,8 @@ class Estimator:
     return self._dir.latest_checkpoint()
 
   def get_variable_names(self) -> list[str]:
-    """Names of the saved variables (paths joined by ``/``) and, as TF
-    lists it, ``global_step``: the params and the other collections'
-    variables (batch normalization's ``moving_mean``/``moving_variance``).
-    The premade estimators' names are TF 2.x's (``dnn/hiddenlayer_0/kernel``,
-    ``linear/linear_model/<column>/weights``). Optimizer slots and
-    hyperparameters are not listed (TF lists them under ``training/
-    <Optimizer>/``; here they live in the optax state)."""
+    """Names of the saved variables and ``global_step``, as TF lists them
+    (``ModelDir.variable_names``; the premades' are TF 2.x's names)."""
     return self._dir.variable_names()
 
   def get_variable_value(self, name: str) -> np.ndarray:
@@ -392,4 +297,4 @@ class Estimator:
 
   def train_step_cache_size(self) -> int:
     """How many compiled versions of the train step exist (one per shape)."""
-    return self._compiled().train_step._cache_size()  # pylint: disable=protected-access
+    return self._run().steps.train_step._cache_size()  # pylint: disable=protected-access

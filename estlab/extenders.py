@@ -2,6 +2,7 @@
 ``tf.estimator.add_metrics``."""
 from __future__ import annotations
 
+import dataclasses
 import inspect
 from typing import Any, Callable
 
@@ -54,5 +55,7 @@ def add_metrics(estimator: Any, metric_fn: Callable) -> Any:
 
   model_fn.__name__ = f"{getattr(original, '__name__', 'model_fn')}_with_metrics"
   copy = estimator._with_model_fn(model_fn)  # pylint: disable=protected-access
-  copy._pads_eval_batches = False  # pylint: disable=protected-access
+  # (the metric_fn sees every row: no padded rows that it would count)
+  copy._host = dataclasses.replace(  # pylint: disable=protected-access
+      copy._host, pads_eval_batches=False)  # pylint: disable=protected-access
   return copy

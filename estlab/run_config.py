@@ -62,7 +62,10 @@ class RunConfig:
     save_checkpoints_steps: save a checkpoint every N global steps.
     save_checkpoints_secs: save a checkpoint every N seconds. Giving both is an
       error; giving neither means every 600 seconds (TF's rule); passing both
-      as ``None`` explicitly saves only at the end of each ``train`` call.
+      as ``None`` explicitly saves only at the end of each ``train`` call
+      (TF saved none). With a cadence ``train`` also saves, as TF's, its
+      starting state (step 0 for a fresh ``model_dir``; not again when
+      resuming from it) and its end.
     keep_checkpoint_max: how many recent checkpoints to keep (None: all).
     log_step_count_steps: log loss and steps/sec every N global steps (as
       late as summaries).

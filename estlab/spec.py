@@ -33,7 +33,7 @@ _MODEL_FN_ARGS = ("features", "labels", "mode", "params", "config")
 # The feature the engine adds in EVAL when it pads a short last batch to the
 # compiled batch size: True for real rows, False for padding. Heads weight
 # padded rows by zero; estimators whose model_fn honours it set
-# ``Estimator._pads_eval_batches``.
+# ``HostStep.pads_eval_batches`` (``estlab._engine.host_step``).
 VALID_ROWS_KEY = "__estlab_valid_rows__"
 
 # Step outputs a hook asked for by value (``LoggingTensorHook({'w': w})``

@@ -90,7 +90,7 @@ def test_compiled_once_and_state_stays_on_device(tmp_path, monkeypatch):
     est.train(batches_input_fn(x, y, batch_size=16))
     est.evaluate(batches_input_fn(x, y, batch_size=16))
     list(est.predict(batches_input_fn(x, y, batch_size=16)))
-  traces = est._compiled().traces
+  traces = est._run().steps.traces
   assert traces["train_step"] == 1
   assert traces["eval_step"] == 1
   assert traces["predict_step"] == 1
@@ -121,7 +121,7 @@ def test_new_batch_shape_compiles_once_more(tmp_path):
   est = _linear(tmp_path)
   est.train(batches_input_fn(x, y, batch_size=16))   # 16, 16, 8
   est.train(batches_input_fn(x, y, batch_size=16))
-  assert est._compiled().traces["train_step"] == 2
+  assert est._run().steps.traces["train_step"] == 2
 
 
 def test_steps_per_loop_matches_single_steps(tmp_path):
@@ -130,7 +130,7 @@ def test_steps_per_loop_matches_single_steps(tmp_path):
       [({"x": x[i:i + 8]}, y[i:i + 8]) for i in range(0, 64, 8)])
   single = _linear(tmp_path / "a").train(forever, steps=12)
   looped = _linear(tmp_path / "b", steps_per_loop=5).train(forever, steps=12)
-  traces = looped._compiled().traces
+  traces = looped._run().steps.traces
   assert traces["train_loop"] == 1 and traces["train_step"] == 0  # 5, 5 and 2
   assert looped.latest_checkpoint().endswith(os.sep + "12")
   for name in single.get_variable_names():
@@ -154,7 +154,7 @@ def test_partial_loops_reuse_the_loop_program_and_equal_single_steps(
   finite = lambda: iter([({"x": x[:8]}, y[:8]), ({"x": x[8:16]}, y[8:16])])
   single.train(finite)
   looped.train(finite)
-  traces = looped._compiled().traces
+  traces = looped._run().steps.traces
   assert traces["train_loop"] == 1 and traces["train_step"] == 0
   assert looped.latest_checkpoint().endswith(os.sep + str(sum(calls) + 2))
   for name in single.get_variable_names():

@@ -9,7 +9,7 @@ import optax
 import pytest
 
 import estlab
-from estlab.premade import _base as premade_base
+from estlab._engine.host_step import HostStep
 from tests.premade import _data
 
 CONFIG = dict(progress_bar=False, tf_random_seed=0, save_checkpoints_steps=None)
@@ -22,9 +22,9 @@ class _CountingClassifier(estlab.LinearClassifier):
     super().__init__(*args, **kwargs)
     self.encoded = []
 
-  def _host_transform(self, features, labels, mode):
+  def _encode(self, features, labels, mode):
     self.encoded.append((len(next(iter(features.values()))), mode))
-    return super()._host_transform(features, labels, mode)
+    return super()._encode(features, labels, mode)
 
 
 def _classifier(cls=estlab.LinearClassifier, tmp_path=None, **kwargs):
@@ -89,10 +89,12 @@ def test_generator_input_is_read_inline_on_the_cpu_unless_asked(
 def test_a_custom_estimator_transforms_batch_by_batch(tmp_path):
   seen = []
 
+  def counting(features, labels, mode):
+    seen.append(len(features["x"]))
+    return features, labels
+
   class Counting(estlab.Estimator):
-    def _host_transform(self, features, labels, mode):
-      seen.append(len(features["x"]))
-      return features, labels
+    _host = HostStep(transform=counting)
 
   def model_fn(features, labels, mode):
     pred = nn.Dense(1)(features["x"])[:, 0]
@@ -157,7 +159,7 @@ def test_a_short_last_eval_batch_is_padded_and_masked_not_recompiled(tmp_path):
   est = _classifier(tmp_path=tmp_path)
   est.train(_data.input_fn(features, y, batch_size=32, epochs=3))
   padded = est.evaluate(_data.input_fn(features, y, batch_size=32))  # 32,32,32,4
-  assert est._compiled().traces["eval_step"] == 1
+  assert est._run().steps.traces["eval_step"] == 1
   whole = est.evaluate(_data.input_fn(features, y, batch_size=100), name="one")
   for key in ("accuracy", "auc", "average_loss", "label/mean", "prediction/mean",
               "precision", "recall"):
@@ -197,7 +199,7 @@ def test_a_short_last_predict_batch_is_padded_and_sliced(tmp_path):
   assert len(got) == 70
   np.testing.assert_allclose([p["logits"] for p in got],
                              [p["logits"] for p in whole], rtol=1e-5)
-  assert est._compiled().traces["predict_step"] == 2  # batch 32, batch 70
+  assert est._run().steps.traces["predict_step"] == 2  # batch 32, batch 70
 
 
 def test_predict_hands_the_model_fn_no_labels_even_if_the_input_has_them():
@@ -248,8 +250,8 @@ def test_padding_repeats_real_rows_so_padded_rows_are_valid_inputs():
   out = list(estlab.data._grouping.pad_short_batches(iter(batches)))
   assert out[0][1] is None and out[1][1] == 1
   np.testing.assert_array_equal(out[1][0]["x"], [7.0, 7.0, 7.0, 7.0])
-  assert premade_base.PremadeEstimator._pads_eval_batches
-  assert not estlab.Estimator._pads_eval_batches
+  assert _classifier()._host.pads_eval_batches
+  assert not estlab.Estimator._host.pads_eval_batches
 
 
 def test_loops_of_table_rows_train_as_single_steps_do(tmp_path):

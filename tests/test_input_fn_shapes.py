@@ -135,9 +135,9 @@ class _CountingClassifier(estlab.LinearClassifier):
     super().__init__(*args, **kwargs)
     self.encoded = []
 
-  def _host_transform(self, features, labels, mode):
+  def _encode(self, features, labels, mode):
     self.encoded.append((mode, len(features["a"])))
-    return super()._host_transform(features, labels, mode)
+    return super()._encode(features, labels, mode)
 
 
 def _counting(tmp_path):

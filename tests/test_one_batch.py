@@ -87,9 +87,9 @@ def test_a_premade_estimator_encodes_one_batch_once(tmp_path):
 
   class Counting(estlab.LinearRegressor):
 
-    def _host_transform(self, features, labels, mode):
+    def _encode(self, features, labels, mode):
       encoded.append(mode)
-      return super()._host_transform(features, labels, mode)
+      return super()._encode(features, labels, mode)
   column = estlab.feature_column.numeric_column("x", shape=(3,))
   est = Counting([column], model_dir=tmp_path / "one", config=quiet())
   est.train(lambda: ({"x": X}, Y), steps=6)

@@ -350,7 +350,7 @@ def test_spec_hooks_trace_nothing_more_and_begin_on_every_call(tmp_path):
     est.train(_forever, steps=3)
     est.evaluate(_finite)
     list(est.predict(_finite))
-  traces = est._compiled().traces
+  traces = est._run().steps.traces
   assert (traces["init"], traces["train_step"], traces["eval_step"],
           traces["predict_step"]) == (1, 1, 1, 1)
   calls = lambda tag, method: sum(1 for t, m, _ in log if (t, m) == (tag, method))

@@ -16,4 +16,7 @@ Its modules, in the order a train call uses them:
                    prediction.
 8. ``session``     the train state across calls: kept in memory, restored,
                    or initialised; ``Session.train`` runs a ``TrainLoop``.
+9. ``host_step``   ``HostStep``: the Python an estimator runs on the host
+                   around the step (encoding before, class names after), as
+                   data the input path, the loops and the export read.
 """

@@ -477,9 +477,13 @@ def _emit(predictions: Any, rows: int | None, *, postprocess: Callable,
     yield from host
 
 
+def _same(predictions: Any) -> Any:
+  return predictions
+
+
 def predict_batches(compiled: Any, variables: Any, items: Iterable, *,
                     predict_keys: Sequence[str] | str | None,
-                    postprocess: Callable, host_postprocess: bool, single: bool,
+                    postprocess: Callable | None, single: bool,
                     hooks: Sequence[SessionRunHook], progress_bar: bool,
                     global_step: int) -> Iterator[Any]:
   """Yields predictions of ``items`` (``(1, (batch, valid))``), one batch late.
@@ -487,18 +491,20 @@ def predict_batches(compiled: Any, variables: Any, items: Iterable, *,
   Batch i+1 is dispatched before batch i is fetched, so the device works
   while the host hands out predictions. ``hooks`` run as in TF, then the
   spec's ``prediction_hooks``: the step is traced (or found traced) for the
-  first batch before any hook runs, so they are known. ``predict_keys`` are
-  selected by the step, or on the host after ``postprocess`` when it makes
-  predictions (``host_postprocess``).
+  first batch before any hook runs, so they are known. ``postprocess``: the
+  estimator's host step after the step (``HostStep.postprocess``, which
+  makes predictions: ``predict_keys`` are then selected after it on the
+  host, else by the step); None: the spec's ``host_postprocess``, if any.
   """
   if isinstance(predict_keys, str):
     predict_keys = [predict_keys]
   keys = None if predict_keys is None else tuple(predict_keys)
-  host_keys, keys = (keys, None) if host_postprocess else (keys, keys)
+  host_keys, keys = (keys, None) if postprocess is not None else (keys, keys)
   items = iter(items)
   first = next(items)
   jax.eval_shape(compiled.predict_step, variables, first[1][0][0],
                  keys=keys)  # the trace the step reuses
+  postprocess = postprocess or compiled.host_postprocess or _same
   runner = HookRunner([*hooks, *renewed(compiled.hooks[ModeKeys.PREDICT])],
                       ModeKeys.PREDICT, global_step)
   emit = functools.partial(_emit, postprocess=postprocess, single=single,

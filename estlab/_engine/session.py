@@ -8,8 +8,8 @@ the first train step compiling in a thread meanwhile. ``variables`` gives
 evaluate and predict a checkpoint's variables (the state in memory when it
 is that checkpoint). Checkpoints are reached through the ``checkpoints``
 handle the estimator passes in (``estlab.checkpoint.ModelDir``'s
-``latest_step``, ``path``, ``restore``, ``restore_variables``,
-``read_metadata``), so nothing here imports Orbax.
+``latest_step``, ``path``, ``checkpoint_path``, ``restore``,
+``restore_variables``, ``read_metadata``), so nothing here imports Orbax.
 """
 from __future__ import annotations
 
@@ -26,10 +26,11 @@ from estlab._engine.loops import TrainLoop, evaluate_batches, predict_batches
 from estlab._engine.startup import compile_ahead, host_for_init
 from estlab._engine.state import TrainState
 from estlab._engine.steps import CompiledSteps
+from estlab.distribute._strategies import strategy_for
 from estlab.hooks import renewed
 from estlab.spec import ModeKeys
 
-__all__ = ["Session", "train_limit"]
+__all__ = ["Session", "check_eval_steps", "train_limit"]
 
 logger = logging.getLogger("estlab")
 
@@ -60,26 +61,59 @@ def train_limit(steps: int | None, max_steps: int | None,
   return max_steps - start
 
 
+def check_eval_steps(steps: Any) -> None:
+  """Raises a ValueError unless ``evaluate(steps=)`` is None or positive."""
+  if steps is not None and (not isinstance(steps, (int, np.integer)) or
+                            steps <= 0):
+    raise ValueError(f"evaluate(steps={steps!r}): must be a positive int or "
+                     "None (until the input ends).")
+
+
 class Session:
   """The train state of one estimator between calls.
 
   Args:
     steps: the estimator's ``CompiledSteps``.
     checkpoints: its checkpoint handle (see the module docstring).
-    seed: the PRNG seed a fresh state is drawn with.
+    config: the estimator's RunConfig: its ``model_dir`` (train events),
+      distribution strategies (``distribute.strategy_for``), progress bars
+      and ``tf_random_seed``, the PRNG seed a fresh state is drawn with (None
+      draws one at random, as TF, once per session).
+    model_name: the estimator's class name, in each checkpoint's metadata.
     warm_start: ``params -> params`` applied to a fresh state, or None.
   """
 
-  def __init__(self, steps: CompiledSteps, checkpoints: Any, seed: int,
+  def __init__(self, steps: CompiledSteps, checkpoints: Any, *, config: Any,
+               model_name: str = "Estimator",
                warm_start: Callable[[Any], Any] | None = None):
     self._steps = steps
+    self._config = config
+    self._model_name = model_name
     self._checkpoints = checkpoints
-    self._seed = seed
+    seed = config.tf_random_seed
+    self._seed = (int(np.random.SeedSequence().generate_state(1)[0] >> 1)
+                  if seed is None else seed)
     self._warm_start = warm_start
     self._state: TrainState | None = None  # on the device, or None
     self._state_step: int | None = None    # the checkpointed step it equals
     self._restored = None  # (path, variables, step) for eval/predict
     self._checked: set = set()  # variable shapes evaluated from memory
+
+  @property
+  def steps(self) -> CompiledSteps:
+    """The compiled steps this session runs."""
+    return self._steps
+
+  def strategy(self, mode: str) -> Any:
+    """The distribution strategy of ``mode``, or None (one device)."""
+    return strategy_for(self._config, mode)
+
+  def pads_eval(self, pads: bool) -> bool:
+    """Whether EVAL pads short batches, when the model_fn allows it
+    (``pads``): padding marks a global batch's first rows real, so not
+    across processes, each of which holds its own rows."""
+    return pads and not getattr(self.strategy(ModeKeys.EVAL), "multiprocess",
+                                False)
 
   def train_state(self, features: Any, labels: Any, per_loop: int,
                   strategy: Any) -> TrainState:
@@ -132,9 +166,12 @@ class Session:
     """Keeps a train call's final ``state``, equal to checkpoint ``step``."""
     self._state, self._state_step = state, step
 
-  def variables(self, mode: str, features: Any, labels: Any, path: str,
-                strategy: Any) -> tuple[dict, int]:
-    """``({'params': ..., <collections>}, global_step)`` of checkpoint ``path``."""
+  def variables(self, mode: str, features: Any, labels: Any,
+                checkpoint_path: str | None) -> tuple[dict, int]:
+    """``({'params': ..., <collections>}, global_step)`` of a checkpoint (the
+    latest for None), shaped for these sample features and labels."""
+    path = self._checkpoints.checkpoint_path(checkpoint_path)
+    strategy = self.strategy(mode)
     state = self._state
     if (state is not None and self._state_step is not None and
         path == os.path.abspath(self._checkpoints.path(self._state_step))):
@@ -158,9 +195,7 @@ class Session:
     self._state = self._state_step = self._restored = None
 
   def train(self, first: tuple, rest: Iterator, *, limit: int | None,
-            hooks: Sequence[Any], listeners: Sequence[Any], writer: Any,
-            config: Any, model_dir: str, model_name: str, strategy: Any,
-            compile_inference: bool, pads: bool) -> None:
+            hooks: Sequence[Any], listeners: Sequence[Any], pads: bool) -> None:
     """Trains on ``(n, (features, labels))`` items (``first``, then
     ``rest``): the state from ``train_state``, carried raveled where small
     (``CompiledSteps.ravel_params``), through a ``loops.TrainLoop``; the
@@ -170,15 +205,24 @@ class Session:
       limit: steps to train at most (None: until the input or a hook ends).
       hooks: the caller's hooks (the spec's are added in tf.estimator's order).
       listeners: ``CheckpointSaverListener``s.
-      writer: the summary writer of the train events.
-      config: the RunConfig; ``model_dir`` for messages; ``model_name`` goes
-        into each checkpoint's metadata.
-      strategy: the TRAIN strategy, or None (one device).
-      compile_inference: compile eval and predict steps ahead for the train
-        batch's shapes, once the first step ran (one device only).
-      pads: whether eval steps will take padded batches (``VALID_ROWS_KEY``).
+      pads: whether eval steps will take padded batches (``VALID_ROWS_KEY``):
+        they are compiled ahead for the train batch's shapes once the first
+        step ran (on one device).
+
+    Events go to ``config.model_dir`` (by the chief); pending checkpoint
+    saves are waited for at the end, also after an error.
     """
-    steps = self._steps
+    writer = summary.chief_writer(self._config.model_dir)
+    try:
+      self._train(first, rest, limit, hooks, listeners, pads, writer)
+    finally:
+      writer.close()
+      self._checkpoints.wait_until_finished()  # also after an error: keep saves
+
+  def _train(self, first, rest, limit, hooks, listeners, pads, writer):
+    steps, config = self._steps, self._config
+    strategy = self.strategy(ModeKeys.TRAIN)
+    compile_inference = self.strategy(ModeKeys.EVAL) is None
     per_loop = config.steps_per_loop
     features, labels = first[1]
     one = features, labels
@@ -194,7 +238,7 @@ class Session:
 
     def save(s):
       self._checkpoints.save(steps.unravel_params(s),
-                             metadata={"model": model_name})
+                             metadata={"model": self._model_name})
 
     def after_first_step():
       if compile_inference:
@@ -202,7 +246,7 @@ class Session:
 
     loop = TrainLoop(
         step_fns=(steps.train_step, steps.train_loop), save=save,
-        writer=writer, config=config, model_dir=model_dir,
+        writer=writer, config=config, model_dir=config.model_dir,
         hooks=[*renewed(steps.chief_hooks), *hooks,
                *renewed(steps.hooks[ModeKeys.TRAIN])],
         after_first_step=after_first_step, listeners=listeners,
@@ -218,27 +262,29 @@ class Session:
     steps.join_compiles_ahead()  # never overlaps a later train call
 
   def evaluate(self, first: tuple, rest: Iterator, *, path: str | None,
-               strategy: Any, events_dir: str,
+               events_dir: str,
                in_memory: tuple[dict, int] | None = None,
                **kwargs: Any) -> dict:
-    """``loops.evaluate_batches`` of checkpoint ``path`` (its variables
-    restored for the first batch's shapes) over ``first``, then ``rest``;
-    the scalars are written as events to ``events_dir`` (by the chief).
+    """``loops.evaluate_batches`` of checkpoint ``path`` (None: the latest;
+    its variables restored for the first batch's shapes) over ``first``, then
+    ``rest``; the scalars are written as events to ``events_dir`` (by the chief).
     ``in_memory``: ``(variables, global_step)`` to evaluate instead of a
     checkpoint (a training loop's, ``HookSession.variables``), checked
     against this model's variables."""
     self._steps.join_compiles_ahead()
     (features, labels), _ = first[1]
+    strategy = self.strategy(ModeKeys.EVAL)
     if in_memory is None:
       variables, global_step = self.variables(ModeKeys.EVAL, features, labels,
-                                              path, strategy)
+                                              path)
     else:
       variables, global_step = in_memory
       self._check_variables(variables, features, labels)
       if strategy is not None:
         variables = strategy.put_replicated(variables)
     result = evaluate_batches(self._steps, variables, _chain(first, rest),
-                              global_step=global_step, **kwargs)
+                              global_step=global_step,
+                              progress_bar=self._config.progress_bar, **kwargs)
     with summary.chief_writer(events_dir) as writer:
       writer.write_scalars(global_step, {k: float(v) for k, v in result.items()
                                          if k != "global_step" and np.ndim(v) == 0})
@@ -261,15 +307,16 @@ class Session:
           "made with; pass it to that estimator's train(hooks=...).")
     self._checked.add(key)
 
-  def predict(self, first: tuple, rest: Iterator, *, path: str,
-              strategy: Any, **kwargs: Any) -> Iterator[Any]:
+  def predict(self, first: tuple, rest: Iterator, *, path: str | None,
+              **kwargs: Any) -> Iterator[Any]:
     """``loops.predict_batches`` of checkpoint ``path``, as ``evaluate``."""
     self._steps.join_compiles_ahead()
     (features, _), _ = first[1]
     variables, global_step = self.variables(ModeKeys.PREDICT, features, None,
-                                            path, strategy)
+                                            path)
     yield from predict_batches(self._steps, variables, _chain(first, rest),
-                               global_step=global_step, **kwargs)
+                               global_step=global_step,
+                               progress_bar=self._config.progress_bar, **kwargs)
 
 
 def _variables(state: TrainState) -> dict:

@@ -77,6 +77,10 @@ class ModelDir:
     normalization's ``moving_mean``/``moving_variance``), each under its
     path without the collection's name, as TF lists them; names written
     before TF 2.x's (``checkpoint._legacy_names``) are listed as TF's.
+    The premade estimators' names are TF 2.x's (``dnn/hiddenlayer_0/kernel``,
+    ``linear/linear_model/<column>/weights``). Optimizer slots are not listed
+    (TF listed them under ``training/<Optimizer>/``; here they live in the
+    optax state).
     """
     return sorted([*self._values(self.checkpoint_path(None)), "global_step"])
 

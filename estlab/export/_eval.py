@@ -93,16 +93,17 @@ def label_inputs(servable: Servable, receiver: Any) -> dict[str, dict]:
         f"{receiver!r:.100}. Use estlab.export.build_raw_supervised_input_"
         "receiver_fn(features, labels) (or a SupervisedInputReceiver).")
   described = _receivers.describe_labels(receiver)
-  if servable.feature_columns is not None:  # a premade: its head's labels
+  if servable.host.feature_columns is not None:  # a premade: head's labels
     if list(described) != [_receivers.LABELS]:
       raise ValueError(f"{servable.model} takes one labels array; "
                        f"the receiver's labels are {sorted(described)!r}.")
-    spec = head_labels(servable.head)
+    spec = head_labels(servable.host.head)
     spec["shape"][0] = receiver.default_batch_size
     return {_receivers.LABELS: spec}
-  if servable.python_host_transform:
+  if servable.host.python_transform:
     raise ValueError(
-        f"{servable.model} overrides _host_transform, Python code "
+        f"{servable.model} transforms its features with Python on the host "
+        "(its HostStep.transform), code "
         "that may change the labels and cannot be exported; EVAL export takes "
         "estimators whose labels reach the model_fn as they are.")
   strings = sorted(k for k, d in described.items() if d["dtype"] == "string")

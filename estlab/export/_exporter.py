@@ -67,7 +67,7 @@ def _host_columns(servable: Servable, receiver: Any, inputs: dict
     ValueError: the host step runs Python that no JSON describes.
   """
   if isinstance(receiver, _receivers.TensorServingInputReceiver) and (
-      servable.feature_columns is not None):
+      servable.host.feature_columns is not None):
     raise ValueError(
         f"{servable.model} reads a dict of features (its feature columns), but"
         " the receiver is a TensorServingInputReceiver, whose model_fn gets one"
@@ -75,16 +75,17 @@ def _host_columns(servable: Servable, receiver: Any, inputs: dict
         "make_parse_example_spec(feature_columns)).")
   if receiver.kind == "raw":
     return {"kind": "none"}, None
-  if servable.feature_columns is not None:
-    columns = list(servable.feature_columns)
+  if servable.host.feature_columns is not None:
+    columns = list(servable.host.feature_columns)
     if not columns:
-      return {"kind": "batch_size", "key": servable.batch_key}, None
+      return {"kind": "batch_size", "key": servable.host.batch_key}, None
     _check_host_callables(columns)
     return {"kind": "feature_columns",
             "feature_columns": [c.spec() for c in columns]}, columns
-  if servable.python_host_transform:
+  if servable.host.python_transform:
     raise ValueError(
-        f"{servable.model} overrides _host_transform, Python code "
+        f"{servable.model} transforms its features with Python on the host "
+        "(its HostStep.transform), code "
         "that cannot be exported. Export it with build_raw_serving_input_"
         "receiver_fn (the model_fn's features, already transformed).")
   strings = sorted(k for k, d in inputs.items()

@@ -11,9 +11,10 @@ taken from the export outputs and from the estimator's head (its
 
 Example:
   >>> from estlab import heads
+  >>> from estlab._engine.host_step import HostStep
   >>> from estlab.export._servable import Servable
   >>> ops = host_ops(Servable('LinearClassifier', module=None, variables=None,
-  ...                         head=heads.BinaryClassHead()))
+  ...                         host=HostStep(head=heads.BinaryClassHead())))
   >>> ops['classes']
   {'op': 'lookup', 'source': 'class_ids', 'names': ['0', '1']}
 """
@@ -97,11 +98,11 @@ def host_ops(servable: Servable) -> dict:
     ValueError: the estimator (or its head) runs Python on the predictions
       that no op describes.
   """
-  if servable.head is not None:
-    return _head_ops(servable.head)
-  if servable.python_postprocess:
-    raise ValueError(f"{servable.model} overrides "
-                     "_postprocess_predictions, host code that cannot be "
+  if servable.host.head is not None:
+    return _head_ops(servable.host.head)
+  if servable.host.python_postprocess:
+    raise ValueError(f"{servable.model} postprocesses its predictions with "
+                     "Python on the host (its HostStep.postprocess), code that cannot be "
                      "exported; compute those predictions in the model_fn.")
   return {}
 

@@ -1,7 +1,7 @@
 """``encode``: a host batch of raw features to the numbers the device reads.
 
 Runs on the host, per batch, before the compiled step (premade estimators
-call it from ``Estimator._host_transform``). Strings never leave the host:
+call it in their ``HostStep``, ``estlab._engine.host_step``). Strings never leave the host:
 the result holds only numeric numpy arrays, keyed by column name:
 
 * ``out[numeric.key]``: float32 ``[B, prod(shape)]``, NaN replaced by

@@ -4,7 +4,7 @@
 inside a model_fn gives the ``EstimatorSpec`` with TF's loss and metric keys.
 Strings and value errors cannot enter ``jax.jit``, so each head also has two
 host-side steps: ``transform_labels`` (before the step: vocabulary lookup and
-label checks, e.g. in ``Estimator._host_transform``) and
+label checks, e.g. in a premade's ``HostStep``) and
 ``postprocess_predictions`` (after it: ``classes`` / ``all_classes`` names).
 
 Example:

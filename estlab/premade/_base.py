@@ -3,17 +3,17 @@
 This is the part of tf.estimator worth keeping: ``LinearClassifier`` is
 ``Estimator(model_fn=compose(linear_logits, BinaryClassHead))``, with no
 per-class copies of the training logic. Feature columns are encoded on the
-host (``_host_transform``) and labels checked there; class names are added
-to predictions on the host after the compiled step.
+host and labels checked there (``_encode``, the estimator's ``HostStep``);
+class names are added to predictions on the host after the compiled step.
 """
 from __future__ import annotations
 
-import dataclasses
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
 from estlab import feature_column as fc
+from estlab._engine.host_step import HostStep
 from estlab.estimator import Estimator
 from estlab.heads import (BinaryClassHead, MultiClassHead, Reduction,
                           RegressionHead)
@@ -73,11 +73,15 @@ class PremadeEstimator(Estimator):
     model_fn.__name__ = f"{type(self).__name__}_model_fn"
     super().__init__(model_fn, model_dir=model_dir, config=config,
                      warm_start_from=warm_start_from)
-
-  _pads_eval_batches = True  # heads weigh padded rows (VALID_ROWS_KEY) zero
-  # Feature columns encode an input_fn's batches 4096 rows at a time: on
-  # 256-row batches encoding is mostly fixed cost per call (``data._chunks``).
-  _host_chunk_rows = 4096
+    # The host step as data, which the export describes in JSON. Columns
+    # encode an input_fn's batches 4096 rows at a time: on 256-row batches
+    # encoding is mostly fixed cost per call (``data._chunks``); heads weigh
+    # padded rows (VALID_ROWS_KEY) zero.
+    self._host = HostStep(
+        transform=self._encode, chunk_rows=4096, pads_eval_batches=True,
+        postprocess=head.postprocess_predictions,
+        feature_columns=self._feature_columns,
+        batch_key=None if self._feature_columns else BATCH_KEY, head=head)
 
   @property
   def head(self) -> Any:
@@ -87,7 +91,9 @@ class PremadeEstimator(Estimator):
   def feature_columns(self) -> tuple:
     return self._feature_columns
 
-  def _host_transform(self, features: dict, labels: Any, mode: str):
+  def _encode(self, features: dict, labels: Any, mode: str):
+    """Features through the columns, labels through the head (on the host)."""
+    del mode  # (the same in every mode; LinearSDCA adds example ids in TRAIN)
     if not isinstance(features, Mapping):
       shape = tuple(np.shape(features)[1:])
       raise TypeError(
@@ -113,18 +119,6 @@ class PremadeEstimator(Estimator):
     if labels is not None:
       labels = self._head.transform_labels(labels)
     return encoded, labels
-
-  def _postprocess_predictions(self, predictions: Any) -> Any:
-    return self._head.postprocess_predictions(predictions)
-
-  def _servable(self) -> Any:
-    """``Estimator._servable`` with the host step as data: the feature
-    columns (or, with none, the batch-size feature) and the head, which the
-    export describes in JSON; no host Python is left to refuse."""
-    return dataclasses.replace(
-        super()._servable(), feature_columns=self.feature_columns,
-        batch_key=None if self.feature_columns else BATCH_KEY,
-        head=self.head, python_host_transform=False, python_postprocess=False)
 
 
 BATCH_KEY = "__batch_size__"

@@ -99,8 +99,8 @@ class LinearEstimator(PremadeEstimator):
         feature_columns=columns, model_dir=model_dir, config=config,
         warm_start_from=warm_start_from)
 
-  def _host_transform(self, features: dict, labels: Any, mode: str):
-    encoded, labels = super()._host_transform(features, labels, mode)
+  def _encode(self, features: dict, labels: Any, mode: str):
+    encoded, labels = super()._encode(features, labels, mode)
     if self._sdca is not None and mode == ModeKeys.TRAIN:
       options, kind = self._sdca
       encoded[sdca.EXAMPLE_ID_KEY] = sdca.host_example_ids(features, options)

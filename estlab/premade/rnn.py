@@ -249,13 +249,13 @@ class RNNEstimator(PremadeEstimator):
         feature_columns=sequence_columns + context_columns,
         model_dir=model_dir, config=config, warm_start_from=warm_start_from)
 
-  def _host_transform(self, features: dict, labels: Any, mode: str):
+  def _encode(self, features: dict, labels: Any, mode: str):
     """As the premades', and with ``return_sequences`` per-step labels,
     weights and a given mask padded to the features' padded length."""
     if self._sequence_mask is None:
-      return super()._host_transform(features, labels, mode)
+      return super()._encode(features, labels, mode)
     if not isinstance(features, dict):
-      return super()._host_transform(features, labels, mode)  # its error
+      return super()._encode(features, labels, mode)  # its error
     weight = getattr(self._head, "weight_column", None)
     weight = getattr(weight, "key", weight)
     if weight is not None and weight not in features:

@@ -55,8 +55,8 @@ def _train(tmp_path, optimizer, steps_per_loop, dtype=jnp.float32):
 def test_a_loop_trains_as_single_steps_with_any_optimizer(tmp_path, optimizer):
   single, want = _train(tmp_path, optimizer, 1)
   looped, got = _train(tmp_path, optimizer, 5)  # 5 + 5 in loops, then 1 + 1
-  assert looped._compiled().traces["train_loop"] == 1
-  assert single._compiled().traces["train_loop"] == 0
+  assert looped._run().steps.traces["train_loop"] == 1
+  assert single._run().steps.traces["train_loop"] == 0
   assert want.keys() == got.keys() and len(want) == 5  # 4 + global_step
   for name, value in want.items():
     np.testing.assert_allclose(got[name], value, rtol=2e-5, atol=1e-6,
@@ -69,10 +69,10 @@ def test_a_loop_trains_as_single_steps_with_any_optimizer(tmp_path, optimizer):
 def test_single_steps_on_raveled_params_train_as_on_the_tree(
     tmp_path, optimizer, monkeypatch):
   raveled, got = _train(tmp_path / "raveled", optimizer, 1)
-  assert raveled._compiled().flat.size == 3 * 4 + 4 + 4 + 1
+  assert raveled._run().steps.flat.size == 3 * 4 + 4 + 4 + 1
   monkeypatch.setattr(_flat, "MAX_BYTES", 0)  # nothing is raveled
   tree, want = _train(tmp_path / "tree", optimizer, 1)
-  assert tree._compiled().flat is None
+  assert tree._run().steps.flat is None
   assert want.keys() == got.keys() and len(want) == 5  # 4 + global_step
   for name, value in want.items():
     np.testing.assert_allclose(got[name], value, rtol=2e-5, atol=1e-6,
@@ -81,7 +81,7 @@ def test_single_steps_on_raveled_params_train_as_on_the_tree(
 
 def test_steps_carry_the_vector_and_train_keeps_the_tree(tmp_path):
   est, _ = _train(tmp_path, optax.adam(0.05), 1)
-  compiled = est._compiled()
+  compiled = est._run().steps
   kernel = "_TwoLayers_0/Dense_0/kernel"
   assert est._session.state.params["_TwoLayers_0"]["Dense_0"]["kernel"].shape == (3, 4)
   est.train(_input(), steps=3)  # from memory: raveled again, same step
@@ -110,14 +110,14 @@ def test_init_compiles_once_with_its_cpu_options_and_without_where_refused(
     tmp_path, monkeypatch):
   # This XLA knows the option: one trace, one compile, same state as without.
   est, want = _train(tmp_path / "known", optax.sgd(0.1), 1)
-  assert est._compiled().traces["init"] == 1
+  assert est._run().steps.traces["init"] == 1
   # An XLA that refuses an option ("No such compile option"): init compiles
   # without it, from the same trace, and trains to the same variables.
   monkeypatch.setattr(_xla_options, "_RUN_ONCE_CPU",
                       {"xla_cpu_no_such_option_for_estlab": True})
   monkeypatch.setattr(_xla_options, "_ACCEPTED", {})
   est, got = _train(tmp_path / "refused", optax.sgd(0.1), 1)
-  assert est._compiled().traces["init"] == 1
+  assert est._run().steps.traces["init"] == 1
   # Asked once per process: later inits compile without it straight away.
   assert _xla_options._ACCEPTED["xla_cpu_no_such_option_for_estlab"] is False
   assert want.keys() == got.keys()
@@ -149,7 +149,7 @@ def test_init_on_host_for_small_states_on_accelerators(backend, size,
 
 def test_init_on_another_device_gives_the_same_state_on_the_default(tmp_path):
   est, _ = _train(tmp_path, optax.adam(0.1), 1)
-  steps = est._compiled()
+  steps = est._run().steps
   args = (jax.random.PRNGKey(3), {"x": np.ones((8, 3), np.float32)},
           np.ones(8, np.float32))
   want = steps.init(*args)

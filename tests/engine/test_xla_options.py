@@ -108,7 +108,7 @@ def _train(model_dir, width, steps_per_loop=1):
 def test_an_estimator_compiles_its_steps_once_with_the_options(
     tmp_path, monkeypatch, steps_per_loop):
   est, preds = _train(tmp_path / "tuned", 16, steps_per_loop)
-  steps = est._compiled()
+  steps = est._run().steps
   assert steps.compiler_options == _xla_options.dot_options(
       {"Dense_0": {"kernel": np.zeros((6, 16))}}, jax.default_backend())
   # Compiled ahead and then called: each step compiled once, with them.
@@ -118,7 +118,7 @@ def test_an_estimator_compiles_its_steps_once_with_the_options(
   # rounding (another dot emitter).
   monkeypatch.setattr(_xla_options, "_SMALL_DOTS_CPU", {})
   plain, want = _train(tmp_path / "plain", 16, steps_per_loop)
-  assert plain._compiled().compiler_options == {}
+  assert plain._run().steps.compiler_options == {}
   np.testing.assert_allclose(preds, want, rtol=1e-4, atol=1e-5)
 
 

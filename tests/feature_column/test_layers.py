@@ -8,6 +8,7 @@ import pytest
 
 import estlab
 from estlab import feature_column as fc
+from estlab._engine.host_step import HostStep
 from estlab.feature_column import layers
 from estlab.inputs import numpy_input_fn
 
@@ -205,8 +206,9 @@ def test_an_estimator_trains_on_encoded_text_features(tmp_path):
   columns = [fc.numeric_column("x"), fc.embedding_column(city, 4)]
 
   class CityEstimator(estlab.Estimator):
-    def _host_transform(self, features, labels, mode):
-      return fc.encode(columns, features), labels
+    _host = HostStep(
+        transform=lambda features, labels, mode: (fc.encode(columns, features),
+                                                  labels))
 
   def model_fn(features, labels, mode):
     y = (nn.Dense(1)(fc.DenseFeatures(columns)(features))[:, 0]

@@ -5,6 +5,7 @@ import optax
 
 import estlab
 from estlab import heads
+from estlab._engine.host_step import HostStep
 
 
 class HeadEstimator(estlab.Estimator):
@@ -19,9 +20,8 @@ class HeadEstimator(estlab.Estimator):
                                         optimizer=optax.adam(0.1))
     super().__init__(model_fn, model_dir,
                      config=estlab.RunConfig(progress_bar=False))
-
-  def _host_transform(self, features, labels, mode):
-    return features, self.head.transform_labels(labels)
+    self._host = HostStep(transform=lambda features, labels, mode: (
+        features, head.transform_labels(labels)), head=head)
 
 
 def _data(n=64, seed=0):
