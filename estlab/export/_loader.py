@@ -174,6 +174,9 @@ def _as_dicts(tree: Any) -> Any:
 class Signature:
   """One serving signature: ``sig({feature: values}) -> {output: array}``.
 
+  ``sig(feature=values)`` too, and for a parsing export, as TF's,
+  ``sig(examples=[serialized tf.train.Example, ...])``.
+
   Attributes:
     name: the signature key, e.g. ``'serving_default'``.
     method_name: TF Serving's method, ``'tensorflow/serving/predict'``,
@@ -198,20 +201,40 @@ class Signature:
     self._fn = jax.jit(lambda variables, *inputs: exported.call(
         variables, *inputs)[name])
 
-  def __call__(self, inputs: Mapping[str, Any]) -> dict[str, np.ndarray]:
-    """Runs the signature on a batch.
+  def __call__(self, inputs: Mapping[str, Any] | None = None, /,
+               **kwargs: Any) -> dict[str, np.ndarray]:
+    """Runs the signature on a batch: ``sig({...})`` or ``sig(name=values)``.
+
+    Example:
+      >>> sig({'x': [1.5, 3.5]})                       # doctest: +SKIP
+      >>> sig(x=[1.5, 3.5])                            # doctest: +SKIP
+      >>> sig(examples=[example.SerializeToString()])  # doctest: +SKIP
 
     Args:
       inputs: ``{feature: values}``, one value per example (a list per
-        example for several values); numbers, strings, lists or arrays.
+        example for several values); numbers, strings, lists or arrays. An
+        export with a parsing receiver also takes ``{'examples': [...]}``:
+        serialized ``tf.train.Example`` protos, as TF's (``'inputs'`` too,
+        the name TF's classify/regress signatures give them).
+      **kwargs: the same as keywords (merged with ``inputs``).
 
     Returns:
       ``{output: numpy array}``, batch first; strings as object arrays.
 
     Raises:
       ServingInputError: unknown or missing features, wrong shapes or a batch
-        that does not fit (ServingInputTypeError for wrong types).
+        that does not fit, malformed Examples (ServingInputTypeError for
+        wrong types).
+      TypeError: a keyword repeats a key of ``inputs``.
     """
+    if kwargs:
+      given = {} if inputs is None else inputs
+      if not isinstance(given, Mapping) or set(given) & set(kwargs):
+        raise TypeError(
+            f"Signature {self.name!r} got {inputs!r:.80} and keywords "
+            f"{sorted(kwargs)!r}; give a dict of feature -> values or "
+            "keywords, each feature once.")
+      inputs = {**given, **kwargs}
     servable = self._servable
     args, batch = servable.inputs(inputs)
     device = jax.device_get(self._fn(servable.variables, *args))

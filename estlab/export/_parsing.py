@@ -1,9 +1,10 @@
 """Requests to model inputs, on the host: parse with the saved spec, then encode.
 
 The JSON counterpart of ``tf.io.parse_example`` followed by the feature
-columns: a request is ``{feature: one value per example}``; ``parse``
-checks it against the export's input description (names, types, shapes) and
-makes numpy arrays; ``transform`` runs the estimator's host step (feature
+columns: a request is ``{feature: one value per example}``, or, for a
+parsing export, ``{'examples': [serialized tf.train.Example, ...]}`` (decoded
+into that form by ``_example_proto``); ``parse`` checks it against the
+export's input description (names, types, shapes) and makes numpy arrays; ``transform`` runs the estimator's host step (feature
 columns rebuilt from their specs, ``estlab.feature_column.encode``). Every
 bad request is a ``ServingInputError`` naming the feature and the fix. Needs
 numpy and ``estlab.feature_column`` only: no JAX, no model code.
@@ -24,6 +25,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from estlab import feature_column as fc
+from estlab.export import _example_proto
 from estlab.export._format import ServingInputError, ServingInputTypeError
 
 __all__ = ["parse", "parse_labels", "transform", "sample_request", "unflatten"]
@@ -98,9 +100,15 @@ def _fixed(name: str, desc: dict, rows: list) -> np.ndarray:
 
 def _varlen(name: str, desc: dict, rows: list) -> np.ndarray:
   out = np.empty(len(rows), dtype=object)
+  dtype = desc["dtype"]
+  fast = "" if dtype == "string" else (
+      "iuf" if np.dtype(dtype).kind in "fc" else "iu")
   for i, value in enumerate(rows):
     if value is None:
       values = []
+    elif isinstance(value, np.ndarray) and value.dtype.kind in fast:
+      out[i] = value.ravel().astype(desc["dtype"]).tolist()  # decoded Examples
+      continue
     elif isinstance(value, (list, tuple, np.ndarray)):
       values = list(np.asarray(value, dtype=object).ravel())
     else:
@@ -144,12 +152,18 @@ def parse(inputs: Mapping[str, dict], request: Any) -> tuple[dict, int]:
 
   Args:
     inputs: the export's inputs, ``{name: {kind, dtype, shape, ...}}``.
-    request: ``{name: values}``; one value per example.
+    request: ``{name: values}``; one value per example. For a parsing
+      export also ``{'examples': [serialized tf.train.Example, ...]}``
+      (``'inputs'`` too, TF's classify/regress name).
 
   Raises:
     ServingInputError: not a dict, unknown or missing features, different
-      batch sizes, wrong shapes (ServingInputTypeError: wrong types).
+      batch sizes, wrong shapes, malformed Examples (ServingInputTypeError:
+      wrong types, a feature of the wrong kind in an Example).
   """
+  key = _example_proto.examples_key(inputs, request)
+  if key is not None:
+    request = _example_proto.request(inputs, request[key])
   if not isinstance(request, Mapping):
     raise ServingInputTypeError(
         f"A request must be a dict of feature name -> values, got "

@@ -5,9 +5,10 @@ receiver fn once; the ``ServingInputReceiver`` it returns describes the inputs
 of every signature. Two kinds, as TF's two builders:
 
 * parsing (``build_parsing_serving_input_receiver_fn``): raw feature values
-  per example, strings included, parsed with a ``FixedLenFeature`` /
-  ``VarLenFeature`` spec (the JSON counterpart of ``tf.Example`` parsing),
-  then encoded on the host by the estimator's feature columns;
+  per example, strings included, or serialized ``tf.train.Example`` protos
+  as TF's take (``{'examples': [...]}``), parsed with a ``FixedLenFeature`` /
+  ``VarLenFeature`` spec, then encoded on the host by the estimator's
+  feature columns;
 * raw (``build_raw_serving_input_receiver_fn``): numeric arrays the model_fn
   reads as they are (for a premade estimator: already encoded, as
   ``estlab.feature_column.encode`` returns them).
@@ -102,8 +103,9 @@ class ServingInputReceiver:
       (a raw receiver: arrays the model_fn reads; the first dimension is the
       batch). Nested dicts of arrays are allowed and named ``'outer/inner'``.
     receiver_tensors: what a request holds; must be None or name the same
-      features (estlab serves the features themselves; there are no
-      serialized ``tf.Example`` placeholders).
+      features. For parse specs also TF's ``{'examples': serialized}`` (or
+      ``'inputs'``): a parsing export takes both the features and
+      serialized ``tf.train.Example`` protos under that name.
     receiver_tensors_alternatives: not supported; must be None.
     default_batch_size: a fixed batch size; None takes any.
 
@@ -139,12 +141,18 @@ class ServingInputReceiver:
       self.kind = "raw"
       self.features = {k: _array_spec(k, v, default_batch_size)
                        for k, v in flatten_features(features).items()}
-    if receiver_tensors is not None and (
+    serialized = (self.kind == "parsing" and
+                  isinstance(receiver_tensors, Mapping) and
+                  len(receiver_tensors) == 1 and
+                  next(iter(receiver_tensors)) in ("examples", "inputs"))
+    if receiver_tensors is not None and not serialized and (
         not isinstance(receiver_tensors, Mapping) or
         set(flatten_features(receiver_tensors)) != set(self.features)):
       raise ValueError(
           f"receiver_tensors={receiver_tensors!r:.100} must be None or name the "
-          f"features {sorted(self.features)!r}: a request holds the features.")
+          f"features {sorted(self.features)!r}: a request holds the features"
+          " (with parse specs, {'examples': serialized} too: TF's serialized "
+          "tf.train.Examples).")
     self.receiver_tensors = self.features
     self.receiver_tensors_alternatives = None
     self.default_batch_size = default_batch_size
@@ -285,7 +293,9 @@ def build_parsing_serving_input_receiver_fn(
 
   A request holds, per feature, one value per example (a list of values per
   example for a ``VarLenFeature``, or for a ``FixedLenFeature`` of more than
-  one value). The export parses them with the saved spec and encodes them
+  one value), or, as TF's, serialized ``tf.train.Example`` protos:
+  ``signatures['predict'](examples=[example.SerializeToString(), ...])``,
+  ``{"instances": [{"b64": ...}]}`` over REST. The export parses them with the saved spec and encodes them
   with the estimator's feature columns on the host: vocabularies, hashing and
   buckets included, strings too.
 

@@ -38,12 +38,24 @@ def run(sig, name: str, columns: dict) -> dict:
   return dict(outputs)
 
 
+def is_b64(value: Any) -> bool:
+  return isinstance(value, dict) and set(value) == {"b64"}
+
+
 def rows_to_columns(rows: Any, input_names: list[str],
-                     field: str = "instances") -> tuple[dict, int]:
-  """Row format (a list of objects, or of values for one input) -> columns."""
+                     field: str = "instances", examples: bool = False
+                     ) -> tuple[dict, int]:
+  """Row format (a list of objects, or of values for one input) -> columns.
+
+  With ``examples`` (a parsing export), rows that are all ``{"b64": ...}``
+  are serialized ``tf.train.Example`` protos, as TF Serving reads them:
+  ``{"examples": [bytes, ...]}``.
+  """
   if not isinstance(rows, list) or not rows:
     raise HTTPError(400, f'"{field}" must be a non-empty list (one entry per '
                      f"example), not {preview(rows)}.")
+  if examples and all(is_b64(r) for r in rows):
+    return {"examples": decode_b64(rows)}, len(rows)
   objects = [isinstance(r, dict) and "b64" not in r for r in rows]
   if not any(objects):
     if len(input_names) != 1:
@@ -85,7 +97,7 @@ def outputs_to_rows(outputs: dict, count: int) -> list[dict]:
 
 def decode_b64(value: Any) -> Any:
   """TF Serving's ``{"b64": "..."}`` binary values -> bytes, recursively."""
-  if isinstance(value, dict) and set(value) == {"b64"}:
+  if is_b64(value):
     try:
       return base64.b64decode(value["b64"], validate=True)
     except (TypeError, ValueError):

@@ -13,7 +13,11 @@ answers follow TF Serving's ``g3doc/api_rest.md`` (``/versions/V`` optional)::
   GET  /v1/models/NAME[/versions/V]/metadata  {"model_spec", "metadata"}
   POST /v1/models/NAME[/versions/V]:predict   {"instances"} -> {"predictions"}
                                               {"inputs"} -> {"outputs"}
+                      a parsing export also takes serialized tf.train.Examples:
+                      {"instances": [{"b64": ...}]}, {"inputs": [{"b64": ...}]}
   POST ...:classify   {"examples", "context"} -> {"results": [[[label, score]]]}
+                      (for a parsing export each object is a tf.train.Example,
+                      parsed as TF Serving does: absent features take defaults)
   POST ...:regress    {"examples", "context"} -> {"results": [value, ...]}
 
 (The doc's prose says ``"result"``; TF Serving answers ``"results"``, as its
@@ -49,8 +53,9 @@ from typing import Any
 
 import numpy as np
 
+from estlab.export import ServingInputError, load
+from estlab.export import _example_proto
 from estlab.export import _rest_json as _rest
-from estlab.export import load
 
 _log = logging.getLogger("estlab.serve")
 
@@ -345,8 +350,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                        '(row format) or "inputs" (columnar format); got '
                        f"{sorted(body)!r}.")
     input_names = list(sig.inputs)
+    examples = _example_proto.takes_examples(sig.inputs)
     if "instances" in body:
-      columns, count = _rest.rows_to_columns(body["instances"], input_names)
+      columns, count = _rest.rows_to_columns(body["instances"], input_names,
+                                             examples=examples)
       outputs = _rest.run(sig, name, columns)
       rows = _rest.outputs_to_rows(outputs, count)
       if len(outputs) == 1:
@@ -354,7 +361,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         rows = [row[key] for row in rows]
       return {"predictions": rows}
     inputs = body["inputs"]
-    if not isinstance(inputs, dict) or set(inputs) == {"b64"}:
+    if examples and isinstance(inputs, list) and inputs and all(
+        _rest.is_b64(v) for v in inputs):  # serialized tf.train.Examples
+      inputs = {"examples": inputs}
+    if not isinstance(inputs, dict) or _rest.is_b64(inputs):
       if len(input_names) != 1:
         raise _rest.HTTPError(400, '"inputs" must be an object of input name -> '
                          f"values for signature {name!r} (inputs "
@@ -391,6 +401,14 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         raise _rest.HTTPError(400, f"examples[{i}] repeats context features {clash!r};"
                          " a feature goes in the context or in the examples.")
       rows.append({**context, **example})
+    if _example_proto.takes_examples(sig.inputs):
+      # As TF Serving: each object is a tf.train.Example, parsed with the
+      # export's spec (missing features take their default_value).
+      try:
+        columns = {"examples": _example_proto.from_json(rows, sig.inputs)}
+      except ServingInputError as e:
+        raise _rest.HTTPError(400, f"Signature {name!r}: {e}") from None
+      return _rest.run(sig, name, columns), len(rows)
     columns, count = _rest.rows_to_columns(rows, list(sig.inputs), field="examples")
     return _rest.run(sig, name, columns), count
 

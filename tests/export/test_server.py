@@ -274,9 +274,11 @@ _BAD_REQUESTS = {
                            400, ["x"]),
     "missing_feature": ("~:predict", {"instances": [{"y": 1.0}]}, None, 400,
                         ["x"]),
-    "examples_with_different_features": (
+    # As TF Serving: each example is a tf.train.Example parsed with the
+    # export's spec; x has no default_value (y is no feature: ignored).
+    "example_missing_a_required_feature": (
         "~:classify", {"examples": [{"x": 1.0}, {"y": 1.0}]}, None, 400,
-        ["examples[1]", "x"]),
+        ["example 1", "'x'", "default_value"]),
     "context_repeats_a_feature": (
         "~:classify", {"context": {"x": 1.0}, "examples": [{"x": 2.0}]}, None,
         400, ["x", "context"]),
