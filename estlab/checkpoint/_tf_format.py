@@ -21,7 +21,11 @@ and index handles and the magic number. A string tensor's bytes are varint64
 lengths, a 4-byte checksum, then the strings. A partitioned variable
 (``.../part_0``, ``.../part_1`` in the graph) is one entry with ``slices``
 whose data sit under keys encoded as ``checkpoint::EncodeTensorNameSlice``;
-they are joined into the full tensor.
+they are joined into the full tensor. (Rows are joined in slice order:
+a table that TF looked up with ``embedding_lookup``'s default
+``partition_strategy='mod'`` keeps id ``i`` in part ``i % n``, so its rows
+need permuting before a lookup by id; ``'div'`` (feature columns' embeddings,
+through safe_embedding_lookup_sparse) keeps them in order.)
 
 The protobufs are decoded by a small wire-format reader (proto3 varints,
 fixed32 and length-delimited fields), so neither TensorFlow nor generated
