@@ -45,7 +45,11 @@ def _inspect(args: argparse.Namespace) -> int:
   except (OSError, ValueError) as e:
     print(f"estlab inspect: error: {e}", file=sys.stderr)
     return 2
-  print(f"checkpoints in {model_dir}:")
+  if inspect.checkpoint_format(model_dir) == "tensorflow":
+    print(f"TensorFlow checkpoints in {model_dir} (read without TensorFlow; "
+          "warm_start_from= takes this model_dir):")
+  else:
+    print(f"checkpoints in {model_dir}:")
   print(inspect.format_checkpoints(checkpoints))
   print(f"\nvariables at step {step}:")
   if args.var is None:
@@ -94,7 +98,8 @@ def build_parser() -> argparse.ArgumentParser:
   insp = sub.add_parser(
       "inspect", help="list a model_dir's checkpoints and their variables")
   insp.add_argument("model_dir", metavar="MODEL_DIR",
-                    help="an Estimator's model_dir")
+                    help="an Estimator's model_dir (estlab's, or a "
+                    "tf.estimator one: TF checkpoints)")
   insp.add_argument("--step", type=int, default=None,
                     help="the checkpoint to show (default: the latest)")
   insp.add_argument("--var", metavar="NAME", default=None,

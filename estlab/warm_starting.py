@@ -11,6 +11,17 @@ new vocabulary gets the checkpoint's row (column, ``axis=1``) of the same
 token; new tokens and the OOV buckets get the backup initializer's values
 (zeros by default).
 
+The checkpoint may also be TensorFlow's: a tf.estimator ``model_dir`` (its
+``checkpoint`` state file names the latest) or a prefix
+``model_dir/model.ckpt-N``, read without TensorFlow
+(``estlab.checkpoint._tf_format``). The premade estimators use TF 2.x's
+variable names, so a tf.estimator premade's variables load as they are; a
+custom model_fn's Flax names match TF's directly (``nn.Dense(3,
+name='hidden')`` is ``hidden/kernel``, as ``tf.compat.v1.layers.dense(...,
+name='hidden')``) or through ``var_name_to_prev_var_name``. Only the new
+model's params are loaded, so TF's optimizer slots and ``global_step`` are
+not (as TF's default).
+
 Example:
   >>> ws = estlab.WarmStartSettings('/tmp/old_model', vars_to_warm_start='Dense_0/.*')
   >>> est = estlab.Estimator(model_fn, warm_start_from=ws)  # doctest: +SKIP
@@ -18,6 +29,7 @@ Example:
 from __future__ import annotations
 
 import collections
+import collections.abc
 import dataclasses
 import os
 import re
@@ -29,6 +41,7 @@ import numpy as np
 from flax import traverse_util
 
 from estlab.checkpoint import _legacy_names  # no Orbax: checkpoint is lazy
+from estlab.checkpoint import _tf_format
 from estlab.feature_column.vocabulary import read_vocabulary_file
 
 
@@ -96,7 +109,8 @@ class WarmStartSettings:
 
   Args:
     ckpt_to_initialize_from: a ``model_dir`` (its latest checkpoint is used)
-      or a checkpoint path ``model_dir/<step>``.
+      or a checkpoint path ``model_dir/<step>``; or a tf.estimator
+      ``model_dir`` or TF checkpoint prefix ``model_dir/model.ckpt-N``.
     vars_to_warm_start: a regex (``re.match``) or a list of names/regexes
       selecting the variables to load; ``'.*'`` loads all; None loads only
       the variables of ``var_name_to_vocab_info``.
@@ -131,9 +145,43 @@ class WarmStartSettings:
 
 
 def _resolve(path: str) -> str:
+  if _tf_format.is_tf_checkpoint(path):
+    return _tf_format.TFCheckpointReader(path).prefix
   if _checkpoint().latest_checkpoint(path) is not None:
     return _checkpoint().latest_checkpoint(path)
   return path
+
+
+class _TFValues(collections.abc.Mapping):
+  """A TF checkpoint's tensors by name, each read when first asked for (a
+  model_dir also holds optimizer slots a warm start never reads)."""
+
+  def __init__(self, path: str):
+    self._reader = _tf_format.TFCheckpointReader(path)
+    self._names = list(self._reader.variable_shapes())
+
+  def __getitem__(self, name: str) -> np.ndarray:
+    if name not in self._reader:
+      raise KeyError(name)
+    return self._reader.read(name)
+
+  def __iter__(self):
+    return iter(self._names)
+
+  def __len__(self) -> int:
+    return len(self._names)
+
+
+def _read_source(path: str) -> tuple[Mapping[str, Any], Mapping[str, Any]]:
+  """``(values by the names to match, values by the checkpoint's names)``
+  of an estlab or a TF checkpoint."""
+  if _tf_format.is_tf_checkpoint(path):
+    values = _TFValues(path)
+    return values, values
+  raw = _checkpoint().flatten_names(_checkpoint().Checkpointer(
+      os.path.dirname(path), max_to_keep=None).restore_params(path=path))
+  # A checkpoint written before TF 2.x's names answers to both.
+  return {**_legacy_names.upgrade(raw), **raw}, raw
 
 
 def _tokens(vocab: Any, size: int, what: str) -> list:
@@ -228,10 +276,7 @@ def warm_start(params: Any, settings: WarmStartSettings,
       ``var_name_to_prev_var_name`` is not a selected variable.
   """
   path = _resolve(settings.ckpt_to_initialize_from)
-  raw = _checkpoint().flatten_names(_checkpoint().Checkpointer(
-      os.path.dirname(path), max_to_keep=None).restore_params(path=path))
-  # A checkpoint written before TF 2.x's names answers to both.
-  old = {**_legacy_names.upgrade(raw), **raw}
+  old, raw = _read_source(path)
   patterns = settings.vars_to_warm_start
   only_vocab = patterns is None
   patterns = [".*"] if only_vocab else (
@@ -257,15 +302,16 @@ def warm_start(params: Any, settings: WarmStartSettings,
     if prev not in old:
       missing.append(prev)
       continue
+    source = old[prev]
     if name in vocabs:
-      loaded = remap_vocab(old[prev], value, vocabs[name], jax.random.fold_in(
+      loaded = remap_vocab(source, value, vocabs[name], jax.random.fold_in(
           key, zlib.crc32(name.encode())), name)
-    elif tuple(np.shape(old[prev])) != tuple(np.shape(value)):
+    elif tuple(np.shape(source)) != tuple(np.shape(value)):
       mismatched.append(f"{name}: new {tuple(np.shape(value))} vs checkpoint "
-                        f"{tuple(np.shape(old[prev]))}")
+                        f"{tuple(np.shape(source))}")
       continue
     else:
-      loaded = np.asarray(old[prev], dtype=value.dtype)
+      loaded = np.asarray(source, dtype=value.dtype)
     flat[name] = jax.device_put(loaded, getattr(value, "sharding", None))
   if missing or mismatched:
     raise ValueError(

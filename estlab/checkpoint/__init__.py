@@ -22,6 +22,9 @@ Modules, from the bottom up:
 * ``_model_dir``: ``ModelDir``, one model_dir's checkpoints as the
   Estimator asks for them (the latest from the listing; the
   ``Checkpointer`` opened on the first read or write).
+* ``_tf_format``: TensorFlow's checkpoints (a tf.estimator model_dir's
+  ``checkpoint`` file, ``model.ckpt-N.index`` and ``.data-*``) read
+  without TensorFlow, for warm start and ``inspect``.
 * ``inspect``: tables of a ``model_dir``'s checkpoints for ``estlab
   inspect`` and ``estlab.widgets.CheckpointInspector`` (public as
   ``estlab.inspect``).

@@ -2,6 +2,8 @@
 
 Pure functions over the on-disk layout (see
 ``estlab.checkpoint._checkpointer``), read with Orbax only (never unpickled);
+a tf.estimator model_dir (TF's ``checkpoint`` file and ``model.ckpt-N``
+bundles) is read too, without TensorFlow (``_tf_format``);
 ``estlab inspect`` prints them and ``estlab.widgets.CheckpointInspector``
 shows them in a notebook. Users import them as ``estlab.inspect`` (a module
 that re-exports this one's public names).
@@ -22,12 +24,14 @@ from typing import Any
 import numpy as np
 
 from estlab import summary
+from estlab.checkpoint import _tf_format
 from estlab.checkpoint._checkpointer import Checkpointer
 from estlab.checkpoint._trees import flatten_names
 
 __all__ = [
     'STAT_NAMES',
     'checkpoint_diff',
+    'checkpoint_format',
     'diff_values',
     'eval_metrics_at',
     'format_checkpoints',
@@ -56,6 +60,25 @@ def _size_on_disk(path: str) -> int:
   return total
 
 
+def checkpoint_format(model_dir: str | os.PathLike) -> str:
+  """``'tensorflow'`` for a tf.estimator model_dir (or TF checkpoint
+  prefix), else ``'estlab'``.
+
+  Example:
+    >>> checkpoint_format('/tmp/no/such/dir')
+    'estlab'
+  """
+  return ('tensorflow' if _tf_format.is_tf_checkpoint(os.fspath(model_dir))
+          else 'estlab')
+
+
+def _tf_row(prefix: str) -> dict[str, Any]:
+  files = glob.glob(glob.escape(prefix) + '.*')
+  return {'step': _tf_format.tf_checkpoint_step(prefix),
+          'time': os.path.getmtime(prefix + '.index'),
+          'size_bytes': sum(os.path.getsize(f) for f in files), 'path': prefix}
+
+
 def list_checkpoints(model_dir: str | os.PathLike) -> list[dict[str, Any]]:
   """Lists the finished checkpoints in ``model_dir``, oldest first.
 
@@ -66,8 +89,15 @@ def list_checkpoints(model_dir: str | os.PathLike) -> list[dict[str, Any]]:
     ``[{'step', 'time', 'size_bytes', 'path'}, ...]``: ``time`` is the save
     time (unix seconds) from the checkpoint's metadata JSON (None if absent),
     ``size_bytes`` the bytes of the files in the step directory. Empty if there
-    is no checkpoint (or no such directory).
+    is no checkpoint (or no such directory). For a tf.estimator model_dir:
+    the checkpoints its ``checkpoint`` state file lists (``path`` the
+    ``model.ckpt-N`` prefix, ``time`` its index file's modification time).
   """
+  if checkpoint_format(model_dir) == 'tensorflow':
+    if os.path.isfile(os.fspath(model_dir) + '.index'):  # one prefix
+      return [_tf_row(os.fspath(model_dir))]
+    return [_tf_row(prefix) for prefix in
+            _tf_format.tf_checkpoint_prefixes(os.fspath(model_dir))]
   with Checkpointer(model_dir, async_save=False) as ckpt:
     rows = []
     for step in ckpt.all_steps():
@@ -83,9 +113,20 @@ def variable_values(model_dir: str | os.PathLike,
                     step: int | None = None) -> dict[str, np.ndarray]:
   """Returns ``{name: numpy array}`` of a checkpoint's params (default latest).
 
+  A tf.estimator model_dir is read without TensorFlow: every tensor of its
+  checkpoint (optimizer slots and ``global_step`` too), partitioned ones
+  joined, strings as ``bytes`` objects.
+
   Raises:
     ValueError: no checkpoint in ``model_dir``, or none for ``step``.
   """
+  if checkpoint_format(model_dir) == 'tensorflow':
+    rows = {row['step']: row['path'] for row in list_checkpoints(model_dir)}
+    if step is not None and step not in rows:
+      raise ValueError(f'No checkpoint for step {step!r} in {model_dir!r}; '
+                       f'its steps are {sorted(rows)!r}.')
+    path = rows[max(rows) if step is None else step]
+    return _tf_format.TFCheckpointReader(path).read_all()
   with Checkpointer(model_dir, async_save=False) as ckpt:
     params = ckpt.restore_params(step=step)
   return {name: np.asarray(value)
@@ -95,9 +136,13 @@ def variable_values(model_dir: str | os.PathLike,
 def variable_stats(value: Any) -> dict[str, float]:
   """``mean, std, min, max, l2_norm, zero_fraction`` of an array (float64).
 
-  An empty array gives NaN for all but ``l2_norm`` (0).
+  An empty array gives NaN for all but ``l2_norm`` (0); so does one of
+  strings (a TF checkpoint may hold some).
   """
-  a = np.asarray(value, dtype=np.float64).ravel()
+  a = np.asarray(value)
+  if a.dtype.kind in 'OSUV':
+    a = np.zeros(0)
+  a = a.astype(np.float64).ravel()
   if a.size == 0:
     nan = float('nan')
     return dict(mean=nan, std=nan, min=nan, max=nan, l2_norm=0.0,
@@ -121,8 +166,13 @@ def variable_table(model_dir: str | os.PathLike,
 def table_rows(values: dict[str, Any]) -> list[dict[str, Any]]:
   """``variable_table``'s rows for ``{name: array}`` already read."""
   return [{'name': name, 'shape': tuple(np.shape(a)),
-           'dtype': np.asarray(a).dtype.name, **variable_stats(a)}
+           'dtype': _dtype_name(a), **variable_stats(a)}
           for name, a in values.items()]
+
+
+def _dtype_name(value: Any) -> str:
+  dtype = np.asarray(value).dtype
+  return 'string' if dtype.kind in 'OSU' else dtype.name
 
 
 def checkpoint_diff(model_dir: str | os.PathLike, step_a: int,
