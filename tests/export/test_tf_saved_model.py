@@ -5,6 +5,7 @@ custom model_fn and for premade estimators whose feature columns become TF
 ops; ``saved_model_cli`` lists its signatures; columns without TF ops and a
 missing TensorFlow are clear errors.
 """
+import json
 import os
 import pathlib
 import subprocess
@@ -160,6 +161,28 @@ def test_saved_model_cli_lists_the_signatures(exports):
   assert "outputs['classes'] tensor_info" in shown
 
 
+_TF_ONLY = """
+import json, sys
+for name in ('jax', 'jaxlib', 'flax', 'estlab'):  # what TF Serving lacks
+  sys.modules[name] = None
+import tensorflow as tf
+out = tf.saved_model.load(sys.argv[1]).signatures['predict'](
+    a=tf.constant([[0.3], [2.0]]), b=tf.constant([[1.0], [-1.0]]))
+print(json.dumps(out['probabilities'].numpy().tolist()))
+"""
+
+
+def test_the_saved_model_runs_with_tensorflow_alone(exports):
+  case = exports["linear"]
+  done = subprocess.run([sys.executable, "-c", _TF_ONLY, case.path],
+                        capture_output=True, text=True, timeout=300, check=True,
+                        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+  expected = case.own.signatures["predict"]({"a": [[0.3], [2.0]],
+                                             "b": [[1.0], [-1.0]]})
+  np.testing.assert_allclose(json.loads(done.stdout.strip().splitlines()[-1]),
+                             expected["probabilities"], rtol=1e-5)
+
+
 def test_a_column_without_tf_ops_is_refused_naming_it(exports, tmp_path):
   features, y = _data()
   hashed = fc.indicator_column(fc.categorical_column_with_hash_bucket("c", 5))
@@ -184,6 +207,10 @@ def test_eval_mode_and_unknown_formats_are_refused(exports, tmp_path):
     est.export_saved_model(str(tmp_path), supervised,
                            experimental_mode=estlab.ModeKeys.EVAL,
                            format="tf_saved_model")
+  with pytest.raises(ValueError, match="PREDICT only"):
+    est.experimental_export_all_saved_models(str(tmp_path), {
+        estlab.ModeKeys.PREDICT: supervised, estlab.ModeKeys.EVAL: supervised},
+                                             format="tf_saved_model")
   with pytest.raises(ValueError, match="'onnx'.*'tf_saved_model'"):
     est.export_saved_model(str(tmp_path), supervised, format="onnx")
   with pytest.raises(ValueError, match="'onnx'"):
