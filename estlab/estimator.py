@@ -249,31 +249,34 @@ class Estimator:
                          assets_extra: Mapping | None = None,
                          as_text: bool = False,
                          checkpoint_path: str | None = None,
-                         experimental_mode: str = ModeKeys.PREDICT) -> str:
+                         experimental_mode: str = ModeKeys.PREDICT,
+                         format: str = "estlab") -> str:  # pylint: disable=redefined-builtin
     """Writes a servable ``export_dir_base/<timestamp>/``; returns its path.
 
     A ``jax.export`` module, its variables and a JSON description of inputs
     and signatures (``estlab.export``); ``estlab.export.load(path)`` runs it
     without the model code. ``ModeKeys.EVAL`` exports an ``eval`` signature
-    (pass a ``SupervisedInputReceiver`` fn).
+    (a ``SupervisedInputReceiver`` fn). ``format='tf_saved_model'``: for TF Serving.
     """
     from estlab.export import _exporter  # pylint: disable=g-import-not-at-top
     return _exporter.export_saved_model(
         self._servable(), export_dir_base, serving_input_receiver_fn,
         assets_extra=assets_extra, as_text=as_text,
-        checkpoint_path=checkpoint_path, experimental_mode=experimental_mode)
+        checkpoint_path=checkpoint_path, experimental_mode=experimental_mode,
+        format=format)
 
   def experimental_export_all_saved_models(
       self, export_dir_base: str | os.PathLike,
       input_receiver_fn_map: Mapping, assets_extra: Mapping | None = None,
-      as_text: bool = False, checkpoint_path: str | None = None) -> str:
+      as_text: bool = False, checkpoint_path: str | None = None,
+      format: str = "estlab") -> str:  # pylint: disable=redefined-builtin
     """``export_saved_model`` for ``{mode: receiver_fn}`` (PREDICT, EVAL) into
     one directory holding the signatures of every mode."""
     from estlab.export import _exporter  # pylint: disable=g-import-not-at-top
     return _exporter.experimental_export_all_saved_models(
         self._servable(), export_dir_base, input_receiver_fn_map,
         assets_extra=assets_extra, as_text=as_text,
-        checkpoint_path=checkpoint_path)
+        checkpoint_path=checkpoint_path, format=format)
 
   # -- variables and checkpoints ----------------------------------------------
 

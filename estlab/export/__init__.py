@@ -70,6 +70,12 @@ that batch (not padded), as ``Estimator.evaluate`` on it. Labels reach a
 model_fn as they are; a premade's head encodes them on load from the JSON
 (shape, dtype, ``label_vocabulary``) for Regression, BinaryClass and
 MultiClass heads without ``weight_column``; other heads are a ValueError.
+
+``export_saved_model(..., format='tf_saved_model')`` writes a TensorFlow
+SavedModel instead, for TF Serving (``estlab.export._tf_saved_model``: jax2tf,
+the same signatures, feature columns as TF ops; needs
+``pip install "estlab[tensorflow]"``).
+
 A numeric column's ``normalizer_fn`` runs inside the module; a
 bucketized column of a normalized source runs Python on the host and cannot
 be exported (a clear error names it).

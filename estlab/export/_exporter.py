@@ -33,11 +33,12 @@ from estlab.export._servable import Servable
 from estlab.spec import ModeKeys
 
 __all__ = ["export_saved_model", "experimental_export_all_saved_models",
-           "PLATFORMS"]
+           "PLATFORMS", "FORMATS"]
 
 logger = logging.getLogger("estlab")
 
 PLATFORMS = ("cpu", "cuda", "tpu")
+FORMATS = ("estlab", "tf_saved_model")  # export_saved_model(format=...)
 _now = time.time  # the export's timestamp (tests pass time in)
 
 
@@ -241,6 +242,13 @@ def _specs(variables: dict) -> Any:
 def _build(servable: Servable, receiver: Any, checkpoint_path: str | None
            ) -> tuple[Any, dict, int, dict, dict]:
   """``(Exported, variables as numpy, step, section, signatures)`` of PREDICT."""
+  return _trace(servable, receiver, checkpoint_path)[:5]
+
+
+def _trace(servable: Servable, receiver: Any, checkpoint_path: str | None
+           ) -> tuple[Any, dict, int, dict, dict, Callable, dict]:
+  """``_build``'s, then ``serve(variables, features)`` and the abstract
+  features it was exported for (the SavedModel writer converts them)."""
   inputs, transform, _, model_inputs = _prepare(servable, receiver)
   single = _single(receiver)
   variables, step = servable.variables(
@@ -257,7 +265,8 @@ def _build(servable: Servable, receiver: Any, checkpoint_path: str | None
   described = _signatures.describe(signatures, exported, inputs,
                                    _signatures.host_ops(servable))
   return (exported, variables, int(step),
-          _section(receiver, inputs, transform, model_described), described)
+          _section(receiver, inputs, transform, model_described), described,
+          serve, abstract)
 
 
 def _build_eval(servable: Servable, receiver: Any, checkpoint_path: str | None
@@ -289,16 +298,26 @@ def _build_eval(servable: Servable, receiver: Any, checkpoint_path: str | None
   return exported, variables, int(step), section, described
 
 
-def _write(export_dir_base: Any, modules: dict, variables: dict,
-           description: dict, assets_extra: Mapping | None, as_text: bool
-           ) -> str:
-  """Writes ``temp-<stamp>-<pid>/``, then renames it ``<stamp>/``."""
+def _in_temp(export_dir_base: Any, fill: Callable[[str], None]) -> str:
+  """``fill(temp)`` of a new ``temp-<stamp>-<pid>/``, renamed ``<stamp>/``."""
   base = os.path.abspath(os.fspath(export_dir_base))
   os.makedirs(base, exist_ok=True)
   stamp = int(_now())
   temp = os.path.join(base, f"{_format.TEMP_PREFIX}{stamp}-{os.getpid()}")
   try:
     os.makedirs(temp)
+    fill(temp)
+    return _publish(temp, base, stamp)
+  except BaseException:
+    shutil.rmtree(temp, ignore_errors=True)
+    raise
+
+
+def _write(export_dir_base: Any, modules: dict, variables: dict,
+           description: dict, assets_extra: Mapping | None, as_text: bool
+           ) -> str:
+  """Writes the export's files in ``_in_temp``."""
+  def fill(temp: str) -> None:
     for name, exported in modules.items():
       with open(os.path.join(temp, name), "wb") as f:
         f.write(exported.serialize())
@@ -311,10 +330,7 @@ def _write(export_dir_base: Any, modules: dict, variables: dict,
     with open(os.path.join(temp, _format.DESCRIPTION), "w",
               encoding="utf-8") as f:
       json.dump(description, f, indent=1)
-    return _publish(temp, base, stamp)
-  except BaseException:
-    shutil.rmtree(temp, ignore_errors=True)
-    raise
+  return _in_temp(export_dir_base, fill)
 
 
 def _same_variables(a: dict, b: dict) -> bool:
@@ -324,10 +340,38 @@ def _same_variables(a: dict, b: dict) -> bool:
       x.shape == y.shape and x.dtype == y.dtype for x, y in zip(leaves_a, leaves_b))
 
 
+def _export_tf(servable: Servable, export_dir_base: Any, receiver_fns: Mapping,
+               assets_extra: Mapping | None, as_text: bool,
+               checkpoint_path: str | None) -> str:
+  """A TensorFlow SavedModel of PREDICT (``estlab.export._tf_saved_model``)."""
+  from estlab.export import _tf_saved_model  # pylint: disable=g-import-not-at-top
+  _tf_saved_model.require_tensorflow()  # before the model is traced
+  if list(receiver_fns) != [ModeKeys.PREDICT]:
+    raise ValueError(
+        f"format='tf_saved_model' exports ModeKeys.PREDICT only, not "
+        f"{sorted(receiver_fns)!r}; export EVAL with format='estlab'.")
+  exported, variables, step, section, described, serve, abstract = _trace(
+      servable, _receiver(receiver_fns[ModeKeys.PREDICT]), checkpoint_path)
+
+  def fill(temp: str) -> None:
+    _tf_saved_model.write(temp, serve, variables, abstract, section, described,
+                          exported.platforms, as_text=as_text)
+    _copy_assets(assets_extra, temp)
+  path = _in_temp(export_dir_base, fill)
+  logger.info("Exported %s (global step %d) as a TF SavedModel to %s",
+              servable.model, step, path)
+  return path
+
+
 def _export_modes(servable: Servable, export_dir_base: Any,
                   receiver_fns: Mapping, assets_extra: Mapping | None,
-                  as_text: bool, checkpoint_path: str | None) -> str:
+                  as_text: bool, checkpoint_path: str | None,
+                  format: str = "estlab") -> str:  # pylint: disable=redefined-builtin
   """One export directory holding the signatures of every mode given."""
+  if format not in FORMATS:
+    raise ValueError(f"format={format!r}; use one of {list(FORMATS)!r}: 'estlab'"
+                     " (estlab.export.load, `estlab serve`) or 'tf_saved_model'"
+                     " (a TensorFlow SavedModel for TF Serving).")
   if jax.process_count() > 1:
     raise ValueError(
         f"export_saved_model in process {jax.process_index()} of a "
@@ -335,6 +379,9 @@ def _export_modes(servable: Servable, export_dir_base: Any,
         "would write its own export. Export once the run ended, from one "
         "process: estlab.LinearClassifier(..., model_dir=model_dir)"
         ".export_saved_model(...) reads the checkpoint the run wrote.")
+  if format == "tf_saved_model":
+    return _export_tf(servable, export_dir_base, receiver_fns, assets_extra,
+                      as_text, checkpoint_path)
   modules, signatures, description = {}, {}, {}
   variables = step = None
   for mode, receiver_fn in receiver_fns.items():
@@ -378,25 +425,32 @@ def export_saved_model(servable: Any, export_dir_base: Any,
                        serving_input_receiver_fn: Callable,
                        assets_extra: Mapping | None = None, as_text: bool = False,
                        checkpoint_path: str | None = None,
-                       experimental_mode: str = ModeKeys.PREDICT) -> str:
+                       experimental_mode: str = ModeKeys.PREDICT,
+                       format: str = "estlab") -> str:  # pylint: disable=redefined-builtin
   """See ``Estimator.export_saved_model``; returns the export directory.
 
   ``servable``: a ``Servable`` (``Estimator.export_saved_model`` passes its
-  own), or an estimator, whose ``_servable()`` is exported.
+  own), or an estimator, whose ``_servable()`` is exported. ``format``:
+  ``'estlab'`` (``estlab.export.load``, ``estlab serve``) or
+  ``'tf_saved_model'``, a TensorFlow SavedModel for TF Serving
+  (``estlab.export._tf_saved_model``; needs ``pip install
+  "estlab[tensorflow]"``).
   """
   _check_mode(experimental_mode)
   return _export_modes(_as_servable(servable), export_dir_base,
                        {experimental_mode: serving_input_receiver_fn},
-                       assets_extra, as_text, checkpoint_path)
+                       assets_extra, as_text, checkpoint_path, format)
 
 
 def experimental_export_all_saved_models(
     servable: Any, export_dir_base: Any, input_receiver_fn_map: Mapping,
     assets_extra: Mapping | None = None, as_text: bool = False,
-    checkpoint_path: str | None = None) -> str:
+    checkpoint_path: str | None = None,
+    format: str = "estlab") -> str:  # pylint: disable=redefined-builtin
   """See ``Estimator.experimental_export_all_saved_models``: one directory
-  with the signatures of every mode given (PREDICT and EVAL). ``servable``:
-  as ``export_saved_model``'s."""
+  with the signatures of every mode given (PREDICT and EVAL). ``servable``
+  and ``format``: as ``export_saved_model``'s ('tf_saved_model': PREDICT
+  only)."""
   if not isinstance(input_receiver_fn_map, Mapping) or not input_receiver_fn_map:
     raise ValueError(f"input_receiver_fn_map={input_receiver_fn_map!r:.100} must "
                      "be a non-empty dict {ModeKeys.PREDICT: receiver_fn, "
@@ -406,5 +460,5 @@ def experimental_export_all_saved_models(
   ordered = {m: input_receiver_fn_map[m] for m in _MODES
              if m in input_receiver_fn_map}
   return _export_modes(_as_servable(servable), export_dir_base, ordered,
-                       assets_extra, as_text, checkpoint_path)
+                       assets_extra, as_text, checkpoint_path, format)
 

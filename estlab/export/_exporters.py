@@ -3,7 +3,8 @@
 ``train_and_evaluate`` calls ``export(estimator, export_path,
 checkpoint_path, eval_result, is_the_final_export)`` after each evaluation,
 with ``export_path`` = ``model_dir/export/<name>``; each export is a
-timestamped ``export_saved_model`` directory there.
+timestamped ``export_saved_model`` directory there; ``format`` is passed
+on (``'tf_saved_model'``: a TensorFlow SavedModel, for TF Serving).
 """
 from __future__ import annotations
 
@@ -18,7 +19,8 @@ class Exporter:
   """Base of exporters: a ``name`` and ``export(...)`` returning a path."""
 
   def __init__(self, name: str, serving_input_receiver_fn: Callable,
-               assets_extra: Mapping | None = None, as_text: bool = False):
+               assets_extra: Mapping | None = None, as_text: bool = False,
+               format: str = "estlab"):  # pylint: disable=redefined-builtin
     if not isinstance(name, str) or not name or os.sep in name:
       raise ValueError(f"{type(self).__name__}(name={name!r}): a non-empty "
                        "directory name without separators, e.g. 'latest'.")
@@ -26,10 +28,14 @@ class Exporter:
       raise TypeError(f"{type(self).__name__}(serving_input_receiver_fn="
                       f"{serving_input_receiver_fn!r}): must be callable, e.g. "
                       "estlab.export.build_raw_serving_input_receiver_fn(...).")
+    if format not in ("estlab", "tf_saved_model"):
+      raise ValueError(f"{type(self).__name__}(format={format!r}): 'estlab' "
+                       "(the default) or 'tf_saved_model' (for TF Serving).")
     self._name = name
     self._receiver_fn = serving_input_receiver_fn
     self._assets_extra = assets_extra
     self._as_text = as_text
+    self._format = format
 
   @property
   def name(self) -> str:
@@ -39,7 +45,8 @@ class Exporter:
               checkpoint_path: str | None) -> str:
     return estimator.export_saved_model(
         export_path, self._receiver_fn, assets_extra=self._assets_extra,
-        as_text=self._as_text, checkpoint_path=checkpoint_path)
+        as_text=self._as_text, checkpoint_path=checkpoint_path,
+        format=self._format)
 
   def export(self, estimator: Any, export_path: str,
              checkpoint_path: str | None, eval_result: dict,
@@ -70,8 +77,10 @@ class LatestExporter(Exporter):
 
   def __init__(self, name: str, serving_input_receiver_fn: Callable,
                assets_extra: Mapping | None = None, as_text: bool = False,
-               exports_to_keep: int | None = 5):
-    super().__init__(name, serving_input_receiver_fn, assets_extra, as_text)
+               exports_to_keep: int | None = 5,
+               format: str = "estlab"):  # pylint: disable=redefined-builtin
+    super().__init__(name, serving_input_receiver_fn, assets_extra, as_text,
+                     format)
     _check_keep("LatestExporter", exports_to_keep)
     self._keep = exports_to_keep
 
@@ -122,8 +131,10 @@ class BestExporter(Exporter):
                event_file_pattern: str | None = "eval/*.tfevents.*",
                compare_fn: Callable[..., bool] = _loss_smaller,
                assets_extra: Mapping | None = None, as_text: bool = False,
-               exports_to_keep: int | None = 5):
-    super().__init__(name, serving_input_receiver_fn, assets_extra, as_text)
+               exports_to_keep: int | None = 5,
+               format: str = "estlab"):  # pylint: disable=redefined-builtin
+    super().__init__(name, serving_input_receiver_fn, assets_extra, as_text,
+                     format)
     if not callable(compare_fn):
       raise TypeError(f"BestExporter(compare_fn={compare_fn!r}): a callable "
                       "(best_eval_result, current_eval_result) -> bool.")
