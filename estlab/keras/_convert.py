@@ -79,7 +79,9 @@ def model_to_estimator(keras_model: Any = None, keras_model_path: Any = None,
   variables are the model_fn's ``params`` and the others (BatchNorm
   statistics, frozen layers) its ``'non_trainable'`` collection, updated in
   TRAIN, each named by its Keras path (``sequential/dense/kernel``) in
-  checkpoints and ``get_variable_names()``. Training uses the compiled loss
+  checkpoints and ``get_variable_names()`` (name your layers so a model
+  built again matches its checkpoints; Dropout's seed states are drawn from
+  the estimator's rng each step, never stored). Training uses the compiled loss
   and optimizer (Keras' stateless API inside the compiled step),
   ``evaluate`` reports the loss and the compiled metrics, ``predict`` and
   exports give ``{output name: array}``. The Keras model itself is not

@@ -5,6 +5,9 @@ moving statistics, frozen layers' weights, dropout seed states) the
 ``'non_trainable'`` collection, each under its Keras path
 (``sequential/dense/kernel``) and initialised from the model's values, so
 checkpoints, warm start and ``get_variable_names`` name them as Keras does.
+Random layers' seed states (Dropout's ``SeedGenerator``) are no variables:
+in TRAIN each step draws them from estlab's ``'dropout'`` rng (so
+``RunConfig.tf_random_seed`` decides), elsewhere they keep the model's.
 
 Example:
   >>> layout = Layout(trainable=('dense/kernel',), non_trainable=(),
@@ -18,6 +21,7 @@ import dataclasses
 from typing import Any, Mapping, Sequence
 
 import flax.linen as nn
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -49,26 +53,34 @@ class Layout:
     non_trainable: paths of ``model.non_trainable_variables``, in order.
     initial: numpy values, the trainable ones then the others: the model's
       values when it was converted.
+    seeds: indices among ``non_trainable`` of seed states (not stored).
   """
   trainable: tuple[str, ...]
   non_trainable: tuple[str, ...]
   initial: tuple[np.ndarray, ...]
+  seeds: frozenset = frozenset()
 
   @classmethod
   def of(cls, model: Any) -> Layout:
     """The layout and current values of a built Keras model's variables."""
     trainable, frozen = model.trainable_variables, model.non_trainable_variables
     paths = _unique([v.path for v in [*trainable, *frozen]])
+    seed_states = {id(generator.state)
+                   for layer in model._flatten_layers()  # pylint: disable=protected-access
+                   for generator in getattr(layer, "_seed_generators", ())}
     return cls(trainable=paths[:len(trainable)],
                non_trainable=paths[len(trainable):],
-               initial=tuple(np.array(v.value) for v in [*trainable, *frozen]))
+               initial=tuple(np.array(v.value) for v in [*trainable, *frozen]),
+               seeds=frozenset(i for i, v in enumerate(frozen)
+                               if id(v) in seed_states))
 
   def tree(self) -> dict:
     """``{component: ... {leaf: (collection, index)}}`` by path components;
     ``index`` counts each collection's variables from 0."""
     tree: dict = {}
     named = [(p, ("params", i)) for i, p in enumerate(self.trainable)]
-    named += [(p, (NON_TRAINABLE, i)) for i, p in enumerate(self.non_trainable)]
+    named += [(p, (NON_TRAINABLE, i)) for i, p in enumerate(self.non_trainable)
+              if i not in self.seeds]
     for path, leaf in named:
       *parents, name = path.split("/")
       node = tree
@@ -136,6 +148,22 @@ class _Node(nn.Module):
     return found
 
 
+class _Seeds(nn.Module):
+  """Seed states: fresh from the ``'dropout'`` rng where there is one."""
+  layout: Layout
+
+  @nn.compact
+  def __call__(self) -> dict:
+    seeds = {}
+    for index in sorted(self.layout.seeds):
+      start = jnp.asarray(self.layout.value(NON_TRAINABLE, index))
+      if self.has_rng("dropout") and not self.is_initializing():
+        start = jax.random.bits(self.make_rng("dropout"), start.shape,
+                                start.dtype)
+      seeds[(NON_TRAINABLE, index)] = start
+    return seeds
+
+
 def read(layout: Layout) -> tuple[list, list, list]:
   """Declares the variables in the calling Flax scope (the model_fn's).
 
@@ -150,7 +178,7 @@ def read(layout: Layout) -> tuple[list, list, list]:
                      "estlab names variables by their Keras paths "
                      "(layer/variable).")
   nodes = [_Node(tree[key], layout, name=key) for key in tree]
-  found = {}
+  found = _Seeds(layout, name="keras_seeds")() if layout.seeds else {}
   for node in nodes:
     found.update(node())
   trainable = [found[("params", i)] for i in range(len(layout.trainable))]
@@ -160,6 +188,6 @@ def read(layout: Layout) -> tuple[list, list, list]:
 
 def write(nodes: list, values: Sequence[Any]) -> None:
   """Stores new non-trainable ``values`` (TRAIN only; elsewhere a no-op)."""
-  updates = dict(enumerate(values))
+  updates = dict(enumerate(values))  # seed states are not stored
   for node in nodes:
     node(updates)

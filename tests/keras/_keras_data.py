@@ -16,14 +16,18 @@ def images(n, seed=0):
 
 
 def cnn(seed=0):
-  """A compiled CNN over ``images`` (BatchNorm and Dropout included)."""
+  """A compiled CNN over ``images`` (BatchNorm and Dropout included).
+
+  Its layers are named, so a model built again matches its checkpoints
+  (Keras numbers unnamed layers per process: conv2d, conv2d_1...).
+  """
   keras.utils.set_random_seed(seed)
   image = keras.Input((32, 32, 3), name="image")
-  h = keras.layers.Conv2D(8, 3, strides=2, activation="relu")(image)
-  h = keras.layers.BatchNormalization()(h)
-  h = keras.layers.Conv2D(8, 3, activation="relu")(h)
-  h = keras.layers.GlobalAveragePooling2D()(h)
-  h = keras.layers.Dropout(0.1)(h)
+  h = keras.layers.Conv2D(8, 3, strides=2, activation="relu", name="conv1")(image)
+  h = keras.layers.BatchNormalization(name="bn")(h)
+  h = keras.layers.Conv2D(8, 3, activation="relu", name="conv2")(h)
+  h = keras.layers.GlobalAveragePooling2D(name="pool")(h)
+  h = keras.layers.Dropout(0.1, name="dropout")(h)
   label = keras.layers.Dense(CLASSES, activation="softmax", name="label")(h)
   model = keras.Model(image, label)
   model.compile(optimizer=keras.optimizers.Adam(1e-2),
@@ -41,6 +45,8 @@ def batches(x, y, batch_size=32, epochs=1, key="image"):
 
 
 def weights(model):
-  """``{path: numpy value}`` of the model's layer variables."""
+  """``{path: numpy value}`` of the model's layer variables, but for random
+  layers' seed states (which estlab draws from its rng and never stores)."""
   return {v.path: np.array(v.value) for v in
-          [*model.trainable_variables, *model.non_trainable_variables]}
+          [*model.trainable_variables, *model.non_trainable_variables]
+          if not v.path.endswith("seed_generator_state")}

@@ -54,7 +54,7 @@ def test_named_outputs_train_evaluate_and_rename_metrics(converted):
   assert result["flag/accuracy"] > 0.8
   assert result["score/mae"] < 0.5
   # The metrics are Keras' own on these rows, with the trained weights.
-  for v in [*model.trainable_variables, *model.non_trainable_variables]:
+  for v in model.variables:
     v.assign(est.get_variable_value(v.path))
   keras_result = model.evaluate(features, labels, batch_size=64,
                                 return_dict=True, verbose=0)
