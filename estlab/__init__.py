@@ -60,7 +60,7 @@ _EXPORTS.update({name: "estlab.premade" for name in _PREMADE})
 _EXPORTS.update({name: "estlab.heads" for name in _HEADS})
 _SUBMODULES = ("checkpoint", "compat", "data", "distribute", "experimental",
                "export", "feature_column", "heads", "inspect",
-               "hooks", "inputs", "metrics", "premade", "summary")
+               "hooks", "inputs", "keras", "metrics", "premade", "summary")
 
 __all__ = sorted(_EXPORTS) + list(_SUBMODULES) + ["__version__"]
 

@@ -63,7 +63,8 @@ _LAYERS = (
     ("export", ("estlab.export",)),
     ("the estimator", ("estlab.estimator",)),
     ("built on the estimator", ("estlab.premade", "estlab.training",
-                                "estlab.extenders", "estlab.experimental")),
+                                "estlab.extenders", "estlab.experimental",
+                                "estlab.keras")),
     ("the public surface", ("estlab",)),
     ("tf.compat.v1's names", ("estlab.compat",)),
     ("user interfaces", ("estlab.widgets", "estlab.demo", "estlab.cli",
@@ -110,7 +111,9 @@ _FORBIDDEN = [
 
 # Statements that must not load heavy libraries (run in a fresh interpreter).
 _LIGHT_IMPORTS = [
-    ("import estlab", ("jax", "flax", "optax", "orbax")),
+    ("import estlab", ("jax", "flax", "optax", "orbax", "keras")),
+    # estlab.keras imports Keras when model_to_estimator runs.
+    ("import estlab.keras", ("keras", "tensorflow")),
     # The Estimator lists step directories on import; Orbax loads on use.
     ("from estlab.checkpoint._step_dirs import local_steps",
      ("jax", "flax", "optax", "orbax")),
