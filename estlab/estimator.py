@@ -181,7 +181,7 @@ class Estimator:
       input_fn: returns an iterable of batches, or one batch (see
         ``train``).
       steps: evaluate on this many batches at most; None: until the input
-        ends (one batch: once; ``steps``: that many times).
+        ends (one batch: once, where TF looped until stopped).
       hooks: ``SessionRunHook`` instances.
       checkpoint_path: the checkpoint to evaluate; None: the latest.
       name: evaluations with different names write to different
@@ -219,7 +219,7 @@ class Estimator:
     """Yields predictions of a checkpoint (the latest by default).
 
     ``input_fn`` returns an iterable of batches, or one batch, read once
-    (see ``train``); the input's labels, if any, are ignored.
+    (TF predicted on it until stopped); the input's labels are ignored.
 
     Yields:
       One dict per example (``yield_single_examples=True``) or per batch; a

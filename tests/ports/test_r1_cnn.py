@@ -213,8 +213,10 @@ def _run(tmp_path, reference, capture):
   ref = reference["runs"]
   ref_acc = [r["eval"]["accuracy"] for r in ref]
   ref_loss = [r["eval"]["loss"] for r in ref]
-  # Different random initial weights and batches than TF's runs: within the
-  # spread of TF's own runs, widened by 0.1 accuracy / 0.05 loss (20 steps
-  # at learning rate 0.001 leave the loss near ln 10 = 2.303).
-  assert min(ref_acc) - 0.1 <= eval_results["accuracy"] <= max(ref_acc) + 0.1
+  # Different random initial weights and batches than TF's runs (the
+  # tutorial seeds nothing): within the spread of TF's own runs, widened by
+  # 0.1 accuracy below and 0.2 above (an unseeded start reached 0.237 once
+  # in ~10 runs; 0.07-0.12 is usual) and 0.05 loss (20 steps at learning
+  # rate 0.001 leave the loss near ln 10 = 2.303).
+  assert min(ref_acc) - 0.1 <= eval_results["accuracy"] <= max(ref_acc) + 0.2
   assert min(ref_loss) - 0.05 <= eval_results["loss"] <= max(ref_loss) + 0.05
