@@ -73,7 +73,8 @@ MultiClass heads without ``weight_column``; other heads are a ValueError.
 
 ``export_saved_model(..., format='tf_saved_model')`` writes a TensorFlow
 SavedModel instead, for TF Serving (``estlab.export._tf_saved_model``: jax2tf,
-the same signatures, feature columns as TF ops; needs
+the same signatures, feature columns as TF ops; a parsing receiver's take
+serialized ``tf.train.Example``s with TF's input and method names; needs
 ``pip install "estlab[tensorflow]"``).
 
 A numeric column's ``normalizer_fn`` runs inside the module; a

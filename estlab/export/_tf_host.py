@@ -2,7 +2,7 @@
 
 estlab's own export runs its host step in Python from JSON (``_parsing``:
 parse the request, encode it with the feature columns). In a SavedModel for
-TF Serving nothing runs but the graph, so ``HostStep`` rebuilds that step
+TF Serving nothing runs but the graph, so ``TFHostStep`` rebuilds that step
 with TF ops, column by column, and gives the features the ``jax.export``ed
 model reads (``fc.encode``'s layout): numeric columns (NaN replaced by
 ``default_value``), bucketized, identity and vocabulary (list or file,
@@ -14,8 +14,13 @@ and ``estlab serve``.
 
 Inputs are dense tensors, batch first: a ``FixedLenFeature`` ``[batch,
 *shape]``; a ``VarLenFeature`` ``[batch, None]``, rows padded with ``''``
-(strings) or ``-1`` (integers), the values a categorical column reads as
-"no value", as TF's columns read dense inputs.
+(strings) or ``-1`` (numbers), the values a categorical column reads as
+"no value", as TF's columns read dense inputs. A parsing receiver's
+signatures take serialized ``tf.train.Example``s instead, as TF's export
+does: ``parse_examples`` turns them into those dense inputs with
+``tf.io.parse_example`` and the export's feature spec (``example_spec``).
+(Not the estimator's ``estlab._engine.host_step.HostStep``, which runs this
+step in Python.)
 
 Needs TensorFlow: imported by ``estlab.export._tf_saved_model`` only, on the
 ``format='tf_saved_model'`` path.
@@ -23,7 +28,8 @@ Needs TensorFlow: imported by ``estlab.export._tf_saved_model`` only, on the
 Example:
   >>> import tensorflow as tf                               # doctest: +SKIP
   >>> inputs = {'x': {'kind': 'fixed', 'dtype': 'float32', 'shape': [None, 1]}}
-  >>> host = HostStep(tf, inputs, {'kind': 'feature_columns', 'feature_columns':
+  >>> host = TFHostStep(tf, inputs, {
+  ...     'kind': 'feature_columns', 'feature_columns':
   ...     [fc.numeric_column('x', default_value=0.).spec()]})  # doctest: +SKIP
   >>> host({'x': tf.constant([[float('nan')]])})['x'].numpy()  # doctest: +SKIP
   array([[0.]], dtype=float32)
@@ -42,7 +48,8 @@ from estlab.feature_column.numeric import BucketizedColumn, NumericColumn
 from estlab.feature_column.vocabulary import (VocabularyFileCategoricalColumn,
                                               VocabularyListCategoricalColumn)
 
-__all__ = ["HostStep", "UnconvertibleColumnError"]
+__all__ = ["TFHostStep", "UnconvertibleColumnError", "input_specs",
+           "example_spec", "parse_examples"]
 
 _CONVERTED = (NumericColumn, BucketizedColumn, IdentityCategoricalColumn,
               VocabularyListCategoricalColumn, VocabularyFileCategoricalColumn)
@@ -83,7 +90,65 @@ def input_specs(tf: Any, inputs: Mapping[str, dict]) -> dict:
   return specs
 
 
-class HostStep:
+def _parsed_dtype(tf: Any, dtype: str) -> Any:
+  """The dtype ``tf.io.parse_example`` gives: float32, int64 or string."""
+  if dtype == "string":
+    return tf.string
+  return tf.float32 if np.dtype(dtype).kind in "fc" else tf.int64
+
+
+def example_spec(tf: Any, inputs: Mapping[str, dict]) -> dict:
+  """``tf.io.parse_example``'s spec of a parsing receiver's inputs.
+
+  A ``fixed`` input is a ``tf.io.FixedLenFeature`` of its shape (less the
+  batch) and ``default_value`` (none: the feature is required); a ``varlen``
+  input a ``tf.io.VarLenFeature``. Floats parse as float32, integers as
+  int64 (``parse_examples`` casts them to the input's dtype).
+  """
+  spec = {}
+  for name, desc in inputs.items():
+    dtype = _parsed_dtype(tf, desc["dtype"])
+    if desc["kind"] == "varlen":
+      spec[name] = tf.io.VarLenFeature(dtype)
+      continue
+    shape = [int(d) for d in desc["shape"][1:]]
+    default = desc.get("default_value")
+    if default is not None:
+      default = np.asarray(default, dtype=object if dtype == tf.string else
+                           dtype.as_numpy_dtype).reshape(shape).tolist()
+    spec[name] = tf.io.FixedLenFeature(shape, dtype, default_value=default)
+  return spec
+
+
+def parse_examples(tf: Any, inputs: Mapping[str, dict], serialized: Any
+                   ) -> dict:
+  """The dense inputs ``input_specs`` describes, from serialized Examples.
+
+  Args:
+    tf: the ``tensorflow`` module.
+    inputs: a parsing receiver's inputs (``estlab_export.json``'s).
+    serialized: a ``[batch]`` string tensor of serialized
+      ``tf.train.Example``s.
+
+  Returns:
+    ``{name: tensor}``: a ``FixedLenFeature`` ``[batch, *shape]``, a
+    ``VarLenFeature`` ``[batch, None]`` padded with ``''`` or ``-1``.
+  """
+  parsed = tf.io.parse_example(serialized, example_spec(tf, inputs))
+  out = {}
+  for name, desc in inputs.items():
+    value = parsed[name]
+    if desc["kind"] == "varlen":
+      value = tf.sparse.to_dense(
+          value, default_value="" if value.dtype == tf.string else tf.cast(
+              -1, value.dtype))
+    if desc["dtype"] != "string":
+      value = tf.cast(value, tf.as_dtype(desc["dtype"]))
+    out[name] = value
+  return out
+
+
+class TFHostStep:
   """``host(features) -> model features``: the export's transform in TF ops.
 
   Args:

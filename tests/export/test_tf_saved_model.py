@@ -1,13 +1,18 @@
 """``export_saved_model(format='tf_saved_model')``: a TensorFlow SavedModel
 for TF Serving. ``tf.saved_model.load`` of it answers every signature as
 estlab's own export (``estlab.export.load``) does on the same rows, for a
-custom model_fn and for premade estimators whose feature columns become TF
-ops; ``saved_model_cli`` lists its signatures; columns without TF ops and a
-missing TensorFlow are clear errors.
+custom model_fn (a raw receiver: dense inputs) and for premade estimators
+whose feature columns become TF ops (a parsing receiver: serialized
+``tf.train.Example``s, as TF's export takes them); ``saved_model_cli`` lists
+the signatures TF 2.15's export wrote for the same estimators
+(tests/tf_reference/tf_serving_signatures_tf.py wrote
+tf_serving_signatures_tf215.json): input names, dtypes, shapes and method
+names; columns without TF ops and a missing TensorFlow are clear errors.
 """
 import json
 import os
 import pathlib
+import re
 import subprocess
 import sys
 import types
@@ -21,7 +26,10 @@ import tensorflow as tf
 
 import estlab
 from estlab import feature_column as fc
+from estlab.export import _example_proto
 
+_REFERENCE = json.loads((pathlib.Path(__file__).parents[1] / "tf_reference" /
+                         "tf_serving_signatures_tf215.json").read_text())
 _CONFIG = estlab.RunConfig(progress_bar=False, tf_random_seed=7)
 _N = 24
 
@@ -43,6 +51,32 @@ def _custom_model_fn(features, labels, mode):
         "logits": logits, "probabilities": jax.nn.softmax(logits)})
   loss = optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
   return estlab.EstimatorSpec(mode, loss=loss, train_op=optax.adam(0.05))
+
+
+def _examples(rows):
+  """Serialized ``tf.train.Example``s (estlab's ``Example``) of ``rows``:
+  ``{feature: [values]}``; floats, ints or strings; a feature left out is
+  missing from that example."""
+  out = []
+  for row in rows:
+    example = _example_proto.Example()
+    for name, values in row.items():
+      feature = example.features.feature[name]
+      if all(isinstance(v, str) for v in values) and values:
+        feature.bytes_list.value.extend(v.encode() for v in values)
+      elif all(isinstance(v, int) for v in values) and values:
+        feature.int64_list.value.extend(values)
+      else:
+        feature.float_list.value.extend(values)
+    out.append(example.SerializeToString())
+  return out
+
+
+def _examples_input(saved, name):
+  """The one input of a parsing receiver's signature: ``inputs`` or
+  ``examples`` (TF's names, by method)."""
+  (key,) = saved.signatures[name].structured_input_signature[1]
+  return key
 
 
 def _train(est, features, labels):
@@ -76,6 +110,14 @@ def exports(tmp_path_factory):
                                           config=_CONFIG), features, y)
   out["linear"] = (linear, *_both(
       linear, root / "linear", estlab.export.build_parsing_serving_input_receiver_fn(
+          fc.make_parse_example_spec(numeric))))
+
+  regressor = _train(estlab.LinearRegressor(numeric, model_dir=str(root / "r"),
+                                            config=_CONFIG), features,
+                     (features["a"] - 2 * features["b"]).astype(np.float32))
+  out["regressor"] = (regressor, *_both(
+      regressor, root / "regressor",
+      estlab.export.build_parsing_serving_input_receiver_fn(
           fc.make_parse_example_spec(numeric))))
 
   columns = numeric + [
@@ -117,48 +159,101 @@ def test_custom_model_fn_answers_as_estlab_export_at_two_batch_sizes(exports):
       _assert_same(got, signature({"x": x}))
 
 
-def test_linear_classifier_answers_every_signature_as_estlab_export(exports):
-  case = exports["linear"]
-  assert sorted(case.saved.signatures) == sorted(case.own.signatures) == [
-      "classification", "predict", "regression", "serving_default"]
-  a = np.array([[-1.], [0.2], [1.5], [3.]], np.float32)
-  b = np.array([[0.5], [-2.], [np.nan], [1.]], np.float32)  # NaN: default 0.5
+# b missing (third row) or NaN (fourth): its default_value, 0.5.
+_NUMERIC_ROWS = [{"a": [-1.0], "b": [0.5]}, {"a": [0.2], "b": [-2.0]},
+                 {"a": [1.5]}, {"a": [3.0], "b": [float("nan")]}]
+
+
+@pytest.mark.parametrize("model, names", [
+    ("linear", ["classification", "predict", "regression", "serving_default"]),
+    ("regressor", ["predict", "regression", "serving_default"])])
+def test_linear_models_answer_examples_as_estlab_export(exports, model, names):
+  case = exports[model]
+  assert sorted(case.saved.signatures) == sorted(case.own.signatures) == names
+  examples = _examples(_NUMERIC_ROWS)
   for name, signature in case.own.signatures.items():
-    got = case.saved.signatures[name](a=tf.constant(a), b=tf.constant(b))
-    _assert_same(got, signature({"a": a, "b": b}))
-  classes = case.saved.signatures["predict"](a=tf.constant(a), b=tf.constant(b))
-  assert set(classes["classes"].numpy().ravel()) <= {b"0", b"1"}
+    key = _examples_input(case.saved, name)
+    assert key == ("examples" if name == "predict" else "inputs")
+    got = case.saved.signatures[name](**{key: tf.constant(examples)})
+    _assert_same(got, signature(examples=examples))
+  if model == "linear":
+    got = case.saved.signatures["predict"](examples=tf.constant(examples))
+    assert set(got["classes"].numpy().ravel()) <= {b"0", b"1"}
+    assert got["class_ids"].dtype == tf.int64  # as TF's heads give them
 
 
-def test_dnn_classifier_columns_run_as_tf_ops_like_estlab_export(exports):
+def test_a_missing_required_feature_is_tfs_parse_error(exports):
+  signature = exports["linear"].saved.signatures["serving_default"]
+  with pytest.raises(tf.errors.InvalidArgumentError,
+                     match="Feature: a .* is required"):
+    signature(inputs=tf.constant(_examples([{"b": [1.0]}])))
+
+
+def test_dnn_classifier_parses_varlen_features_as_estlab_export(exports):
   case = exports["dnn"]
-  a = np.array([[-1.], [0.2], [0.7], [3.], [-0.2]], np.float32)
-  b = np.array([[0.5], [-2.], [0.1], [1.], [0.]], np.float32)
-  # VarLenFeatures: lists per example in estlab's export; in the SavedModel a
-  # dense [batch, None] tensor padded with '' and -1 ("no value").
-  c_lists = [["red"], ["green", "blue"], [], ["purple"], ["blue"]]
-  d_lists = [[0], [3, 1], [2], [], [7 % 4]]
-  c = tf.constant([row + [""] * (2 - len(row)) for row in c_lists])
-  d = tf.constant([row + [-1] * (2 - len(row)) for row in d_lists], tf.int64)
+  rows = [
+      {"a": [-1.0], "b": [0.5], "c": ["red"], "d": [0]},
+      {"a": [0.2], "b": [-2.0], "c": ["green", "blue"], "d": [3, 1]},
+      {"a": [0.7], "b": [0.1], "d": [2]},  # c missing: no values
+      {"a": [3.0], "b": [1.0], "c": ["purple"]},  # out of vocabulary
+      {"a": [-0.2], "b": [0.0], "c": ["blue"], "d": [3]}]
+  examples = _examples(rows)
   for name, signature in case.own.signatures.items():
-    got = case.saved.signatures[name](a=tf.constant(a), b=tf.constant(b), c=c,
-                                      d=d)
-    _assert_same(got, signature({"a": a, "b": b, "c": c_lists, "d": d_lists}))
-  got = case.saved.signatures["predict"](a=tf.constant(a), b=tf.constant(b),
-                                         c=c, d=d)
+    key = _examples_input(case.saved, name)
+    got = case.saved.signatures[name](**{key: tf.constant(examples)})
+    _assert_same(got, signature(examples=examples))
+  got = case.saved.signatures["predict"](examples=tf.constant(examples))
   assert set(got["classes"].numpy().ravel()) <= {b"no", b"yes", b"maybe"}
+  # Every example without a VarLenFeature: a zero-width batch of it.
+  examples = _examples([{"a": [0.3], "b": [1.0]}, {"a": [-0.3], "b": [2.0]}])
+  _assert_same(case.saved.signatures["classification"](
+      inputs=tf.constant(examples)),
+               case.own.signatures["classification"](examples=examples))
 
 
-def test_saved_model_cli_lists_the_signatures(exports):
+def _shown_signatures(path):
+  """``saved_model_cli show --all``'s SignatureDefs, as the reference holds
+  them: ``{name: {method_name, inputs, outputs}}``."""
   cli = pathlib.Path(sys.executable).with_name("saved_model_cli")
   shown = subprocess.run(
-      [str(cli), "show", "--dir", exports["linear"].path, "--all"],
+      [str(cli), "show", "--dir", path, "--all"],
       capture_output=True, text=True, timeout=300, check=True,
       env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}).stdout
-  for name in ("serving_default", "predict", "classification", "regression"):
-    assert f"signature_def['{name}']" in shown
-  assert "inputs['a'] tensor_info" in shown
-  assert "outputs['classes'] tensor_info" in shown
+  shown = shown.split("Concrete Functions:")[0]
+  signatures = {}
+  for block in re.split(r"^signature_def\['", shown, flags=re.M)[1:]:
+    name, body = block.split("']:", 1)
+    if name == "__saved_model_init_op":
+      continue
+    signature = {"method_name": re.search(r"Method name is: (\S+)",
+                                          body).group(1),
+                 "inputs": {}, "outputs": {}}
+    for side, key, dtype, shape in re.findall(
+        r"(inputs|outputs)\['([^']+)'\] tensor_info:\s+dtype: (\w+)\s+"
+        r"shape: \(([^)]*)\)", body):
+      signature[side][key] = {"dtype": dtype, "shape": [
+          int(d) for d in shape.split(",") if d.strip()]}
+    signatures[name] = signature
+  return signatures
+
+
+@pytest.mark.parametrize("model, reference", [
+    ("linear", "LinearClassifier"), ("regressor", "LinearRegressor"),
+    ("dnn", "DNNClassifier")])
+def test_saved_model_cli_shows_the_signatures_tf_wrote(exports, model,
+                                                       reference):
+  # Names, dtypes, shapes and method names of inputs and outputs, as TF
+  # 2.15's export_saved_model wrote them for the same estimator.
+  assert _shown_signatures(exports[model].path) == _REFERENCE[reference]
+
+
+def test_a_raw_receiver_keeps_dense_inputs_and_the_predict_method(exports):
+  shown = _shown_signatures(exports["custom"].path)
+  assert sorted(shown) == ["predict", "serving_default"]
+  for signature in shown.values():
+    assert signature["method_name"] == "tensorflow/serving/predict"
+    assert signature["inputs"] == {"x": {"dtype": "DT_FLOAT",
+                                         "shape": [-1, 2]}}
 
 
 _TF_ONLY = """
@@ -166,8 +261,13 @@ import json, sys
 for name in ('jax', 'jaxlib', 'flax', 'estlab'):  # what TF Serving lacks
   sys.modules[name] = None
 import tensorflow as tf
+def example(a, b):
+  return tf.train.Example(features=tf.train.Features(feature={
+      'a': tf.train.Feature(float_list=tf.train.FloatList(value=[a])),
+      'b': tf.train.Feature(float_list=tf.train.FloatList(value=[b]))}
+      )).SerializeToString()
 out = tf.saved_model.load(sys.argv[1]).signatures['predict'](
-    a=tf.constant([[0.3], [2.0]]), b=tf.constant([[1.0], [-1.0]]))
+    examples=tf.constant([example(0.3, 1.0), example(2.0, -1.0)]))
 print(json.dumps(out['probabilities'].numpy().tolist()))
 """
 
@@ -226,10 +326,10 @@ def test_exporters_write_saved_models_as_text_too(exports, tmp_path):
                                          format="tf_saved_model")
   path = exporter.export(case.estimator, str(tmp_path), None, {}, True)
   assert "saved_model.pbtxt" in os.listdir(path)
-  a = np.array([[0.3]], np.float32)
+  examples = _examples([{"a": [0.3], "b": [0.3]}])
   got = tf.saved_model.load(path).signatures["serving_default"](
-      a=tf.constant(a), b=tf.constant(a))
-  _assert_same(got, case.own.signatures["serving_default"]({"a": a, "b": a}))
+      inputs=tf.constant(examples))
+  _assert_same(got, case.own.signatures["serving_default"](examples=examples))
 
 
 _WITHOUT_TF = """
