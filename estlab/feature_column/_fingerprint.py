@@ -78,23 +78,22 @@ def _weak32(fetch, at: np.ndarray, a: np.ndarray, b: np.ndarray
 class _Bytes:
   """The joined bytes of many strings, read at per-string offsets.
 
-  ``fetch(offsets)`` is FarmHash's ``Fetch64`` (little-endian uint64 at each
-  byte offset), from eight shifted uint64 views of the buffer.
+  ``fetch(offsets)`` is FarmHash's ``Fetch64`` (the little-endian uint64 at
+  each byte offset): one gather from an unaligned uint64 view of the buffer
+  with a stride of one byte (no copy).
   """
 
   def __init__(self, joined: bytes):
     buf = np.frombuffer(joined + bytes(16), dtype=np.uint8)
-    words = (len(joined) >> 3) + 1
     self.bytes = buf
-    self.words = np.empty((8, words), dtype=np.uint64)
-    for shift in range(8):
-      self.words[shift] = buf[shift:shift + 8 * words].view("<u8")
+    self.words = np.ndarray(shape=(len(joined) + 8,), dtype="<u8", buffer=buf,
+                            strides=(1,))
 
   def fetch(self, offsets: np.ndarray) -> np.ndarray:
-    return self.words[offsets & _U(7), offsets >> _U(3)]
+    return self.words[offsets]
 
   def fetch32(self, offsets: np.ndarray) -> np.ndarray:
-    return self.fetch(offsets) & _LOW32
+    return self.words[offsets] & _LOW32
 
 
 def _len1to3(data: _Bytes, s: np.ndarray, n: np.ndarray) -> np.ndarray:
@@ -199,12 +198,17 @@ def fingerprint64_bytes(values: list) -> np.ndarray:
     >>> int(fingerprint64_bytes([b''])[0]) == 0x9AE16A3B2F90404F
     True
   """
-  out = np.empty(len(values), dtype=np.uint64)
-  if not values:
-    return out
   lengths = np.fromiter(map(len, values), dtype=np.uint64, count=len(values))
+  return _hash_joined(b"".join(values), lengths)
+
+
+def _hash_joined(joined: bytes, lengths: np.ndarray) -> np.ndarray:
+  """Fingerprints of the strings laid end to end in ``joined``."""
+  out = np.empty(lengths.size, dtype=np.uint64)
+  if not lengths.size:
+    return out
   starts = np.cumsum(lengths, dtype=np.uint64) - lengths
-  data = _Bytes(b"".join(values))
+  data = _Bytes(joined)
   out[lengths == 0] = _K2
   for low, high, hash_class in _CLASSES:
     rows = np.flatnonzero((lengths >= low) & (lengths <= high))
@@ -229,19 +233,40 @@ def _encode(value: Any) -> bytes:
                   ".astype(str) first.")
 
 
-def _distinct(values: list) -> np.ndarray:
-  """Fingerprints of distinct values, through the process-wide cache."""
+def _hash_values(values: np.ndarray) -> np.ndarray:
+  """Fingerprints of an object array of str / bytes (UTF-8 for str)."""
+  items = values.tolist()
+  lengths = np.fromiter(map(len, items), dtype=np.uint64, count=len(items))
+  try:  # all str: one join; when all ASCII, byte lengths are char lengths
+    text = "".join(items)
+  except TypeError:
+    text = None
+  if text is not None:
+    joined = text.encode("utf-8")
+    if len(joined) == len(text):
+      return _hash_joined(joined, lengths)
+  return fingerprint64_bytes([_encode(v) for v in items])
+
+
+def _distinct(values: np.ndarray) -> np.ndarray:
+  """Fingerprints of distinct values (an object array), through the cache."""
   cache = _cache
-  found = [cache.get(v) for v in values]
-  missing = [i for i, f in enumerate(found) if f is None]
-  if missing:
-    fresh = fingerprint64_bytes([_encode(values[i]) for i in missing])
-    if len(cache) + len(missing) > _CACHE_LIMIT:
-      cache.clear()
-    for i, value in zip(missing, fresh.tolist()):
-      found[i] = value
-      cache[values[i]] = value
-  return np.fromiter(found, dtype=np.uint64, count=len(found))
+  found = None
+  if cache:
+    found = np.array(list(map(cache.get, values.tolist())), dtype=object)
+    missing = np.flatnonzero(np.equal(found, None))
+    if not missing.size:
+      return found.astype(np.uint64)
+    values = values[missing]
+  fresh = _hash_values(values)
+  if len(cache) + values.size > _CACHE_LIMIT:
+    cache.clear()
+  if values.size <= _CACHE_LIMIT:
+    cache.update(zip(values.tolist(), fresh.tolist()))
+  if found is None:
+    return fresh
+  found[missing] = fresh.tolist()
+  return found.astype(np.uint64)
 
 
 def fingerprint64(values: Any) -> np.ndarray:
@@ -269,13 +294,14 @@ def fingerprint64(values: Any) -> np.ndarray:
     return np.zeros(array.shape, dtype=np.uint64)
   if array.dtype.kind in "iu":
     codes, uniques = pd.factorize(array.ravel())
-    decimal = [str(v) for v in uniques.tolist()]
+    decimal = np.asarray(uniques).astype(str).astype(object)
     return _distinct(decimal)[codes].reshape(array.shape)
   flat = array.astype(object, copy=False).ravel()
   if flat.size == 1:
-    return _distinct([flat[0]]).reshape(array.shape)
+    return _distinct(flat).reshape(array.shape)
   codes, uniques = pd.factorize(flat)
-  return _distinct(list(uniques))[codes].reshape(array.shape)
+  return _distinct(np.asarray(uniques, dtype=object))[codes].reshape(
+      array.shape)
 
 
 def hash_bucket(values: Any, num_buckets: int) -> np.ndarray:
