@@ -181,6 +181,12 @@ class CategoricalColumn(FeatureColumn):
     """
     raise NotImplementedError
 
+  def _cross_ids(self, features: Any, cache: dict
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """``(ids, present)`` as TF's ``crossed_column`` crosses this column."""
+    ids, _ = cached_ids(self, features, cache)
+    return ids, ids >= 0
+
 
 def cached_ids(column: CategoricalColumn, features: Any, cache: dict
                ) -> tuple[np.ndarray, np.ndarray]:

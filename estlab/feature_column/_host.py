@@ -7,15 +7,10 @@ values per example; only these ragged cells are read with a loop per row).
 Missing values are ``''``, None, NaN and pandas' NA for text, ``-1`` for
 integers and NaN for floats: they are dropped, as TF drops them.
 
-Hashing is stable across processes, runs and machines: text is hashed with
-``pandas.util.hash_array`` (SipHash-2-4 under pandas' fixed 16-byte key,
-vectorised); Python's per-process salted ``hash()`` is never used. Integers
-that are hashed (hash buckets, OOV buckets, crosses of raw keys) are hashed as
-their decimal strings, as TF does. The ids therefore differ from TF's
-FarmHash ids, but never change between runs. Crosses mix the per-key hashes
-with TF's ``FingerprintCat64`` formula over uint64 arrays, seeded with
-``hash_key``; ids coming from categorical columns enter a cross through the
-SplitMix64 finaliser.
+Hashed ids are TF's: ``_fingerprint`` computes TF's FarmHash
+``Fingerprint64`` and ``FingerprintCat64`` on the host (integers hashed into
+buckets as their decimal strings, as TF's ``as_string``); Python's salted
+``hash()`` is never used, so ids are the same in every process and machine.
 
 Example:
   >>> cells = read_cells(np.array([['a', ''], ['b', 'c']], object), 'k')
@@ -88,6 +83,16 @@ class Cells(NamedTuple):
 
 def read_cells(value: Any, key: str) -> Cells:
   """The cells of one feature: one row per example, padded to ``[B, K]``."""
+  return read_cells_and_layout(value, key)[0]
+
+
+def read_cells_and_layout(value: Any, key: str) -> tuple[Cells, bool]:
+  """``(read_cells(value), ragged)``: ragged when cells held lists of values.
+
+  TF would hold a ragged feature as a SparseTensor (as ``VarLenFeature``
+  parses it) and a rectangular one as a dense Tensor; ``crossed_column``
+  orders and keeps values by that difference.
+  """
   arr = _as_array(value)
   if arr.ndim == 0:
     raise ValueError(f"Feature {key!r} is a scalar {arr!r}; features need one "
@@ -99,9 +104,9 @@ def read_cells(value: Any, key: str) -> Cells:
   kind = _infer_object(arr) if arr.dtype == object else None
   if arr.ndim == 1 and kind is not None and kind not in (
       "string!", "string", "empty", "bytes", "boolean", *_NUMBER_KINDS):
-    return _ragged(arr)
+    return _ragged(arr), True
   arr = arr.reshape(arr.shape[0], int(np.prod(arr.shape[1:])))
-  return Cells(arr, np.ones(arr.shape, dtype=bool), kind)
+  return Cells(arr, np.ones(arr.shape, dtype=bool), kind), False
 
 
 def _ragged(arr: np.ndarray) -> Cells:
@@ -133,18 +138,26 @@ def _missing_text(values: np.ndarray, kind: str) -> np.ndarray:
   return na | (values == "")
 
 
-def as_int(cells: Cells, column: str, *, truncate: bool = False
-           ) -> tuple[np.ndarray, np.ndarray]:
+def is_numeric(cells: Cells) -> bool:
+  """Whether the cells hold numbers (or booleans) rather than text."""
+  return (cells.values.dtype.kind in "biuf"
+          or cells.kind in ("boolean", *_NUMBER_KINDS))
+
+
+def as_int(cells: Cells, column: str, *, truncate: bool = False,
+           keep_minus_one: bool = False) -> tuple[np.ndarray, np.ndarray]:
   """``(int64 values, present)``; -1 and NaN are missing.
 
   With ``truncate`` floats are cut toward zero (``22.9`` -> 22), as TF's
   ``crossed_column`` casts a float key to int64; else a non-integral float
-  is an error.
+  is an error. With ``keep_minus_one`` only NaN / None are missing (TF
+  crosses a dense feature's -1 as a value).
 
   Raises:
     TypeError: text, booleans or non-integral floats, naming a sample value.
   """
   values, filled, kind = cells
+  missing = ~filled
   if values.dtype.kind == "O":
     na = pd.isna(values) | ~filled
     if kind not in ("empty", *_NUMBER_KINDS):
@@ -159,6 +172,7 @@ def as_int(cells: Cells, column: str, *, truncate: bool = False
     values = np.where(na, np.nan, values).astype(np.float64)
   if values.dtype.kind == "f":
     nan = np.isnan(values) | ~filled
+    missing = nan
     if truncate:
       values = np.trunc(values)
     fractional = ~nan & (values != np.round(values))
@@ -173,15 +187,19 @@ def as_int(cells: Cells, column: str, *, truncate: bool = False
         f"Column {column!r} expects integers, got dtype {values.dtype} (e.g. "
         f"{values.ravel()[:1].tolist()!r}). Convert it with .astype(int).")
   ints = values.astype(np.int64)
+  if keep_minus_one:
+    return ints, ~missing
   return ints, filled & (ints != -1)
 
 
 def as_text(cells: Cells, column: str, *, allow_ints: bool,
-            truncate: bool = False) -> tuple[np.ndarray, np.ndarray]:
+            truncate: bool = False, keep_empty: bool = False
+            ) -> tuple[np.ndarray, np.ndarray]:
   """``(object array of str, present)``; ``''``, None and NaN are missing.
 
   With ``allow_ints``, integers become their decimal strings (-1 missing);
-  ``truncate`` cuts floats to integers first (``as_int``).
+  ``truncate`` cuts floats to integers first (``as_int``). With
+  ``keep_empty``, ``''`` is a value (TF crosses a dense feature's ``''``).
 
   Raises:
     TypeError: numbers given to a text-only column, or non-text values.
@@ -199,7 +217,10 @@ def as_text(cells: Cells, column: str, *, allow_ints: bool,
     text = np.full(ints.shape, "", dtype=object)
     text[present] = decimal_strings(ints[present])
     return text, present
-  present = filled & ~_missing_text(values, kind)
+  if keep_empty:
+    present = filled if kind == "string!" else filled & ~pd.isna(values)
+  else:
+    present = filled & ~_missing_text(values, kind)
   if kind == "bytes":
     values = values.copy()
     values[present] = [v.decode("utf-8") for v in values[present]]
@@ -242,15 +263,6 @@ def decimal_strings(ints: np.ndarray) -> np.ndarray:
   return np.asarray(uniques).astype(str).astype(object)[codes]
 
 
-def stable_hash(text: np.ndarray) -> np.ndarray:
-  """uint64 SipHash of each string: the same in every process and machine."""
-  if text.size == 0:
-    return np.zeros(0, dtype=np.uint64)
-  # Same hashes either way; factorizing first only pays off on large arrays.
-  return pd.util.hash_array(np.asarray(text, dtype=object),
-                            categorize=text.size >= 32768)
-
-
 def lookup(index: pd.Index, values: np.ndarray) -> np.ndarray:
   """``index.get_indexer(values)`` as int64 (-1: not found), vectorised.
 
@@ -265,28 +277,6 @@ def lookup(index: pd.Index, values: np.ndarray) -> np.ndarray:
     except (TypeError, ValueError, AttributeError):
       pass
   return index.get_indexer(values).astype(np.int64)
-
-
-_U = np.uint64
-
-
-def mix64(ids: np.ndarray) -> np.ndarray:
-  """SplitMix64's finaliser: integers to well-spread uint64 (vectorised)."""
-  z = ids.astype(np.int64).view(np.uint64) + _U(0x9E3779B97F4A7C15)
-  z = (z ^ (z >> _U(30))) * _U(0xBF58476D1CE4E5B9)
-  z = (z ^ (z >> _U(27))) * _U(0x94D049BB133111EB)
-  return z ^ (z >> _U(31))
-
-
-def fingerprint_cat64(fp1: np.ndarray, fp2: np.ndarray) -> np.ndarray:
-  """TF's ``FingerprintCat64``: combines two uint64 fingerprints (arrays)."""
-  mul = _U(0xC6A4A7935BD1E995)
-  shift = _U(47)
-  mixed = fp2 * mul
-  result = (fp1 ^ mul) ^ ((mixed ^ (mixed >> shift)) * mul)
-  result = result * mul
-  result = (result ^ (result >> shift)) * mul
-  return result ^ (result >> shift)
 
 
 def compact(ids: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -1,9 +1,11 @@
 """Identity, hash-bucket and weighted categorical columns, as TF's.
 
 All run on the host and give integer ids: identity passes integers through,
-hash buckets use the stable hash of ``_host`` (``SipHash(value) %
-hash_bucket_size``; integers hashed as decimal strings), and a weighted column
-pairs another column's ids with the values of a weight feature.
+hash buckets are TF's ``tf.strings.to_hash_bucket_fast``
+(``Fingerprint64(value) % hash_bucket_size`` with FarmHash, see
+``_fingerprint``; integers hashed as their decimal strings), so ids equal
+TF's, and a weighted column pairs another column's ids with the values of a
+weight feature.
 
 Example:
   >>> from estlab import feature_column as fc
@@ -19,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from estlab.feature_column import _base, _host
+from estlab.feature_column import _base, _fingerprint, _host
 
 __all__ = ["IdentityCategoricalColumn", "HashedCategoricalColumn",
            "WeightedCategoricalColumn", "categorical_column_with_identity",
@@ -116,15 +118,13 @@ class HashedCategoricalColumn(_base.KeyedColumn,
     del cache
     cells = _host.read_cells(
         _host.get_feature(features, self.key, self.name), self.key)
-    if self.dtype == "string":
-      text, present = _host.as_text(cells, self.name, allow_ints=True)
-    else:
-      ints, present = _host.as_int(cells, self.name)
-      text = np.full(ints.shape, "", dtype=object)
-      text[present] = _host.decimal_strings(ints[present])
-    ids = np.full(text.shape, -1, dtype=np.int64)
-    hashed = _host.stable_hash(text[present]) % np.uint64(self.hash_bucket_size)
-    ids[present] = hashed.astype(np.int64)
+    if self.dtype == "string" and not _host.is_numeric(cells):
+      values, present = _host.as_text(cells, self.name, allow_ints=False)
+    else:  # hashed as decimal strings (TF's as_string), factorized first
+      values, present = _host.as_int(cells, self.name)
+    ids = np.full(values.shape, -1, dtype=np.int64)
+    ids[present] = _fingerprint.hash_bucket(values[present],
+                                            self.hash_bucket_size)
     return ids, np.ones(ids.shape, dtype=np.float32)
 
 
@@ -133,9 +133,10 @@ def categorical_column_with_hash_bucket(key: str, hash_bucket_size: int,
                                         ) -> HashedCategoricalColumn:
   """Ids by hashing, ``hash(value) % hash_bucket_size``, as TF's function.
 
-  The hash is stable across processes and machines (SipHash, see
-  ``estlab.feature_column._host``); integers are hashed as their decimal
-  strings, so ``7`` and ``'7'`` share an id. Ids differ from TF's FarmHash.
+  The ids are TF's: ``Fingerprint64(value) % hash_bucket_size`` with
+  FarmHash (``tf.strings.to_hash_bucket_fast``), the same in every process
+  and machine; integers are hashed as their decimal strings, as TF's
+  ``as_string``, so ``7`` and ``'7'`` share an id.
 
   Example:
     >>> keywords = categorical_column_with_hash_bucket('keywords', 10_000)

@@ -1,18 +1,24 @@
-"""Crossed columns: hashed conjunctions of categorical features, as TF's.
+"""Crossed columns: hashed conjunctions of categorical features, TF's ids.
 
-A cross runs on the host. Each key gives uint64 fingerprints per value (raw
-string keys: the stable SipHash of ``_host``, integers as decimal strings;
-categorical columns: their ids through SplitMix64); the fingerprints of one
-combination are folded with TF's ``FingerprintCat64``, starting from
-``hash_key``, and the id is the result ``% hash_bucket_size``. Rows with
-several values per key get every combination (the cartesian product), and a
-row missing any key gets none. Ids are stable across runs and machines but
-differ from TF's.
+A cross runs on the host and gives TF's ids (``tf.sparse.cross_hashed``,
+see ``_fingerprint``). Each leaf key gives uint64 values: a raw feature's
+strings their FarmHash ``Fingerprint64``, its integers themselves (floats cut
+to integers, as TF casts them to int64); a categorical column its ids. One
+value of each key is folded with ``FingerprintCat64`` starting from
+``hash_key`` (None or 0: TF's ``0xDECAFCAFFE``), and the id is the result
+``% hash_bucket_size``. As in TF, keys that are sparse there come first:
+categorical columns and ragged features (lists per row, as ``VarLenFeature``
+parses them), then rectangular (dense) raw features, each group in key
+order. A raw feature's ``''`` and -1 are crossed as values (TF crosses them
+too); only None and NaN are missing there. A vocabulary column's unknown
+value with ``default_value=-1`` is crossed as id -1, as TF's lookup keeps it. Rows with several values per
+key get every combination (the cartesian product, the last key varying
+fastest), and a row with no value for some key gets none.
 
 Example:
   >>> from estlab import feature_column as fc
   >>> cross = fc.crossed_column(['a', 'b'], hash_bucket_size=1000)
-  >>> batch = {'a': np.array(['x', 'x'], object), 'b': np.array(['y', ''], object)}
+  >>> batch = {'a': np.array(['x', 'x'], object), 'b': np.array(['y', None], object)}
   >>> fc.encode([cross], batch)['a_X_b']['ids'][1].tolist()
   [-1]
 """
@@ -23,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from estlab.feature_column import _base, _host
+from estlab.feature_column import _base, _fingerprint, _host
 from estlab.feature_column.categorical import (HashedCategoricalColumn,
                                                WeightedCategoricalColumn)
 
@@ -72,31 +78,38 @@ class CrossedColumn(_base.CategoricalColumn):
     return self.hash_bucket_size
 
   def _fingerprints(self, key: Any, features: Any, cache: dict
-                    ) -> tuple[np.ndarray, np.ndarray]:
-    """``(uint64 [B, K], present [B, K])`` of one leaf key."""
-    if isinstance(key, str):
-      cells = _host.read_cells(
-          _host.get_feature(features, key, self.name), key)
+                    ) -> tuple[np.ndarray, np.ndarray, bool]:
+    """``(uint64 [B, K], present [B, K], sparse)`` of one leaf key."""
+    if not isinstance(key, str):
+      ids, present = key._cross_ids(features, cache)  # pylint: disable=protected-access
+      return _fingerprint.int_fingerprints(ids), present, True
+    cells, ragged = _host.read_cells_and_layout(
+        _host.get_feature(features, key, self.name), key)
+    label = f"{self.name} (key {key!r})"
+    if _host.is_numeric(cells):
       # TF casts a float key to int64 before crossing: 22.5 crosses as 22.
-      text, present = _host.as_text(cells, f"{self.name} (key {key!r})",
-                                    allow_ints=True, truncate=True)
-      prints = np.zeros(text.shape, dtype=np.uint64)
-      prints[present] = _host.stable_hash(text[present])
-      return prints, present
-    ids, _ = _base.cached_ids(key, features, cache)
-    return _host.mix64(ids), ids >= 0
+      ints, present = _host.as_int(cells, label, truncate=True,
+                                   keep_minus_one=True)
+      return _fingerprint.int_fingerprints(ints), present, ragged
+    text, present = _host.as_text(cells, label, allow_ints=False,
+                                  keep_empty=True)
+    prints = np.zeros(text.shape, dtype=np.uint64)
+    prints[present] = _fingerprint.fingerprint64(text[present])
+    return prints, present, ragged
 
   def _host_ids(self, features: Any, cache: dict) -> tuple[np.ndarray, np.ndarray]:
-    seed = DEFAULT_HASH_KEY if self.hash_key is None else self.hash_key
-    crossed = present = None
-    for key in _leaves(self.keys):
-      prints, here = self._fingerprints(key, features, cache)
-      if crossed is None:
-        crossed = np.full((prints.shape[0], 1), seed, dtype=np.uint64)
-        present = np.ones((prints.shape[0], 1), dtype=bool)
-      batch = prints.shape[0]
-      crossed = _host.fingerprint_cat64(crossed[:, :, None],
-                                        prints[:, None, :]).reshape(batch, -1)
+    seed = self.hash_key or DEFAULT_HASH_KEY  # TF: hash_key or the default
+    leaves = [self._fingerprints(key, features, cache)
+              for key in _leaves(self.keys)]
+    # TF's sparse_cross takes its sparse inputs first, then the dense ones.
+    leaves = [leaf for leaf in leaves if leaf[2]] + [
+        leaf for leaf in leaves if not leaf[2]]
+    batch = leaves[0][0].shape[0]
+    crossed = np.full((batch, 1), seed, dtype=np.uint64)
+    present = np.ones((batch, 1), dtype=bool)
+    for prints, here, _ in leaves:
+      crossed = _fingerprint.fingerprint_cat64(
+          crossed[:, :, None], prints[:, None, :]).reshape(batch, -1)
       present = (present[:, :, None] & here[:, None, :]).reshape(batch, -1)
     ids = (crossed % np.uint64(self.hash_bucket_size)).astype(np.int64)
     ids[~present] = -1
@@ -118,7 +131,8 @@ def crossed_column(keys: Any, hash_bucket_size: int, hash_key: int | None = None
       ``categorical_column_with_hash_bucket`` columns (hash before crossing
       collides more: cross the raw key instead) and weighted columns.
     hash_bucket_size: number of ids, >= 1.
-    hash_key: seed of the fingerprint combination; None uses TF's default.
+    hash_key: seed of the fingerprint combination; None (or 0, as in TF)
+      uses TF's default, ``DEFAULT_HASH_KEY``.
 
   Raises:
     ValueError: fewer than two keys, a key of the wrong kind, or

@@ -2,9 +2,11 @@
 
 Lookups run on the host, vectorised with ``pandas.Index.get_indexer``. A value
 not in the vocabulary gets ``default_value`` (-1, the default, drops it) or,
-with ``num_oov_buckets > 0``, ``vocabulary_size + hash(value) %
-num_oov_buckets`` with the stable hash of ``_host`` (integers hashed as their
-decimal strings). ``''`` and -1 are missing values and are always dropped.
+with ``num_oov_buckets > 0``, ``vocabulary_size + Fingerprint64(value) %
+num_oov_buckets``, TF's ``to_hash_bucket_fast`` as its lookup tables use it
+(FarmHash, see ``_fingerprint``; integers hashed as their decimal strings),
+so OOV ids equal TF's. ``''`` and -1 are missing values and are always
+dropped.
 
 Example:
   >>> from estlab import feature_column as fc
@@ -22,7 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from estlab.feature_column import _base, _host
+from estlab.feature_column import _base, _fingerprint, _host
 
 __all__ = ["VocabularyListCategoricalColumn", "VocabularyFileCategoricalColumn",
            "VocabularyFileNotFoundError",
@@ -54,24 +56,32 @@ class _Lookup(_base.KeyedColumn, _base.CategoricalColumn):
   def num_buckets(self) -> int:
     return len(self._vocabulary) + self.num_oov_buckets
 
-  def _host_ids(self, features: Any, cache: dict) -> tuple[np.ndarray, np.ndarray]:
-    del cache
+  def _values(self, features: Any) -> tuple[np.ndarray, np.ndarray]:
     cells = _host.read_cells(
         _host.get_feature(features, self.key, self.name), self.key)
     if self.dtype == "string":
-      values, present = _host.as_text(cells, self.name, allow_ints=False)
-    else:
-      values, present = _host.as_int(cells, self.name)
+      return _host.as_text(cells, self.name, allow_ints=False)
+    return _host.as_int(cells, self.name)
+
+  def _cross_ids(self, features: Any, cache: dict
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """An unknown value's ``default_value`` -1 is crossed too, as TF does:
+    its lookup keeps the -1 id, and only missing values are dropped."""
+    ids, _ = _base.cached_ids(self, features, cache)
+    if self.default_value != -1 or self.num_oov_buckets:
+      return ids, ids >= 0
+    return ids, self._values(features)[1]
+
+  def _host_ids(self, features: Any, cache: dict) -> tuple[np.ndarray, np.ndarray]:
+    del cache
+    values, present = self._values(features)
     wanted = values[present]
     found = _host.lookup(self._index, wanted)
     oov = found < 0
     if oov.any():
       if self.num_oov_buckets:
-        text = wanted[oov]
-        if self.dtype != "string":
-          text = _host.decimal_strings(text)
-        buckets = _host.stable_hash(text) % np.uint64(self.num_oov_buckets)
-        found[oov] = len(self._vocabulary) + buckets.astype(np.int64)
+        found[oov] = len(self._vocabulary) + _fingerprint.hash_bucket(
+            wanted[oov], self.num_oov_buckets)
       else:
         found[oov] = self.default_value
     ids = np.full(values.shape, -1, dtype=np.int64)

@@ -18,7 +18,9 @@ engine's ``params + updates`` is the new weights (to within a rounding of
 each weight; the exact ones are kept unshrunk in the state).
 
 The dual table: ``model_state['sdca']['sdca']`` holds ``keys`` (uint32
-``[capacity, 2]``: a 64-bit hash of each example id, 0 = empty),
+``[capacity, 2]``: each example id's FarmHash ``Fingerprint64``, 0 = empty;
+TF keys its table by ``sdca_fprint``, the 128-bit ``Fingerprint128``; only
+which ids are equal matters, so this changes no result),
 ``example_state`` (float32 ``[capacity, 4]``: TF's dual, primal loss, dual
 loss and weight per example), ``unshrunk`` (TF's ``*_unshrunk`` slots) and
 ``dropped`` (examples that found no free slot). It is an open-addressing
@@ -39,7 +41,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from estlab.feature_column import _host
+from estlab.feature_column import _fingerprint
 from estlab.heads import BinaryClassHead, RegressionHead
 from estlab.hooks import SessionRunHook
 from estlab.spec import ModeKeys
@@ -173,7 +175,7 @@ def hash_example_ids(ids: Any, column: str) -> np.ndarray:
                      f"{array!r:.200}.")
   text = np.array([v.decode("utf-8") if isinstance(v, bytes) else str(v)
                    for v in array.tolist()], dtype=object)
-  hashed = _host.stable_hash(text).astype(np.uint64)
+  hashed = _fingerprint.fingerprint64(text)
   keys = np.stack([(hashed >> np.uint64(32)).astype(np.uint32),
                    (hashed & np.uint64(0xFFFFFFFF)).astype(np.uint32)], axis=1)
   keys[(keys == 0).all(axis=1), 1] = 1  # 0 marks an empty slot
