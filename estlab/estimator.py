@@ -236,8 +236,7 @@ class Estimator:
   # -- export -----------------------------------------------------------------
 
   def _servable(self) -> Any:
-    """What the exporter reads of this estimator, as data: an
-    ``estlab.export._servable.Servable`` (export imports no estimator)."""
+    """What the exporter reads of this estimator (``export._servable``)."""
     from estlab.export._servable import Servable  # pylint: disable=g-import-not-at-top
     return Servable(model=type(self).__name__,
                     module=lambda mode: self._run().steps.module(mode),
@@ -251,13 +250,9 @@ class Estimator:
                          checkpoint_path: str | None = None,
                          experimental_mode: str = ModeKeys.PREDICT,
                          format: str = "estlab") -> str:  # pylint: disable=redefined-builtin
-    """Writes a servable ``export_dir_base/<timestamp>/``; returns its path.
-
-    A ``jax.export`` module, its variables and a JSON description of inputs
-    and signatures (``estlab.export``); ``estlab.export.load(path)`` runs it
-    without the model code. ``ModeKeys.EVAL`` exports an ``eval`` signature
-    (a ``SupervisedInputReceiver`` fn). ``format='tf_saved_model'``: for TF Serving.
-    """
+    """Writes ``export_dir_base/<timestamp>/`` and returns its path: estlab's
+    export (``estlab.export``; EVAL: an ``eval`` signature) or, with
+    ``format='tf_saved_model'``, a TensorFlow SavedModel for TF Serving."""
     from estlab.export import _exporter  # pylint: disable=g-import-not-at-top
     return _exporter.export_saved_model(
         self._servable(), export_dir_base, serving_input_receiver_fn,
