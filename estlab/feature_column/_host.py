@@ -169,7 +169,12 @@ def as_int(cells: Cells, column: str, *, truncate: bool = False,
           f"({type(sample).__name__}). Use a string column for text "
           "(categorical_column_with_vocabulary_list or _hash_bucket), or "
           "convert the feature with .astype(int).")
-    values = np.where(na, np.nan, values).astype(np.float64)
+    if kind == "integer":  # exact: no float64 detour (ids past 2**53)
+      exact = np.full(values.shape, -1, np.int64)
+      exact[~na] = values[~na].astype(np.int64)
+      values, missing = exact, na
+    else:
+      values = np.where(na, np.nan, values).astype(np.float64)
   if values.dtype.kind == "f":
     nan = np.isnan(values) | ~filled
     missing = nan

@@ -7,7 +7,9 @@ whose feature columns become TF ops (a parsing receiver: serialized
 the signatures TF 2.15's export wrote for the same estimators
 (tests/tf_reference/tf_serving_signatures_tf.py wrote
 tf_serving_signatures_tf215.json): input names, dtypes, shapes and method
-names; columns without TF ops and a missing TensorFlow are clear errors.
+names; hashed, crossed, weighted and OOV-bucket columns give estlab's ids
+(TF's FarmHash) on ragged, missing, empty and unknown values; sequence
+columns (no TF ops) and a missing TensorFlow are clear errors.
 """
 import json
 import os
@@ -211,6 +213,126 @@ def test_dnn_classifier_parses_varlen_features_as_estlab_export(exports):
                case.own.signatures["classification"](examples=examples))
 
 
+def _hashed_data():
+  rng = np.random.default_rng(3)
+  a = rng.normal(size=_N).astype(np.float32)
+  h = rng.choice(["foo", "bar", "baz", "qux", "a", "b"], size=_N).astype(object)
+  k = rng.integers(0, 10, size=_N)
+  c = rng.choice(["red", "green", "blue", "teal"], size=_N).astype(object)
+  w = rng.uniform(0.5, 2.0, size=_N).astype(np.float32)
+  y = ((a > 0) ^ (k % 2 == 0) ^ np.isin(h, ["foo", "a"])).astype(np.int64)
+  return {"a": a, "h": h, "k": k, "c": c, "w": w}, y
+
+
+def _hashed_columns():
+  a = fc.numeric_column("a")
+  colors = fc.categorical_column_with_vocabulary_list(
+      "c", ["red", "green", "blue"], num_oov_buckets=2)
+  return {
+      "h": fc.categorical_column_with_hash_bucket("h", 20),
+      "k": fc.categorical_column_with_hash_bucket("k", 10, dtype="int64"),
+      "cross": fc.crossed_column(
+          ["h", fc.bucketized_column(a, [-0.5, 0.0, 0.5])], 50,
+          hash_key=0x5EED),
+      "c": colors, "weighted": fc.weighted_categorical_column(colors, "w"),
+      "a": a}
+
+
+@pytest.fixture(scope="module")
+def hashed_exports(tmp_path_factory):
+  root = tmp_path_factory.mktemp("tf_saved_model_hashed")
+  features, y = _hashed_data()
+  out = {}
+  cols = _hashed_columns()
+  linear_columns = [cols[k] for k in ("h", "k", "cross", "c", "weighted")]
+  linear = _train(estlab.LinearClassifier(
+      linear_columns, model_dir=str(root / "l"), config=_CONFIG), features, y)
+  out["linear"] = _both(linear, root / "linear",
+                        estlab.export.build_parsing_serving_input_receiver_fn(
+                            fc.make_parse_example_spec(linear_columns)))
+
+  dnn_columns = [cols["a"], fc.embedding_column(cols["h"], 4),
+                 fc.embedding_column(cols["k"], 3), fc.indicator_column(cols["c"])]
+  dnn = _train(estlab.DNNClassifier([6], dnn_columns, n_classes=3,
+                                    model_dir=str(root / "d"), config=_CONFIG),
+               features, y + (features["a"] > 1))
+  out["dnn"] = _both(dnn, root / "dnn",
+                     estlab.export.build_parsing_serving_input_receiver_fn(
+                         fc.make_parse_example_spec(dnn_columns)))
+
+  # A raw receiver takes what the columns encode (ids), as estlab's does.
+  encoded = fc.encode(linear_columns, {k: v[:1] for k, v in features.items()})
+  out["raw"] = _both(linear, root / "raw",
+                     estlab.export.build_raw_serving_input_receiver_fn(encoded))
+  return {k: types.SimpleNamespace(saved=v[0], own=v[1], path=v[2])
+          for k, v in out.items()}
+
+
+# Ragged VarLen rows, OOV values (purple, mauve, teal), missing features,
+# empty strings and -1 (no value), a zero weight (drops its value).
+_HASHED_ROWS = [
+    {"a": [-1.0], "h": ["foo"], "k": [3], "c": ["red"], "w": [1.0]},
+    {"a": [0.2], "h": ["a", "b"], "k": [-1, 12], "c": ["green", "purple"],
+     "w": [0.5, 2.0]},
+    {"a": [0.7]},
+    {"a": [3.0], "h": ["", "zz"], "k": [7], "c": ["", "blue", "mauve"],
+     "w": [1.0, 0.0, 3.0]},
+    {"a": [-0.2], "h": [""], "c": ["teal"], "w": [1.5]},
+    {"a": [0.0], "h": ["qux", "baz", "foo"], "k": [0, 9, 4, 123456789]}]
+
+
+@pytest.mark.parametrize("model", ["linear", "dnn"])
+def test_hashed_crossed_and_oov_columns_answer_as_estlab_export(
+    hashed_exports, model):
+  case = hashed_exports[model]
+  assert sorted(case.saved.signatures) == sorted(case.own.signatures)
+  rows = [{k: v for k, v in row.items()
+           if k in ("a", "h", "k", "c") or model == "linear"}
+          for row in _HASHED_ROWS]
+  for batch in (rows, rows[1:2], rows[2:3]):  # ragged, one row, no VarLen
+    examples = _examples(batch)
+    for name, signature in case.own.signatures.items():
+      key = _examples_input(case.saved, name)
+      got = case.saved.signatures[name](**{key: tf.constant(examples)})
+      _assert_same(got, signature(examples=examples))
+
+
+def test_hashed_ids_reach_the_model(hashed_exports):
+  # Rows differing only in a hashed, crossed or OOV value answer differently
+  # (the ids are not all dropped), the same in both exports.
+  case = hashed_exports["linear"]
+  rows = [{"a": [0.3], "h": [word], "c": [color], "w": [1.0]}
+          for word in ("foo", "bar") for color in ("teal", "mauve", "red")]
+  examples = _examples(rows)
+  got = case.saved.signatures["predict"](examples=tf.constant(examples))
+  logits = got["logits"].numpy().ravel()
+  assert len(set(np.round(logits, 5))) >= 4
+  _assert_same(got, case.own.signatures["predict"](examples=examples))
+
+
+def test_a_raw_receiver_takes_the_encoded_hashed_ids(hashed_exports):
+  case = hashed_exports["raw"]
+  assert sorted(case.saved.signatures) == sorted(case.own.signatures)
+  features, _ = _hashed_data()
+  encoded = fc.encode([_hashed_columns()[k] for k in (
+      "h", "k", "cross", "c", "weighted")], {k: v[:5] for k, v in features.items()})
+  flat = estlab.export._receivers.flatten_features(encoded)  # pylint: disable=protected-access
+  for name, signature in case.own.signatures.items():
+    got = case.saved.signatures[name](**{
+        k.replace("/", "_"): tf.constant(v) for k, v in flat.items()})
+    _assert_same(got, signature(encoded))
+
+
+def test_a_weight_without_its_value_is_an_error_as_in_estlab(hashed_exports):
+  case = hashed_exports["linear"]
+  examples = _examples([{"a": [0.1], "h": ["foo"], "c": ["red", "blue"],
+                         "w": [1.0]}])  # two colours, one weight
+  with pytest.raises(tf.errors.InvalidArgumentError, match="c_weighted_by_w"):
+    case.saved.signatures["predict"](examples=tf.constant(examples))
+  with pytest.raises(ValueError, match="c_weighted_by_w"):
+    case.own.signatures["predict"](examples=examples)
+
+
 def _shown_signatures(path):
   """``saved_model_cli show --all``'s SignatureDefs, as the reference holds
   them: ``{name: {method_name, inputs, outputs}}``."""
@@ -283,20 +405,26 @@ def test_the_saved_model_runs_with_tensorflow_alone(exports):
                              expected["probabilities"], rtol=1e-5)
 
 
-def test_a_column_without_tf_ops_is_refused_naming_it(exports, tmp_path):
-  features, y = _data()
-  hashed = fc.indicator_column(fc.categorical_column_with_hash_bucket("c", 5))
-  est = _train(estlab.LinearClassifier([hashed], model_dir=str(tmp_path / "m"),
-                                       config=_CONFIG), features, y)
+def test_a_column_without_tf_ops_is_refused_naming_it(tmp_path):
+  # Sequence columns pad steps in Python on the host: no TF ops for them.
+  tokens = fc.sequence_categorical_column_with_vocabulary_list("tok", ["a", "b"])
+  est = estlab.experimental.RNNClassifier(
+      [fc.indicator_column(tokens)], units=[4], model_dir=str(tmp_path / "m"),
+      config=_CONFIG)
+  seqs = np.empty(8, object)
+  seqs[:] = [["a", "b"], ["b"], ["a"], ["b", "b", "a"]] * 2
+  est.train(estlab.inputs.numpy_input_fn(
+      {"tok": seqs}, np.arange(8) % 2, batch_size=4, shuffle=False), steps=2)
   receiver = estlab.export.build_parsing_serving_input_receiver_fn(
-      fc.make_parse_example_spec([hashed]))
-  with pytest.raises(ValueError, match=r"'c' \(HashedCategorical"
+      fc.make_parse_example_spec([tokens]))
+  with pytest.raises(ValueError, match=r"'tok' \(SequenceCategorical"
                      r"Column\).*format='estlab'.*estlab serve"):
     est.export_saved_model(str(tmp_path / "tf"), receiver,
                            format="tf_saved_model")
   assert os.listdir(tmp_path / "tf") == []  # no half-written export left
   own = estlab.export.load(est.export_saved_model(str(tmp_path / "own"), receiver))
-  assert own.signatures["predict"]({"c": [["red"]]})["class_ids"].shape == (1, 1)
+  assert own.signatures["predict"]({"tok": [["a", "b"]]})["class_ids"].shape == (
+      1, 1)
 
 
 def test_eval_mode_and_unknown_formats_are_refused(exports, tmp_path):

@@ -178,3 +178,19 @@ def test_docstring_examples_run():
   import doctest  # pylint: disable=g-import-not-at-top
   result = doctest.testmod(_fingerprint, extraglobs={"np": np})
   assert result.attempted >= 5 and result.failed == 0
+
+
+def test_ragged_integer_cells_keep_int64_past_2_pow_53():
+  """Per-example lists of ints (a VarLen int64 feature) hash exactly as an
+  int64 array: no float64 detour rounds ids past 2**53."""
+  column = fc.categorical_column_with_hash_bucket("i", 1000, dtype="int64")
+  big = [2**53 + 1, 2**62 + 7, -5]
+  rectangular = fc.encode([column], {"i": np.array(big, np.int64)})["i"]
+  ragged = np.empty(3, dtype=object)
+  ragged[:] = [[v] for v in big]
+  with_none = np.empty(4, dtype=object)
+  with_none[:] = [[v] for v in big] + [[None]]
+  np.testing.assert_array_equal(
+      fc.encode([column], {"i": ragged})["i"]["ids"], rectangular["ids"])
+  assert fc.encode([column], {"i": with_none})["i"]["ids"][:3].tolist() == (
+      rectangular["ids"].tolist())
