@@ -32,7 +32,10 @@ an export that looks whole; ``load`` ignores ``temp-*``)::
   variables/          Orbax StandardSave of {'params': ..., <collections>};
                       restored without a target it is the module's first input
   assets.extra/       copies of assets_extra ({relative path: source file})
-  estlab_export.json  written last: {format, format_version (1; 2 when it
+  estlab_export.sha256  `sha256sum` lines of every file, checked by ``load``
+                      before anything is read (``_integrity``; a damaged
+                      file or a path out of the export: DamagedExportError)
+  estlab_export.json  {format, format_version (1; 2 when it
                       holds EVAL), estlab_version,
                       jax_version, created, model, global_step, platforms,
                       receiver: {kind: 'parsing' | 'raw', default_batch_size,
@@ -52,7 +55,8 @@ an export that looks whole; ``load`` ignores ``temp-*``)::
                              dtype, shape, vocabulary, range, integer}}},
                       signatures: {name: {method_name, [mode: 'eval'],
                                    inputs, outputs: {key: {dtype, shape}},
-                                   device_outputs, host_outputs: {key: op}}}}
+                                   device_outputs, host_outputs: {key: op}}},
+                      checksums: 'estlab_export.sha256'}
 
 Signatures are TF's: ``serving_default``, ``predict`` (always), and
 ``classification`` / ``regression`` where the head has them (a binary
@@ -103,8 +107,8 @@ from estlab._export_outputs import (ClassificationOutput, EvalOutput,
                                     RegressionOutput)
 from estlab.export._exporters import (BestExporter, Exporter, FinalExporter,
                                       LatestExporter)
-from estlab.export._format import (NotAnExportError, ServingInputError,
-                                   ServingInputTypeError)
+from estlab.export._format import (DamagedExportError, NotAnExportError,
+                                   ServingInputError, ServingInputTypeError)
 from estlab.export._receivers import (ArraySpec, ServingInputReceiver,
                                       SupervisedInputReceiver,
                                       TensorServingInputReceiver,
@@ -128,7 +132,8 @@ __all__ = [
     "FixedLenFeature", "VarLenFeature", "ExportOutput", "PredictOutput",
     "ClassificationOutput", "RegressionOutput", "EvalOutput",
     "TensorServingInputReceiver", "ServingInputError",
-    "ServingInputTypeError", "NotAnExportError", "export_saved_model",
+    "ServingInputTypeError", "NotAnExportError", "DamagedExportError",
+    "export_saved_model",
     "experimental_export_all_saved_models", "Exporter", "LatestExporter",
     "FinalExporter", "BestExporter",
 ]

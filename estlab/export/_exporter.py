@@ -28,7 +28,8 @@ import numpy as np
 
 from estlab import feature_column as fc
 from estlab._version import __version__
-from estlab.export import _eval, _format, _parsing, _receivers, _signatures
+from estlab.export import (_eval, _format, _integrity, _parsing, _receivers,
+                           _signatures)
 from estlab.export._servable import Servable
 from estlab.spec import ModeKeys
 
@@ -316,7 +317,8 @@ def _in_temp(export_dir_base: Any, fill: Callable[[str], None]) -> str:
 def _write(export_dir_base: Any, modules: dict, variables: dict,
            description: dict, assets_extra: Mapping | None, as_text: bool
            ) -> str:
-  """Writes the export's files in ``_in_temp``."""
+  """Writes the export's files in ``_in_temp``, ``estlab_export.sha256``
+  last (``estlab.export._integrity``)."""
   def fill(temp: str) -> None:
     for name, exported in modules.items():
       with open(os.path.join(temp, name), "wb") as f:
@@ -330,6 +332,7 @@ def _write(export_dir_base: Any, modules: dict, variables: dict,
     with open(os.path.join(temp, _format.DESCRIPTION), "w",
               encoding="utf-8") as f:
       json.dump(description, f, indent=1)
+    _integrity.write_checksums(temp)  # last: every file above, fsynced
   return _in_temp(export_dir_base, fill)
 
 
@@ -408,7 +411,7 @@ def _export_modes(servable: Servable, export_dir_base: Any,
       "estlab_version": __version__, "jax_version": jax.__version__,
       "created": _now(), "model": servable.model,
       "global_step": step, "platforms": list(platforms), **description,
-      "signatures": signatures}
+      "signatures": signatures, "checksums": _format.CHECKSUMS}
   path = _write(export_dir_base, modules, variables, description,
                 assets_extra, as_text)
   logger.info("Exported %s (global step %d, modes %s) to %s",

@@ -16,8 +16,9 @@ from typing import Any
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "DESCRIPTION", "MODULE", "VARIABLES",
            "ASSETS_EXTRA", "TEXT_MODULE", "EVAL_MODULE", "TEXT_MODULES",
-           "TEMP_PREFIX", "ServingInputError",
-           "ServingInputTypeError", "NotAnExportError", "is_version_name",
+           "TEMP_PREFIX", "CHECKSUMS", "ServingInputError",
+           "ServingInputTypeError", "NotAnExportError", "DamagedExportError",
+           "is_version_name",
            "resolve_export_dir", "read_description"]
 
 FORMAT = "estlab.export"
@@ -30,6 +31,8 @@ TEXT_MODULES = {MODULE: TEXT_MODULE, EVAL_MODULE: "eval.mlir"}
 VARIABLES = "variables"              # Orbax StandardSave of the variables
 ASSETS_EXTRA = "assets.extra"        # copies of export_saved_model(assets_extra=...)
 TEMP_PREFIX = "temp-"                # an export being written; never loaded
+CHECKSUMS = "estlab_export.sha256"   # sha256sum lines of every file, written
+                                     # last (`sha256sum -c` checks it too)
 
 
 class ServingInputError(ValueError):
@@ -47,6 +50,19 @@ class NotAnExportError(FileNotFoundError, ValueError):
   """The path holds no estlab export (a FileNotFoundError and a ValueError)."""
 
 
+class DamagedExportError(NotAnExportError):
+  """An export whose files are damaged, incomplete or point outside it.
+
+  Raised at load, before anything runs: a file whose checksum differs from
+  the one written at export time (the message names the file), a module or
+  variables that cannot be read, an ``estlab_export.json`` that is not
+  valid JSON, or a path named by the export (or a symlink in it) that
+  resolves outside the export directory (the message names the path and its
+  key). A ``NotAnExportError``, so a ``FileNotFoundError`` and a
+  ``ValueError``. Export again, or copy the export whole.
+  """
+
+
 def is_version_name(name: str) -> bool:
   """Whether a directory name is an export version (a unix timestamp)."""
   return name.isdigit()
@@ -62,14 +78,20 @@ def resolve_export_dir(path: str | os.PathLike) -> str:
   Args:
     path: ``<export_dir_base>/<timestamp>`` as ``export_saved_model`` returned
       it, or ``<export_dir_base>`` (its newest complete export is used;
-      unfinished ``temp-*`` directories are skipped).
+      unfinished ``temp-*`` directories, and versions without
+      ``estlab_export.json``, are skipped).
 
   Raises:
     NotAnExportError: neither holds an export.
+    DamagedExportError: ``path`` is a version that lost its description.
   """
   path = os.path.abspath(os.fspath(path))
   if _is_export(path):
     return path
+  if os.path.lexists(os.path.join(path, CHECKSUMS)):
+    raise DamagedExportError(
+        f"{path!r} has the checksums of an export ({CHECKSUMS!r}) but no "
+        f"{DESCRIPTION!r}: the export is incomplete or damaged; export again.")
   if not os.path.isdir(path):
     raise NotAnExportError(
         f"Export path {path!r} does not exist; pass the directory that "
@@ -96,9 +118,16 @@ def read_description(export_dir: str) -> dict[str, Any]:
   try:
     with open(file, encoding="utf-8") as f:
       description = json.load(f)
-  except (OSError, ValueError) as e:
+  except OSError as e:
     raise NotAnExportError(f"Cannot read {file!r} ({e}); is {export_dir!r} an "
                            "estlab export?") from e
+  except ValueError as e:  # not UTF-8, not JSON
+    raise DamagedExportError(f"{file!r} is not valid JSON ({e}): the export "
+                             "is damaged; export again.") from e
+  except RecursionError:
+    raise DamagedExportError(
+        f"{file!r} nests its JSON too deeply to be an estlab export "
+        "description: the export is damaged or crafted; export again.") from None
   if not isinstance(description, dict) or description.get("format") != FORMAT:
     raise NotAnExportError(f"{file!r} is not an estlab export description "
                            f"(format {FORMAT!r} expected).")

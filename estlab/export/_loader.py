@@ -30,7 +30,7 @@ import jax
 import numpy as np
 
 from estlab import feature_column as fc
-from estlab.export import _format, _parsing
+from estlab.export import _format, _integrity, _parsing
 
 __all__ = ["load", "Imported", "Signature"]
 
@@ -51,11 +51,28 @@ def _paths(tree: Any) -> list[str]:
 class _Servable:
   """What the signatures of one module share: module, variables on device,
   input layout. ``section`` is the description's (or its ``eval`` entry's)
-  receiver and transform; an EVAL module also takes labels."""
+  receiver and transform, ``key`` its prefix in messages (``''`` or
+  ``'eval.'``); an EVAL module also takes labels. ``checked``: its files
+  passed their checksums (else its StableHLO is read at load)."""
 
-  def __init__(self, export_dir: str, section: dict, module: str):
-    with open(os.path.join(export_dir, module), "rb") as f:
-      self.exported = jax.export.deserialize(bytearray(f.read()))
+  def __init__(self, export_dir: str, section: dict, module: str, key: str,
+               checked: bool):
+    file = _integrity.inside(export_dir, module,
+                             f"{key}module" if key else "the PREDICT module")
+    with open(file, "rb") as f:
+      data = bytearray(f.read())
+    try:
+      self.exported = jax.export.deserialize(data)
+      if not checked:  # no checksums: lower it now (reads its StableHLO),
+        _lower(self.exported)  # not at the first call
+    except Exception as e:  # pylint: disable=broad-except
+      # Flatbuffers of damaged bytes fail in many ways (struct.error,
+      # IndexError, UnicodeDecodeError, ...), StableHLO bytecode as
+      # "failed to deserialize"; an export with checksums never gets here
+      # damaged.
+      raise _format.DamagedExportError(
+          f"{file!r} is not a readable jax.export module ({type(e).__name__}:"
+          f" {e}): the export is damaged; export again.") from e
     platform = jax.export.default_export_platform()
     if platform not in self.exported.platforms:
       raise ValueError(
@@ -65,8 +82,8 @@ class _Servable:
     var_tree, self.feature_tree, *label_tree = args_tree.children()
     n = var_tree.num_leaves
     self.variables = jax.device_put(_restore(
-        os.path.join(export_dir, _format.VARIABLES), var_tree,
-        self.exported.in_avals[:n]))
+        _integrity.inside(export_dir, _format.VARIABLES, "variables"),
+        var_tree, self.exported.in_avals[:n]))
     self.feature_paths = _paths(self.feature_tree)
     self.feature_avals = self.exported.in_avals[n:n + self.feature_tree.num_leaves]
     self.labels = section.get("labels")  # {'labels' | 'labels/<k>': JSON}
@@ -75,8 +92,10 @@ class _Servable:
     self.transform = section["transform"]
     self.columns = None
     if self.transform["kind"] == "feature_columns":
-      self.columns = [fc.from_spec(s) for s in
-                      self.transform["feature_columns"]]
+      where = f"{key}transform.feature_columns"
+      self.columns = [
+          fc.from_spec(_local_files(export_dir, s, f"{where}[{i}]"))
+          for i, s in enumerate(self.transform["feature_columns"])]
     self.out_avals = self.exported.out_tree.unflatten(self.exported.out_avals)
     # Padding repeats examples: fine per example, wrong for a batch's metrics
     # (an eval module's, or an EvalOutput's scalars in a serving signature).
@@ -129,6 +148,39 @@ class _Servable:
     return self.feature_tree.unflatten(leaves), batch
 
 
+def _lower(exported: Any) -> None:
+  """Lowers ``exported.call`` for its abstract inputs (no compiling)."""
+  args, kwargs = exported.in_tree.unflatten(
+      [jax.ShapeDtypeStruct(a.shape, a.dtype) for a in exported.in_avals])
+  jax.jit(exported.call).lower(*args, **kwargs)
+
+
+def _local_files(export_dir: str, spec: Any, key: str) -> Any:
+  """A column spec whose files to read resolve inside the export.
+
+  A vocabulary file column's spec holds its vocabulary (read when it was
+  made; its ``vocabulary_file`` only records where from, and is never
+  opened). One without it would read ``vocabulary_file``: that path must be
+  relative and inside the export, and is resolved against it.
+
+  Raises:
+    DamagedExportError: such a path resolves outside the export (the
+      message names it and ``key``, e.g. ``transform.feature_columns[0]``).
+  """
+  if isinstance(spec, list):
+    return [_local_files(export_dir, v, f"{key}[{i}]") for i, v in enumerate(spec)]
+  if not isinstance(spec, Mapping):
+    return spec
+  spec = {k: _local_files(export_dir, v, f"{key}.{k}") for k, v in spec.items()}
+  config = spec.get("config")
+  if (isinstance(config, dict) and "vocabulary_file" in config and
+      not config.get("vocabulary")):
+    config["vocabulary_file"] = _integrity.inside(
+        export_dir, config["vocabulary_file"],
+        f"{key}.config.vocabulary_file")
+  return spec
+
+
 def _label_paths(tree: Any) -> list[str]:
   """``'labels'`` for one array, ``'labels/<k>'`` for a dict of them."""
   return ["/".join(["labels", p] if p else ["labels"]) for p in _paths(tree)]
@@ -152,6 +204,12 @@ def _restore(path: str, tree: Any, avals: tuple) -> Any:
   checkpointer = ocp.StandardCheckpointer()
   try:
     restored = checkpointer.restore(path)
+  except Exception as e:  # pylint: disable=broad-except
+    # Damaged Orbax files fail in TensorStore, JSON, msgpack, ...; an export
+    # with checksums never gets here damaged.
+    raise _format.DamagedExportError(
+        f"The variables in {path!r} cannot be restored ({type(e).__name__}: "
+        f"{str(e)[:500]}): the export is damaged; export again.") from e
   finally:
     checkpointer.close()
   restored = jax.tree.map(np.asarray, _as_dicts(restored))
@@ -159,7 +217,7 @@ def _restore(path: str, tree: Any, avals: tuple) -> Any:
   if structure != tree or any(np.shape(v) != tuple(a.shape) or
                               np.dtype(v.dtype) != np.dtype(a.dtype)
                               for v, a in zip(leaves, avals)):
-    raise _format.NotAnExportError(
+    raise _format.DamagedExportError(
         f"The variables in {path!r} do not match the exported module's inputs;"
         " the export is damaged or mixed from two exports. Export again.")
   return restored
@@ -295,19 +353,39 @@ def load(path: str | os.PathLike) -> Imported:
 
   Raises:
     NotAnExportError: (a FileNotFoundError and a ValueError) no export there,
-      or one written by a newer estlab, or a damaged one.
+      or one written by a newer estlab.
+    DamagedExportError: (a NotAnExportError) a file differs from its
+      checksum (the message names it), a module or the variables cannot be
+      read, or a path the export names resolves outside it (the message
+      names the path and its key). Nothing of it runs.
   """
   export_dir = _format.resolve_export_dir(path)
+  listed = _integrity.verify(export_dir)  # before anything is parsed
   description = _format.read_description(export_dir)
   try:
+    modules = [_format.MODULE] if "receiver" in description else []
+    if "eval" in description:
+      module = description["eval"]["module"]
+      _integrity.inside(export_dir, module, "eval.module")
+      modules.append(module)
+    _integrity.require_listed(export_dir, listed,
+                              [_format.DESCRIPTION, *modules], description)
     servables = {}
     if "receiver" in description:  # the PREDICT module
-      servables[_PREDICT] = _Servable(export_dir, description, _format.MODULE)
+      servables[_PREDICT] = _Servable(export_dir, description, _format.MODULE,
+                                      "", listed is not None)
     if "eval" in description:
       section = description["eval"]
-      servables[_EVAL] = _Servable(export_dir, section, section["module"])
+      servables[_EVAL] = _Servable(export_dir, section, section["module"],
+                                   "eval.", listed is not None)
     return Imported(export_dir, description, servables)
-  except (OSError, KeyError) as e:
-    raise _format.NotAnExportError(
+  except _format.NotAnExportError:
+    raise
+  except (OSError, LookupError, TypeError, AttributeError) as e:
+    raise _format.DamagedExportError(
         f"{export_dir!r} is an incomplete or damaged estlab export "
         f"({type(e).__name__}: {e}); export again.") from e
+  except RecursionError:
+    raise _format.DamagedExportError(
+        f"{export_dir!r}'s {_format.DESCRIPTION} nests too deeply to be an "
+        "estlab export: it is damaged or crafted; export again.") from None

@@ -67,6 +67,23 @@ _DEFAULT_SIGNATURE = "serving_default"
 _ROUTE = re.compile(r"^/v1/models/(?P<name>[^/:]+)"
                     r"(?:/versions/(?P<version>[^/:]+))?"
                     r"(?:(?P<metadata>/metadata)|:(?P<verb>[A-Za-z]+))?/?$")
+_MAX_DEPTH = 100  # JSON levels of a request body: the body, rows, a tensor's
+
+
+def _too_deep(body: Any) -> bool:
+  """Whether JSON nests deeper than ``_MAX_DEPTH`` (walked without recursion)."""
+  todo = [(body, 1)]
+  while todo:
+    value, depth = todo.pop()
+    if depth > _MAX_DEPTH:
+      return True
+    if isinstance(value, dict):
+      todo.extend((v, depth + 1) for v in value.values())
+    elif isinstance(value, list):
+      todo.extend((v, depth + 1) for v in value)
+  return False
+
+
 class ModelServer(http.server.ThreadingHTTPServer):
   """Serves one loaded export under ``/v1/models/<model_name>``.
 
@@ -314,6 +331,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
       raise _rest.HTTPError(400, f"The request body is not valid JSON: {e}.") from e
     except RecursionError as e:
       raise _rest.HTTPError(400, "The request body's JSON nests too deeply.") from e
+    if _too_deep(body):  # under the parser's limit, still too deep to walk
+      raise _rest.HTTPError(400, "The request body's JSON nests too deeply: "
+                            f"more than {_MAX_DEPTH} levels; a tensor has at "
+                            "most 32 dimensions.")
     if not isinstance(body, dict):
       raise _rest.HTTPError(400, "The request body must be a JSON object such as "
                        '{"instances": [...]}, not ' f"{_rest.preview(body)}.")

@@ -12,7 +12,7 @@ import orbax.checkpoint as ocp
 import pytest
 
 import estlab
-from estlab.export import _exporter
+from estlab.export import _exporter, _integrity
 
 _X = np.array([1., 2., 3., 4.], np.float32)
 
@@ -176,6 +176,8 @@ def test_paths_that_are_not_exports_are_clear_errors(seed, tmp_path):
   info = json.loads((newer / "estlab_export.json").read_text())
   (newer / "estlab_export.json").write_text(json.dumps(
       dict(info, format_version=99)))
+  os.remove(newer / "estlab_export.sha256")  # a newer estlab's, checksummed
+  _integrity.write_checksums(str(newer))
   with pytest.raises(ValueError, match="Upgrade estlab"):
     estlab.export.load(newer)
   shutil.rmtree(newer / "variables")
