@@ -52,7 +52,10 @@ class ChecksummedRename(ocp.path.atomicity.AtomicRenameTemporaryPath):
 
   async def finalize(self):
     tmp, final = str(self.get()), str(self.get_final())
-    await asyncio.to_thread(_integrity.write_manifest, tmp, final)
+    # Orbax uses this class for the items' folders too (params/, ...), which
+    # are committed first; the step's manifest lists their files.
+    if os.path.basename(final).isdigit():
+      await asyncio.to_thread(_integrity.write_manifest, tmp, final)
     await super().finalize()
 
 
