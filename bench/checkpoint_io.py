@@ -6,7 +6,9 @@ parameters) is trained for one step by an ``estlab.Estimator``. Then:
 * ``checkpoint_save``: a synchronous ``estlab.checkpoint.Checkpointer`` save
   and restore of the trained ``TrainState`` (what ``Estimator`` does, Orbax
   underneath), against ``np.savez`` / ``np.load`` of the same leaves in the
-  same directory. Orbax (TensorStore's file driver) fsyncs what it writes
+  same directory (estlab's save includes the CRC-32 checksums of its files,
+  ``checksum_s`` alone; ``verify_s`` checks them, as a restore does once per
+  step). Orbax (TensorStore's file driver) fsyncs what it writes
   (strace shows dozens of fsync calls per save), so the numpy save fsyncs its
   file too (``numpy_fsync``). Both restores end with the
   arrays on the device. Each time is the median of ``--repeats`` runs, after
@@ -47,7 +49,7 @@ import numpy as np
 import optax
 
 import estlab
-from estlab.checkpoint import Checkpointer
+from estlab.checkpoint import Checkpointer, _integrity
 
 
 def model_fn(features, labels, mode):
@@ -133,6 +135,11 @@ def bench_save(width: int, batch: int, repeats: int, root: str) -> dict:
     with Checkpointer(directory) as ckpt:
       jax.block_until_ready(ckpt.restore(abstract))
   t_restore = median_time(restore, repeats)
+  # The save above includes the checksums (estlab_checksums.json, written
+  # before the commit); alone, and the check a restore runs once per step:
+  step_dir = Checkpointer(directory).path(int(state.step))
+  t_checksum = median_time(lambda: _integrity.write_manifest(step_dir), repeats)
+  t_verify = median_time(lambda: _integrity.verify(step_dir), repeats)
   path = os.path.join(root, "state")
   t_np_save = median_time(numpy_save(state, path), repeats)
   t_np_load = median_time(numpy_load(f"{path}.0.npz"), repeats)
@@ -143,6 +150,7 @@ def bench_save(width: int, batch: int, repeats: int, root: str) -> dict:
           "estlab_restore_s": round(t_restore, 3),
           "numpy_load_s": round(t_np_load, 3),
           "restore_ratio": round(t_restore / t_np_load, 2),
+          "checksum_s": round(t_checksum, 3), "verify_s": round(t_verify, 3),
           "numpy_fsync": True, "numpy_load_includes_device_put": True}
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 
 
@@ -28,6 +29,12 @@ def _inspect(args: argparse.Namespace) -> int:
   from estlab.checkpoint import inspect  # pylint: disable=g-import-not-at-top
   model_dir = args.model_dir
   try:
+    for damaged in inspect.damaged_checkpoints(model_dir):
+      step = int(os.path.basename(damaged.path))
+      if args.step == step:
+        raise damaged
+      print(f"step {step}: damaged, skipped: {damaged.file!r} "
+            f"{damaged.reason} ({damaged.path})")
     checkpoints = inspect.list_checkpoints(model_dir)
     if not checkpoints:
       raise ValueError(

@@ -15,6 +15,9 @@ Modules, from the bottom up:
   ``CheckpointMismatchError``.
 * ``_legacy_names``: the variable names estlab wrote before TF 2.x's,
   mapped when such a checkpoint is restored or read.
+* ``_integrity``: checksums of a step's files, written as it commits and
+  checked before it is read (``CorruptCheckpointError``; the newest intact
+  step is the latest).
 * ``_orbax``: the Orbax plumbing: the manager, step paths, item readers
   (a checkpoint with the old names is restored through ``_legacy_names``).
 * ``_checkpointer``: ``Checkpointer`` (save, restore, metadata) and
@@ -42,6 +45,7 @@ from typing import TYPE_CHECKING
 _EXPORTS = {
     'CheckpointMismatchError': 'estlab.checkpoint._trees',
     'Checkpointer': 'estlab.checkpoint._checkpointer',
+    'CorruptCheckpointError': 'estlab.checkpoint._integrity',
     'flatten_names': 'estlab.checkpoint._trees',
     'latest_checkpoint': 'estlab.checkpoint._checkpointer',
 }
@@ -64,4 +68,5 @@ def __dir__():
 
 if TYPE_CHECKING:  # for type checkers and IDEs; not executed at run time
   from estlab.checkpoint._checkpointer import Checkpointer, latest_checkpoint
+  from estlab.checkpoint._integrity import CorruptCheckpointError
   from estlab.checkpoint._trees import CheckpointMismatchError, flatten_names

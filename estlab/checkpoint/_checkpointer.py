@@ -22,7 +22,13 @@ On-disk layout (a contract: readable with plain Orbax, without estlab)::
       metadata/metadata      JSON: {'step': int, 'estlab_version': str,
                              'time': unix seconds, 'variables':
                              {'Dense_0/kernel': [shape, dtype], ...},
+                             'checksums': 'estlab_checksums.json',
                              **the caller's metadata}
+      estlab_checksums.json  size and CRC-32 of every file above (written
+                             last, before the commit; ``_integrity``), checked
+                             before a step is read: a damaged step raises
+                             ``CorruptCheckpointError``, and the latest
+                             checkpoint is the newest intact one
 
 Reading it with Orbax alone (the snippet the README shows)::
 
@@ -50,8 +56,12 @@ Notes on Orbax (checked against orbax-checkpoint 0.12):
 """
 from __future__ import annotations
 
+import errno
+import glob
 import json
+import logging
 import os
+import shutil
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -62,14 +72,18 @@ import orbax.checkpoint as ocp
 from etils import epath
 
 from estlab._engine.state import TrainState
-from estlab.checkpoint import _orbax
+from estlab.checkpoint import _integrity, _orbax
+from estlab.checkpoint._integrity import CorruptCheckpointError
 from estlab.checkpoint._step_dirs import local_steps
 from estlab.checkpoint._trees import (CheckpointMismatchError, abstract_like,
                                       dtype_of, flatten_names)
 
+logger = logging.getLogger('estlab')
+
 __all__ = [
     'CheckpointMismatchError',
     'Checkpointer',
+    'CorruptCheckpointError',
     'flatten_names',
     'latest_checkpoint',
 ]
@@ -96,6 +110,10 @@ def latest_checkpoint(model_dir: str | os.PathLike) -> str | None:
   directory = _orbax.normalize(model_dir)
   if not epath.Path(directory).is_dir():
     return None
+  steps = local_steps(directory)
+  if steps is not None:  # local: the newest intact step (warns of others)
+    step = _integrity.newest_intact(directory, steps)
+    return None if step is None else _orbax.join(directory, step)
   mngr = _orbax.make_manager(directory, read_only=True)
   try:
     step = mngr.latest_step()
@@ -144,6 +162,7 @@ class Checkpointer:
     self.async_save = async_save
     self._mngr: ocp.CheckpointManager | None = None
     self._readers: dict[str, ocp.CheckpointManager] = {}
+    self._saving: int | None = None  # the step of a save not yet waited for
 
   def __enter__(self) -> Checkpointer:
     return self
@@ -202,7 +221,7 @@ class Checkpointer:
           'Convert arrays with float(...) or .tolist().'
       ) from None
     mngr = self._manager(create=True)
-    if self._has_step(mngr, step):
+    if self._has_step(mngr, step) and not self._set_aside_if_damaged(step):
       return self.path(step)
     info.update(
         step=step,
@@ -213,25 +232,41 @@ class Checkpointer:
             for name, leaf in flatten_names(state.params).items()
         },
     )
+    if '://' not in self.directory:  # a local step gets checksums
+      info['checksums'] = _integrity.MANIFEST
     items = {'params': state.params, 'opt_state': state.opt_state,
              'extra': _extra(state)}
-    mngr.save(
-        step,
-        args=ocp.args.Composite(
-            **{name: _orbax.save_args(tree) for name, tree in items.items()
-               if not _orbax.is_empty(tree)},
-            metadata=ocp.args.JsonSave(info),
-        ),
-        # Our own "already saved" check is above; `force` lets a run that
-        # restarted from an older checkpoint save steps below the latest.
-        force=True,
-    )
+    with self._explained(self._saving):  # a failed earlier async save
+      mngr.wait_until_finished()
+    self._saving = step
+    with self._explained(step):
+      mngr.save(
+          step,
+          args=ocp.args.Composite(
+              **{name: _orbax.save_args(tree) for name, tree in items.items()
+                 if not _orbax.is_empty(tree)},
+              metadata=ocp.args.JsonSave(info),
+          ),
+          # Our own "already saved" check is above; `force` lets a run that
+          # restarted from an older checkpoint save steps below the latest.
+          force=True,
+      )
+      if not self.async_save:
+        mngr.wait_until_finished()
     return self.path(step)
 
   def wait_until_finished(self) -> None:
-    """Blocks until background saves are written (re-raises their errors)."""
+    """Blocks until background saves are written (re-raises their errors).
+
+    Raises:
+      OSError: the disk filled up while a save was written (``errno.ENOSPC``;
+        the message names the step and the directory). Nothing of that step
+        was committed: the previous checkpoint stays the latest.
+    """
     if self._mngr is not None:
-      self._mngr.wait_until_finished()
+      with self._explained(self._saving):
+        self._mngr.wait_until_finished()
+      self._saving = None
 
   def restore(
       self,
@@ -380,6 +415,28 @@ class Checkpointer:
     for mngr in managers:
       mngr.close()
 
+  def _explained(self, step: int | None) -> _SaveErrors:
+    return _SaveErrors(self, step)
+
+  def _set_aside_if_damaged(self, step: int) -> bool:
+    """Renames a damaged committed ``step`` (a run resumed from an older
+    checkpoint is saving it again) to ``<step>.damaged-<time>``, which no
+    step listing counts; True if it did."""
+    path = self.path(step)
+    if '://' in path or not os.path.isdir(path):
+      return False
+    error = _integrity.damage(path)
+    if error is None:
+      return False
+    aside = f'{path}.damaged-{time.time_ns()}'
+    os.replace(path, aside)
+    logger.warning('Step %d is being saved again over its damaged checkpoint '
+                   '(%s %s); the damaged one was moved to %s.', step,
+                   error.file, error.reason, aside)
+    if self._mngr is not None:
+      self._mngr.reload()
+    return True
+
   def _has_step(self, mngr: ocp.CheckpointManager, step: int) -> bool:
     """Whether ``step`` is saved or being saved by ``mngr``; a local
     directory is listed rather than reloaded (``local_steps``)."""
@@ -426,6 +483,7 @@ class Checkpointer:
             "existing step directory 'model_dir/<step>', e.g. the result of "
             'latest_checkpoint(model_dir).'
         )
+      _raise_if_damaged(mngr, step)
       return mngr, step
     mngr = self._manager(create=False)
     steps = _orbax.steps(mngr)
@@ -435,13 +493,81 @@ class Checkpointer:
           'check the model_dir.'
       )
     if step is None:
-      return mngr, steps[-1]
+      if '://' in self.directory or mngr.is_saving_in_progress():
+        return mngr, steps[-1]
+      newest = _integrity.newest_intact(self.directory, steps)
+      if newest is None:  # every step is damaged: name the newest's file
+        _raise_if_damaged(mngr, steps[-1])
+      return mngr, newest
     if int(step) not in steps:
       raise ValueError(
           f'There is no checkpoint for step {step!r} in {self.directory!r}. '
           f'Pass one of the saved steps {steps!r}.'
       )
+    _raise_if_damaged(mngr, int(step))
     return mngr, int(step)
+
+
+def _raise_if_damaged(mngr: ocp.CheckpointManager, step: int) -> None:
+  """Raises ``CorruptCheckpointError`` if a local committed ``step`` does
+  not match its checksums (a step still being saved is not checked)."""
+  path = _orbax.join(str(mngr.directory), step)
+  if '://' in path or not os.path.isdir(path):
+    return
+  error = _integrity.damage(path)
+  if error is not None:
+    raise error
+
+
+def _is_disk_full(error: BaseException) -> bool:
+  """Whether ``error`` (or one it wraps: TensorStore's errors are not
+  OSErrors) says the disk is full."""
+  seen = set()
+  while error is not None and id(error) not in seen:
+    seen.add(id(error))
+    if getattr(error, 'errno', None) in (errno.ENOSPC, errno.EDQUOT):
+      return True
+    text = str(error)
+    if 'No space left on device' in text or 'Disk quota exceeded' in text:
+      return True
+    error = error.__cause__ or error.__context__
+  return False
+
+
+class _SaveErrors:
+  """Turns a disk-full error while saving ``step`` into an ``OSError``
+  (``ENOSPC``) that says so, after removing the step's unfinished files."""
+
+  def __init__(self, checkpointer: Checkpointer, step: int | None):
+    self._ckpt, self._step = checkpointer, step
+
+  def __enter__(self) -> None:
+    return None
+
+  def __exit__(self, kind, error, tb) -> bool:
+    if error is None or not isinstance(error, Exception) or not _is_disk_full(
+        error):
+      return False
+    ckpt, step = self._ckpt, self._step
+    ckpt._saving = None  # pylint: disable=protected-access
+    directory = ckpt.directory
+    for tmp in glob.glob(glob.escape(f'{directory}/{step}') +
+                         '.orbax-checkpoint-tmp*'):
+      shutil.rmtree(tmp, ignore_errors=True)  # give the space back
+    steps = local_steps(directory) or []
+    steps = [s for s in steps if s != step]
+    latest = (_integrity.newest_intact(directory, steps)
+              if '://' not in directory else None)
+    kept = ('no earlier checkpoint is there' if latest is None else
+            f'the latest checkpoint is still step {latest} '
+            f'({_orbax.join(directory, latest)!r})')
+    raise OSError(
+        errno.ENOSPC,
+        f'The disk is full: saving the checkpoint of step {step} to '
+        f'{directory!r} failed ({error}). Nothing of step {step} was '
+        f'committed; {kept}. Fix: free space on that disk (or lower '
+        'keep_checkpoint_max, or use a model_dir on a larger disk) and train '
+        'again: it resumes from the latest checkpoint.') from error
 
 
 def _restore_as_saved(mngr: ocp.CheckpointManager, step: int, item: str

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from estlab.checkpoint._integrity import newest_intact
 from estlab.checkpoint._step_dirs import local_steps
 
 __all__ = ["ModelDir"]
@@ -48,14 +49,15 @@ class ModelDir:
     steps = local_steps(self.directory)
     if steps is None:
       return self.checkpointer.latest_step()
-    return steps[-1] if steps else None
+    return newest_intact(self.directory, steps)  # damaged ones: a warning
 
   def latest_checkpoint(self) -> str | None:
     """Path of the newest checkpoint (``model_dir/<step>``), or None."""
     steps = local_steps(self.directory)
     if steps is None:  # remote: ask Orbax
       return _checkpoint().latest_checkpoint(self.directory)
-    return f"{self.directory.rstrip('/')}/{steps[-1]}" if steps else None
+    step = newest_intact(self.directory, steps)  # damaged ones: a warning
+    return None if step is None else f"{self.directory.rstrip('/')}/{step}"
 
   def checkpoint_path(self, checkpoint_path: str | None) -> str:
     """``checkpoint_path``, or the latest checkpoint's, as an absolute path.

@@ -6,6 +6,7 @@ Estimator's contract.
 """
 from __future__ import annotations
 
+import asyncio
 import importlib.metadata
 import logging
 import os
@@ -16,6 +17,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 from etils import epath
 
+from estlab.checkpoint import _integrity
 from estlab.checkpoint._legacy_names import (legacy_renames, rename_tree,
                                              to_old)
 from estlab.checkpoint._trees import (CheckpointMismatchError, abstract_like,
@@ -24,7 +26,8 @@ from estlab.checkpoint._trees import (CheckpointMismatchError, abstract_like,
 
 ARRAY_ITEMS = ('params', 'opt_state', 'extra')
 METADATA_ITEM = 'metadata'
-RESERVED_METADATA = ('step', 'estlab_version', 'time', 'variables')
+RESERVED_METADATA = ('step', 'estlab_version', 'time', 'variables',
+                     'checksums')
 
 
 class _DropHarmlessOrbaxWarnings(logging.Filter):
@@ -40,6 +43,21 @@ class _DropHarmlessOrbaxWarnings(logging.Filter):
 
 
 logging.getLogger('absl').addFilter(_DropHarmlessOrbaxWarnings())
+
+class ChecksummedRename(ocp.path.atomicity.AtomicRenameTemporaryPath):
+  """Orbax's atomic rename, with ``estlab_checksums.json`` written into the
+  temporary step directory just before it is renamed (``_integrity``): when
+  every item is written (in the background thread for async saves), before
+  the step counts as committed."""
+
+  async def finalize(self):
+    tmp, final = str(self.get()), str(self.get_final())
+    # Orbax uses this class for the items' folders too (params/, ...), which
+    # are committed first; the step's manifest lists their files.
+    if os.path.basename(final).isdigit():
+      await asyncio.to_thread(_integrity.write_manifest, tmp, final)
+    await super().finalize()
+
 
 def make_manager(
     directory: str,
@@ -64,6 +82,8 @@ def make_manager(
     keep = {'max_to_keep': max_to_keep}
   else:  # `max_to_keep` is deprecated in favour of this.
     keep = {'preservation_policy': latest_n(n=max_to_keep)}
+  if '://' not in directory:  # local: checksummed (remote: Orbax's own)
+    keep['temporary_path_class'] = ChecksummedRename
   options = ocp.CheckpointManagerOptions(
       **keep,
       enable_async_checkpointing=async_save,

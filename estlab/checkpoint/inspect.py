@@ -25,7 +25,10 @@ import numpy as np
 
 from estlab import summary
 from estlab.checkpoint import _tf_format
+from estlab.checkpoint import _integrity
 from estlab.checkpoint._checkpointer import Checkpointer
+from estlab.checkpoint._integrity import CorruptCheckpointError
+from estlab.checkpoint._step_dirs import local_steps
 from estlab.checkpoint._trees import flatten_names
 
 __all__ = [
@@ -38,6 +41,7 @@ __all__ = [
     'format_histogram',
     'format_time',
     'format_variables',
+    'damaged_checkpoints',
     'histogram',
     'list_checkpoints',
     'table_rows',
@@ -80,7 +84,8 @@ def _tf_row(prefix: str) -> dict[str, Any]:
 
 
 def list_checkpoints(model_dir: str | os.PathLike) -> list[dict[str, Any]]:
-  """Lists the finished checkpoints in ``model_dir``, oldest first.
+  """Lists the finished, intact checkpoints in ``model_dir``, oldest first
+  (``damaged_checkpoints`` lists the others).
 
   Args:
     model_dir: the Estimator's model directory.
@@ -102,11 +107,32 @@ def list_checkpoints(model_dir: str | os.PathLike) -> list[dict[str, Any]]:
     rows = []
     for step in ckpt.all_steps():
       path = ckpt.path(step)
+      if '://' not in path and _integrity.damage(path) is not None:
+        continue  # damaged_checkpoints names it
       saved = ckpt.read_metadata(step=step).get('time')
       rows.append({'step': step,
                    'time': None if saved is None else float(saved),
                    'size_bytes': _size_on_disk(path), 'path': path})
   return rows
+
+
+def damaged_checkpoints(model_dir: str | os.PathLike
+                        ) -> list[CorruptCheckpointError]:
+  """The damaged checkpoints of a local ``model_dir``, oldest first: each a
+  ``CorruptCheckpointError`` (``.path``, ``.file``, ``.reason``) for a step
+  whose files no longer match the checksums written when it was saved.
+  ``list_checkpoints`` leaves these out.
+
+  Example:
+    >>> damaged_checkpoints('/tmp/no/such/dir')
+    []
+  """
+  if checkpoint_format(model_dir) == 'tensorflow':
+    return []
+  directory = os.path.abspath(os.fspath(model_dir))
+  steps = local_steps(directory) or []
+  errors = [_integrity.damage(f'{directory}/{step}') for step in steps]
+  return [e for e in errors if e is not None]
 
 
 def variable_values(model_dir: str | os.PathLike,
