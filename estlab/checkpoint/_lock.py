@@ -5,7 +5,9 @@
 ``train`` call runs, so a second process training into the same model_dir
 fails at once with ``ModelDirBusyError`` instead of interleaving
 checkpoints. The OS drops a flock when its process exits or is killed, so a
-SIGKILLed trainer never leaves the lock stuck. Under ``jax.distributed`` the processes of
+SIGKILLed trainer never leaves the lock stuck. Within one process the lock
+is shared (counted): estimators of one process may train into one model_dir
+in turn or nested (a ``GlobalStepWaiterHook`` waiting on a chief there). Under ``jax.distributed`` the processes of
 one job write one model_dir together: only process 0 takes the lock.
 
 ``check_writable`` is what train and evaluate check first: a read-only
@@ -20,6 +22,10 @@ import tempfile
 
 __all__ = ["ModelDirBusyError", "ReadOnlyModelDirError",
            "TrainerLock", "check_writable"]
+
+# realpath -> [descriptor holding the flock, holders in this process]
+_HELD: dict[str, list[int]] = {}
+
 
 class ModelDirBusyError(ValueError):
   """Another process is training into this model_dir."""
@@ -58,7 +64,9 @@ class TrainerLock:
 
   Example:
     >>> lock = TrainerLock(tempfile.mkdtemp())
-    >>> lock.acquire(); lock.release()
+    >>> lock.acquire()
+    True
+    >>> lock.release()
   """
 
   def __init__(self, directory: str):
@@ -69,8 +77,9 @@ class TrainerLock:
   def held(self) -> bool:
     return self._fd is not None
 
-  def acquire(self) -> None:
-    """Takes the lock (creating ``directory``); a no-op when held.
+  def acquire(self) -> bool:
+    """Takes the lock (creating ``directory``); a no-op when held. Returns
+    whether this took it from the OS (False: this process held it already).
 
     Raises:
       ReadOnlyModelDirError: the directory cannot be written.
@@ -78,7 +87,12 @@ class TrainerLock:
     """
     import fcntl  # pylint: disable=g-import-not-at-top  (POSIX only)
     if self._fd is not None or "://" in self.directory:
-      return
+      return False
+    key = os.path.realpath(self.directory)
+    if key in _HELD:  # this process holds it already
+      _HELD[key][1] += 1
+      self._fd = _HELD[key][0]
+      return False
     try:
       os.makedirs(self.directory, exist_ok=True)
       fd = os.open(self.directory, os.O_RDONLY | os.O_DIRECTORY)
@@ -100,12 +114,17 @@ class TrainerLock:
           "(the lock goes when that process exits, also when it is killed), "
           "or train into another model_dir.") from None
     self._fd = fd
+    _HELD[key] = [fd, 1]
+    return True
 
   def release(self) -> None:
     """Releases the lock (a no-op when not held)."""
     if self._fd is not None:
-      fd, self._fd = self._fd, None
-      os.close(fd)  # closing the only descriptor drops the flock
+      self._fd = None
+      key = os.path.realpath(self.directory)
+      _HELD[key][1] -= 1
+      if _HELD[key][1] == 0:
+        os.close(_HELD.pop(key)[0])  # the only descriptor: drops the flock
 
   def __del__(self):
     self.release()

@@ -76,9 +76,9 @@ class ModelDir:
     if jax.process_index() != 0:  # the chief holds the job's lock
       yield
       return
-    self._lock.acquire()
+    first = self._lock.acquire()
     try:
-      if "://" not in self.directory:
+      if first and "://" not in self.directory:  # (no other trainer runs)
         clean_half_deleted(self.directory)
       yield
     finally:
