@@ -22,12 +22,23 @@ parameters) is trained for one step by an ``estlab.Estimator``. Then:
   writer costs; ``ratio_async_over_numpy_thread`` near 1 means estlab's
   async saves add nothing to what writing those bytes costs this machine.
 
+* ``every_step_save`` (``--case every_step``): a small MNIST-size
+  ``DNNClassifier`` (784 -> 256 -> 128 -> 10, Adagrad, batch 32) trained
+  ``--steps`` steps with ``save_checkpoints_steps=1`` (TF's checkpoint_saver
+  guide) against the same run with no periodic saves, rounds alternating;
+  ``ms_per_save``: the extra training time per save asked for, the final
+  save waited for included (each run ends with ``train``'s wait);
+  ``blocked_ms_per_save``: the time the training loop spent inside
+  ``ModelDir.save`` and ``ModelDir.wait_until_finished`` per save asked for
+  (robust to a loaded machine, where the whole-run difference is noise).
+
 The trained state is read from ``Estimator._session.state`` (there is no public
 getter for the live state; ``Checkpointer`` is the public API timed here).
 
 Usage:
   python bench/checkpoint_io.py [--width 5000] [--repeats 3]
       [--steps 100] [--every 20] [--batch 8] [--rounds 3]
+      [--case all|every_step]
 """
 from __future__ import annotations
 
@@ -267,6 +278,63 @@ def bench_stall(width: int, batch: int, steps: int, every: int, root: str,
           "sync_save_blocks_s": round(statistics.median(blocked["sync"]), 3)}
 
 
+def bench_every_step(steps: int, rounds: int, root: str) -> dict:
+  """Training seconds of a small DNN saving every step vs never (medians of
+  ``rounds`` alternating rounds), after a compiling 5-step call each."""
+  rng = np.random.default_rng(0)
+  x = rng.random((2048, 784), dtype=np.float32)
+  y = rng.integers(0, 10, 2048).astype(np.int32)
+  data = estlab.inputs.numpy_input_fn({"x": x}, y, batch_size=32,
+                                      num_epochs=None, shuffle=False)
+  columns = [estlab.feature_column.numeric_column("x", shape=(784,))]
+  times: dict[str, list] = {"none": [], "every_step": []}
+  blocked: list[float] = []
+  from estlab.checkpoint._model_dir import ModelDir  # pylint: disable=g-import-not-at-top
+  originals = {name: getattr(ModelDir, name)
+               for name in ("save", "wait_until_finished")}
+
+  def timed(method):
+    def run(self, *args, **kwargs):
+      t = time.perf_counter()
+      try:
+        return method(self, *args, **kwargs)
+      finally:
+        blocked.append(time.perf_counter() - t)
+    return run
+  blocked_per_round = []
+  for index in range(rounds):
+    for name in times:
+      directory = os.path.join(root, f"every_{name}_{index}")
+      est = estlab.DNNClassifier(
+          hidden_units=[256, 128], feature_columns=columns, n_classes=10,
+          model_dir=directory, config=estlab.RunConfig(
+              save_checkpoints_steps=1 if name == "every_step" else None,
+              save_checkpoints_secs=None, save_summary_steps=10**9,
+              log_step_count_steps=10**9, progress_bar=False))
+      est.train(data, steps=5)
+      blocked.clear()
+      for method, original in originals.items():
+        setattr(ModelDir, method, timed(original))
+      try:
+        t0 = time.perf_counter()
+        est.train(data, steps=steps)
+        times[name].append(time.perf_counter() - t0)
+      finally:
+        for method, original in originals.items():
+          setattr(ModelDir, method, original)
+      if name == "every_step":
+        blocked_per_round.append(sum(blocked))
+      shutil.rmtree(directory, ignore_errors=True)
+  none, every = (statistics.median(times[k]) for k in ("none", "every_step"))
+  return {"bench": "every_step_save", "steps": steps, "rounds": rounds,
+          "no_save_s": round(none, 3), "every_step_s": round(every, 3),
+          "ms_per_save": round(1000 * (every - none) / steps, 1),
+          "blocked_ms_per_save": round(
+              1000 * statistics.median(blocked_per_round) / steps, 1),
+          "per_round_s": {k: [round(t, 3) for t in v]
+                          for k, v in times.items()}}
+
+
 def main() -> None:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--width", type=int, default=5000,
@@ -279,9 +347,15 @@ def main() -> None:
                       help="alternating rounds of the stall runs (medians)")
   parser.add_argument("--dir", default=None,
                       help="scratch directory (default: a temporary one)")
+  parser.add_argument("--case", default="all", choices=("all", "every_step"),
+                      help="every_step: only the save-every-step case")
   args = parser.parse_args()
   root = tempfile.mkdtemp(prefix="estlab_ckpt_bench_", dir=args.dir)
   try:
+    if args.case == "every_step":
+      print(json.dumps(bench_every_step(args.steps, args.rounds, root)),
+            flush=True)
+      return
     print(json.dumps(bench_save(args.width, args.batch, args.repeats, root)),
           flush=True)
     print(json.dumps(bench_stall(args.width, args.batch, args.steps, args.every,

@@ -163,12 +163,13 @@ class Estimator:
     check_cluster_strategy(self._config)  # TF_CONFIG: train together or not
     if limit == 0:  # max_steps reached
       return self
-    session = self._run()
-    with self._batches(input_fn, ModeKeys.TRAIN, limit=limit,
-                       steps_per_loop=self._config.steps_per_loop) as batches:
-      session.train(first_batch(batches, input_fn), batches, limit=limit,
-                    hooks=hooks or (), listeners=saving_listeners or (),
-                    pads=self._host.pads_eval_batches)
+    with self._dir.training():  # writable; one trainer per model_dir
+      session = self._run()
+      with self._batches(input_fn, ModeKeys.TRAIN, limit=limit,
+                         steps_per_loop=self._config.steps_per_loop) as batches:
+        session.train(first_batch(batches, input_fn), batches, limit=limit,
+                      hooks=hooks or (), listeners=saving_listeners or (),
+                      pads=self._host.pads_eval_batches)
     return self
 
   def evaluate(self, input_fn: Callable, steps: int | None = None,
@@ -192,6 +193,7 @@ class Estimator:
       metric in the model_fn's ``eval_metric_ops``; also written as events to
       ``eval_dir(name)``.
     """
+    self._dir.check_writable("evaluate")  # events go to eval_dir(name)
     return self._evaluate(input_fn, steps, hooks, name,
                           checkpoint_path=checkpoint_path)
 
@@ -238,7 +240,7 @@ class Estimator:
   def _servable(self) -> Any:
     """What the exporter reads of this estimator (``export._servable``)."""
     from estlab.export._servable import Servable  # pylint: disable=g-import-not-at-top
-    return Servable(model=type(self).__name__,
+    return Servable(model=type(self).__name__, model_dir=self._model_dir,
                     module=lambda mode: self._run().steps.module(mode),
                     variables=lambda *args: self._run().variables(*args),
                     host=self._host)

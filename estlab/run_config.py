@@ -66,7 +66,8 @@ class RunConfig:
       (TF saved none). With a cadence ``train`` also saves, as TF's, its
       starting state (step 0 for a fresh ``model_dir``; not again when
       resuming from it) and its end.
-    keep_checkpoint_max: how many recent checkpoints to keep (None: all).
+    keep_checkpoint_max: how many recent checkpoints to keep (0 or None: all,
+      as in TF).
     log_step_count_steps: log loss and steps/sec every N global steps (as
       late as summaries).
     train_distribute: a strategy from ``estlab.distribute`` for training; as

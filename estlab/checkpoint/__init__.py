@@ -8,8 +8,11 @@ write Orbax makes atomic.
 
 Modules, from the bottom up:
 
-* ``_step_dirs``: the finished steps of a local ``model_dir`` from its
-  listing, without importing Orbax (the Estimator asks on every call).
+* ``_step_dirs``: the committed steps of a local ``model_dir`` from its
+  listing, without importing Orbax (the Estimator asks on every call);
+  stray all-digit names are ignored, half-deleted steps cleaned.
+* ``_lock``: one trainer per ``model_dir`` (an flock the OS drops when
+  the process dies) and the read-only check train and evaluate make first.
 * ``_trees``: pytree helpers for checkpoints: '/'-joined variable names,
   abstract restore targets, and the variables check that raises
   ``CheckpointMismatchError``.

@@ -74,7 +74,7 @@ from etils import epath
 from estlab._engine.state import TrainState
 from estlab.checkpoint import _integrity, _orbax
 from estlab.checkpoint._integrity import CorruptCheckpointError
-from estlab.checkpoint._step_dirs import local_steps
+from estlab.checkpoint._step_dirs import empty_trash, local_steps
 from estlab.checkpoint._trees import (CheckpointMismatchError, abstract_like,
                                       dtype_of, flatten_names)
 
@@ -221,6 +221,8 @@ class Checkpointer:
           'Convert arrays with float(...) or .tolist().'
       ) from None
     mngr = self._manager(create=True)
+    if not mngr.is_saving_in_progress():  # steps Orbax deleted: renamed away
+      empty_trash(self.directory)
     if self._has_step(mngr, step) and not self._set_aside_if_damaged(step):
       return self.path(step)
     info.update(
@@ -255,6 +257,10 @@ class Checkpointer:
         mngr.wait_until_finished()
     return self.path(step)
 
+  def is_saving(self) -> bool:
+    """Whether an asynchronous save is still being written."""
+    return self._mngr is not None and self._mngr.is_saving_in_progress()
+
   def wait_until_finished(self) -> None:
     """Blocks until background saves are written (re-raises their errors).
 
@@ -267,6 +273,7 @@ class Checkpointer:
       with self._explained(self._saving):
         self._mngr.wait_until_finished()
       self._saving = None
+      empty_trash(self.directory)
 
   def restore(
       self,
@@ -408,12 +415,14 @@ class Checkpointer:
 
   def close(self) -> None:
     """Waits for background saves, then releases Orbax's resources."""
-    managers = list(self._readers.values())
+    managers, writer = list(self._readers.values()), self._mngr
     if self._mngr is not None:
       managers.insert(0, self._mngr)
     self._mngr, self._readers = None, {}
     for mngr in managers:
       mngr.close()
+    if writer is not None:
+      empty_trash(self.directory)
 
   def _explained(self, step: int | None) -> _SaveErrors:
     return _SaveErrors(self, step)

@@ -17,7 +17,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 from etils import epath
 
-from estlab.checkpoint import _integrity
+from estlab.checkpoint import _integrity, _step_dirs
 from estlab.checkpoint._legacy_names import (legacy_renames, rename_tree,
                                              to_old)
 from estlab.checkpoint._trees import (CheckpointMismatchError, abstract_like,
@@ -44,6 +44,7 @@ class _DropHarmlessOrbaxWarnings(logging.Filter):
 
 logging.getLogger('absl').addFilter(_DropHarmlessOrbaxWarnings())
 
+
 class ChecksummedRename(ocp.path.atomicity.AtomicRenameTemporaryPath):
   """Orbax's atomic rename, with ``estlab_checksums.json`` written into the
   temporary step directory just before it is renamed (``_integrity``): when
@@ -57,6 +58,36 @@ class ChecksummedRename(ocp.path.atomicity.AtomicRenameTemporaryPath):
     if os.path.basename(final).isdigit():
       await asyncio.to_thread(_integrity.write_manifest, tmp, final)
     await super().finalize()
+
+
+class _CommittedSteps:
+  """Orbax's standard step names, where a local directory's steps are only
+  its committed estlab checkpoints (``_step_dirs.is_committed``): a stray
+  all-digit folder is neither restored nor deleted by ``max_to_keep``."""
+
+  def __init__(self):
+    self._names = ocp.step.standard_name_format()
+
+  def __getattr__(self, name: str) -> Any:
+    return getattr(self._names, name)
+
+  def build_name(self, step: int) -> str:
+    return self._names.build_name(step)
+
+  def find_all(self, base_path: Any) -> Any:
+    return [m for m in self._names.find_all(base_path) if _committed(m.path)]
+
+  def find_step(self, base_path: Any, step: int) -> Any:
+    metadata = self._names.find_step(base_path, step)
+    if not _committed(metadata.path):
+      raise ValueError(f'{os.fspath(metadata.path)!r} is not a committed '
+                       'estlab checkpoint.')
+    return metadata
+
+
+def _committed(path: Any) -> bool:
+  text = os.fspath(path)
+  return '://' in text or _step_dirs.is_committed(text)
 
 
 def make_manager(
@@ -89,6 +120,10 @@ def make_manager(
       enable_async_checkpointing=async_save,
       read_only=read_only,
       create=not read_only,
+      step_name_format=_CommittedSteps(),
+      # A deleted step is renamed away first (atomic), never half-deleted
+      # in place; ``_step_dirs.clean_half_deleted`` empties the folder.
+      todelete_subdir=None if read_only else _step_dirs.TRASH,
   )
   return ocp.CheckpointManager(
       directory, options=options, handler_registry=registry)

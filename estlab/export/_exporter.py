@@ -366,11 +366,27 @@ def _export_tf(servable: Servable, export_dir_base: Any, receiver_fns: Mapping,
   return path
 
 
+def _check_not_model_dir(servable: Servable, export_dir_base: Any) -> None:
+  """Refuses to export into the model_dir itself, among its checkpoints."""
+  if servable.model_dir is None or "://" in str(export_dir_base):
+    return
+  base = os.path.abspath(os.fspath(export_dir_base))
+  if base == os.path.abspath(os.fspath(servable.model_dir)):
+    raise ValueError(
+        f"export_dir_base={os.fspath(export_dir_base)!r} is the model_dir of "
+        f"this {servable.model}: its timestamped export folder would sit "
+        "among the checkpoints' step folders. Export into a folder of its "
+        "own, as tf.estimator's exporters did: export_dir_base="
+        f"{os.path.join(base, 'export', 'saved_model')!r} "
+        "(model_dir/export/<name>).")
+
+
 def _export_modes(servable: Servable, export_dir_base: Any,
                   receiver_fns: Mapping, assets_extra: Mapping | None,
                   as_text: bool, checkpoint_path: str | None,
                   format: str = "estlab") -> str:  # pylint: disable=redefined-builtin
   """One export directory holding the signatures of every mode given."""
+  _check_not_model_dir(servable, export_dir_base)
   if format not in FORMATS:
     raise ValueError(f"format={format!r}; use one of {list(FORMATS)!r}: 'estlab'"
                      " (estlab.export.load, `estlab serve`) or 'tf_saved_model'"

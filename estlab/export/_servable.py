@@ -46,8 +46,12 @@ class Servable:
       features (``column.spec()`` is their JSON) and ``host.head`` the
       labels (and names the classes of predictions); a ``transform`` or
       ``postprocess`` without them is Python the export refuses.
+    model_dir: the estimator's model_dir (None: unknown), which an export
+      may not be written into: its timestamped folder would sit among the
+      checkpoints' step folders.
   """
   model: str
   module: Callable[[str], Any]
   variables: Callable[..., tuple[dict, int]]
   host: HostStep = HostStep()
+  model_dir: str | None = None

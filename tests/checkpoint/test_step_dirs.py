@@ -9,11 +9,17 @@ from estlab._engine.state import TrainState
 from estlab.checkpoint._step_dirs import local_steps
 
 
-def test_local_steps_are_the_digit_named_entries_only(tmp_path):
+def test_local_steps_are_the_committed_digit_named_folders_only(tmp_path):
   assert local_steps(str(tmp_path / "absent")) == []
   for name in ("20", "3", "100.orbax-checkpoint-tmp-1700000000", "eval",
-               "events.out.tfevents.1", "7x"):
+               "events.out.tfevents.1", "7x", "2024", "55"):
     (tmp_path / name).mkdir()
+  for name in ("20", "3", "55"):  # committed: Orbax's and estlab's metadata
+    (tmp_path / name / "_CHECKPOINT_METADATA").write_text("{}")
+  for name in ("20", "3", "2024"):
+    (tmp_path / name / "metadata").mkdir()
+    (tmp_path / name / "metadata" / "metadata").write_text("{}")
+  (tmp_path / "12").write_text("a file")
   assert local_steps(str(tmp_path)) == [3, 20]
   assert local_steps("gs://bucket/model") is None  # remote: ask Orbax
 
