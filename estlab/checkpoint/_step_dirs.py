@@ -5,15 +5,16 @@ so the Estimator can answer "is there a checkpoint, and which is newest" on
 every train call without it (``estlab.checkpoint`` loads its names lazily, so
 importing this module loads no Orbax).
 
-A step is a *committed* estlab checkpoint when its all-digit directory holds
+A step is a *committed* checkpoint when its all-digit directory holds
 Orbax's step metadata (``_CHECKPOINT_METADATA``, written before the atomic
-rename that commits the step) and estlab's ``metadata/metadata`` item. Any
-other all-digit name (a user's ``2024/`` folder or file, an export's
-timestamped folder) is ignored with a debug log; an all-digit folder with
-estlab's items but no step metadata is a step Orbax was deleting when the
-process died (its deleter unlinks the top-level files first), or damage: it
-is ignored with a warning, and ``clean_half_deleted`` removes it when a
-newer committed step exists.
+rename that commits the step); whether its files are whole is
+``_integrity``'s check (a committed step missing estlab's items is damage,
+named, and the newest intact step is used). Any other all-digit name (a
+user's ``2024/`` folder or file, an export's timestamped folder) is ignored
+with a debug log; an all-digit folder with estlab's items but no step
+metadata is a step Orbax was deleting when the process died (its deleter
+unlinks the top-level files first): it is ignored with a warning, and
+``clean_half_deleted`` removes it when a newer committed step exists.
 """
 from __future__ import annotations
 
@@ -26,11 +27,12 @@ __all__ = ["ITEMS", "TRASH", "clean_half_deleted", "empty_trash",
 
 logger = logging.getLogger("estlab")
 
-# What makes a step directory a committed estlab checkpoint.
-_MARKERS = ("_CHECKPOINT_METADATA", os.path.join("metadata", "metadata"))
+# What makes a step directory a committed checkpoint (Orbax's commit).
+_MARKERS = ("_CHECKPOINT_METADATA",)
 # The entries an estlab step directory may hold (Orbax's and estlab's items).
 ITEMS = frozenset({"_CHECKPOINT_METADATA", "commit_success.txt", "params",
-                   "opt_state", "extra", "metadata"})
+                   "opt_state", "extra", "metadata",
+                   "estlab_checksums.json"})  # (``_integrity.MANIFEST``)
 # Where Orbax moves a step it deletes (``todelete_subdir``: an atomic rename,
 # so a kill never leaves a half-deleted ``<step>``); emptied by the trainer.
 TRASH = ".estlab-deleted"
@@ -39,7 +41,7 @@ _warned: set[str] = set()  # half-deleted folders warned about (once each)
 
 def is_committed(step_dir: str) -> bool:
   """Whether ``step_dir`` (a local ``model_dir/<step>``) is a committed
-  estlab checkpoint: a directory with Orbax's and estlab's metadata files."""
+  checkpoint: a directory with Orbax's step metadata file."""
   return all(os.path.isfile(os.path.join(step_dir, marker))
              for marker in _MARKERS)
 
@@ -87,7 +89,7 @@ def local_steps(directory: str) -> list[int] | None:
       _warned.add(path)
       logger.warning(
           "Ignoring %s: an estlab step folder without its step metadata "
-          "(_CHECKPOINT_METADATA or metadata/metadata), e.g. one whose "
+          "(_CHECKPOINT_METADATA), e.g. one whose "
           "deletion was interrupted; it is never restored.", path)
     else:
       logger.debug("Ignoring %s: not an estlab checkpoint (only committed "

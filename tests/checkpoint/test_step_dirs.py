@@ -14,13 +14,15 @@ def test_local_steps_are_the_committed_digit_named_folders_only(tmp_path):
   for name in ("20", "3", "100.orbax-checkpoint-tmp-1700000000", "eval",
                "events.out.tfevents.1", "7x", "2024", "55"):
     (tmp_path / name).mkdir()
-  for name in ("20", "3", "55"):  # committed: Orbax's and estlab's metadata
+  for name in ("20", "3", "55"):  # committed: Orbax's step metadata
     (tmp_path / name / "_CHECKPOINT_METADATA").write_text("{}")
   for name in ("20", "3", "2024"):
     (tmp_path / name / "metadata").mkdir()
     (tmp_path / name / "metadata" / "metadata").write_text("{}")
   (tmp_path / "12").write_text("a file")
-  assert local_steps(str(tmp_path)) == [3, 20]
+  # (55 lacks estlab's items: damage, which _integrity names; 2024 has no
+  # step metadata: never a step)
+  assert local_steps(str(tmp_path)) == [3, 20, 55]
   assert local_steps("gs://bucket/model") is None  # remote: ask Orbax
 
 
