@@ -149,10 +149,16 @@ class _Servable:
 
 
 def _lower(exported: Any) -> None:
-  """Lowers ``exported.call`` for its abstract inputs (no compiling)."""
-  args, kwargs = exported.in_tree.unflatten(
-      [jax.ShapeDtypeStruct(a.shape, a.dtype) for a in exported.in_avals])
-  jax.jit(exported.call).lower(*args, **kwargs)
+  """Lowers ``exported.call`` (no compiling) for its abstract inputs and for
+  a concrete shape (every symbolic dimension 1): the second refines the
+  module's polymorphic shapes, which reads the rest of its StableHLO."""
+  for concrete in (False, True):
+    args, kwargs = exported.in_tree.unflatten([
+        jax.ShapeDtypeStruct(
+            tuple(d if isinstance(d, int) or not concrete else 1
+                  for d in a.shape), a.dtype)
+        for a in exported.in_avals])
+    jax.jit(exported.call).lower(*args, **kwargs)
 
 
 def _local_files(export_dir: str, spec: Any, key: str) -> Any:
