@@ -51,6 +51,8 @@ _EXPORTS = {
     'CorruptCheckpointError': 'estlab.checkpoint._integrity',
     'flatten_names': 'estlab.checkpoint._trees',
     'latest_checkpoint': 'estlab.checkpoint._checkpointer',
+    'ModelDirBusyError': 'estlab.checkpoint._lock',
+    'ReadOnlyModelDirError': 'estlab.checkpoint._lock',
 }
 
 __all__ = sorted(_EXPORTS)
@@ -72,4 +74,5 @@ def __dir__():
 if TYPE_CHECKING:  # for type checkers and IDEs; not executed at run time
   from estlab.checkpoint._checkpointer import Checkpointer, latest_checkpoint
   from estlab.checkpoint._integrity import CorruptCheckpointError
+  from estlab.checkpoint._lock import ModelDirBusyError, ReadOnlyModelDirError
   from estlab.checkpoint._trees import CheckpointMismatchError, flatten_names
