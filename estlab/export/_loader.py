@@ -23,6 +23,8 @@ Example:
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import types
 from typing import Any, Mapping
 
@@ -61,10 +63,11 @@ class _Servable:
                              f"{key}module" if key else "the PREDICT module")
     with open(file, "rb") as f:
       data = bytearray(f.read())
+    self.file, self.checked = file, checked
+    if not checked:  # no checksums: its StableHLO is read in a child first
+      _read_in_child(file)
     try:
       self.exported = jax.export.deserialize(data)
-      if not checked:  # no checksums: lower it now (reads its StableHLO),
-        _lower(self.exported)  # not at the first call
     except Exception as e:  # pylint: disable=broad-except
       # Flatbuffers of damaged bytes fail in many ways (struct.error,
       # IndexError, UnicodeDecodeError, ...), StableHLO bytecode as
@@ -148,17 +151,74 @@ class _Servable:
     return self.feature_tree.unflatten(leaves), batch
 
 
-def _lower(exported: Any) -> None:
-  """Lowers ``exported.call`` (no compiling) for its abstract inputs and for
-  a concrete shape (every symbolic dimension 1): the second refines the
-  module's polymorphic shapes, which reads the rest of its StableHLO."""
-  for concrete in (False, True):
-    args, kwargs = exported.in_tree.unflatten([
-        jax.ShapeDtypeStruct(
-            tuple(d if isinstance(d, int) or not concrete else 1
-                  for d in a.shape), a.dtype)
-        for a in exported.in_avals])
-    jax.jit(exported.call).lower(*args, **kwargs)
+def _read_module(file: str) -> None:
+  """Deserializes the module in ``file``, lowers ``exported.call`` for its
+  abstract inputs and for a concrete shape (every symbolic dimension 1), and
+  compiles the latter: refining the module's polymorphic shapes reads the
+  rest of its StableHLO, and compiling hands it to XLA.
+
+  Raises:
+    DamagedExportError: any of it fails (flatbuffers of damaged bytes fail
+      in many ways: struct.error, IndexError, UnicodeDecodeError, ...;
+      StableHLO bytecode as "failed to deserialize").
+  """
+  with open(file, "rb") as f:
+    data = bytearray(f.read())
+  try:
+    exported = jax.export.deserialize(data)
+    for concrete in (False, True):
+      args, kwargs = exported.in_tree.unflatten([
+          jax.ShapeDtypeStruct(
+              tuple(d if isinstance(d, int) or not concrete else 1
+                    for d in a.shape), a.dtype)
+          for a in exported.in_avals])
+      lowered = jax.jit(exported.call).lower(*args, **kwargs)
+    lowered.compile()
+  except Exception as e:  # pylint: disable=broad-except
+    raise _format.DamagedExportError(
+        f"{file!r} is not a readable jax.export module ({type(e).__name__}:"
+        f" {str(e)[:500]}): the export is damaged; export again.") from e
+
+
+_CHILD = ("import sys\n"
+          "from estlab.export import _format, _loader\n"
+          "try:\n"
+          "  _loader._read_module(sys.argv[1])\n"
+          "except _format.DamagedExportError as e:\n"
+          "  sys.stderr.write(str(e)); sys.exit(3)\n")
+
+
+def _read_in_child(file: str, timeout: float = 300) -> None:
+  """Reads an export's module (``_read_module``) in a child process first.
+
+  An export written before checksums cannot be checked byte for byte, and
+  XLA's StableHLO reader crashes the process (a segfault, which no Python
+  code can catch) on some damaged bytes: about 4 in 10 single flipped bytes
+  of a small module did in ``tests/export/test_export_integrity.py``. A
+  child costs about 2 s per load of such an export; exports with checksums
+  skip it.
+
+  Raises:
+    DamagedExportError: the child found the module damaged, crashed reading
+      it, or did not finish in ``timeout`` seconds.
+  """
+  try:
+    child = subprocess.run([sys.executable, "-c", _CHILD, file],
+                           capture_output=True, text=True, errors="replace",
+                           timeout=timeout, check=False)
+  except subprocess.TimeoutExpired as e:
+    raise _format.DamagedExportError(
+        f"Reading {file!r} (an export without checksums) in a child process "
+        f"did not finish in {timeout:g} s; the export is probably damaged: "
+        "export again.") from e
+  if child.returncode == 3:
+    raise _format.DamagedExportError(child.stderr.strip())
+  if child.returncode:
+    how = (f"crashed with signal {-child.returncode}" if child.returncode < 0
+           else f"failed (exit {child.returncode}: {child.stderr[-500:]!r})")
+    raise _format.DamagedExportError(
+        f"Reading {file!r} (an export without checksums) {how} in a child "
+        "process: the module is damaged; export again.")
 
 
 def _local_files(export_dir: str, spec: Any, key: str) -> Any:
@@ -264,6 +324,7 @@ class Signature:
     exported = servable.exported
     self._fn = jax.jit(lambda variables, *inputs: exported.call(
         variables, *inputs)[name])
+    self._compiled: set[tuple] = set()  # shapes run (exports w/o checksums)
 
   def __call__(self, inputs: Mapping[str, Any] | None = None, /,
                **kwargs: Any) -> dict[str, np.ndarray]:
@@ -301,7 +362,7 @@ class Signature:
       inputs = {**given, **kwargs}
     servable = self._servable
     args, batch = servable.inputs(inputs)
-    device = jax.device_get(self._fn(servable.variables, *args))
+    device = jax.device_get(self._run(args))
     out = {k: np.asarray(v)[:batch] if k in self._batched else np.asarray(v)
            for k, v in device.items()}
     for key, op in self._host.items():
@@ -314,6 +375,28 @@ class Signature:
         like = next(out[k] for k in op["like"] if k in out)
         out[key] = np.broadcast_to(names, like.shape).copy()
     return {k: out[k] for k in self.outputs}
+
+  def _run(self, args: tuple) -> Any:
+    """The compiled call. An export without checksums was read at load at
+    its abstract and one concrete shape; compiling it for another refines its
+    shapes again and can meet damage only now: the first call of each shape
+    names it as such, not as JAX's "Error refining shapes"."""
+    servable = self._servable
+    if servable.checked:
+      return self._fn(servable.variables, *args)
+    shapes = tuple((a.shape, str(a.dtype)) for a in jax.tree.leaves(args))
+    if shapes in self._compiled:
+      return self._fn(servable.variables, *args)
+    try:
+      out = self._fn(servable.variables, *args)
+    except Exception as e:  # pylint: disable=broad-except
+      raise _format.DamagedExportError(
+          f"{servable.file!r} could not be compiled for inputs of shape "
+          f"{[s for s, _ in shapes]} ({type(e).__name__}: {str(e)[:300]}): "
+          "the export (which has no checksums) is damaged; export again."
+      ) from e
+    self._compiled.add(shapes)
+    return out
 
   def cache_size(self) -> int:
     """How many compiled versions exist: one per padded input shape."""

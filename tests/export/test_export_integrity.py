@@ -193,29 +193,34 @@ def test_an_export_written_before_checksums_loads_trusted(export, tmp_path,
   np.testing.assert_array_equal(got["class_ids"], export["answer"]["class_ids"])
 
 
+@pytest.mark.slow  # each load of an export without checksums starts a child
 def test_damaged_module_bytes_without_checksums_fail_at_load_or_run(
     export, tmp_path):
-  """An old export has no checksums: a damaged module either fails at load
-  with estlab's error (never a raw struct.error / IndexError /
-  UnicodeDecodeError, never at the first call), or is read as a module that
-  runs (the byte was in a part no call reads)."""
+  """An old export has no checksums: a damaged module fails with estlab's
+  error naming the file (never a raw struct.error / IndexError /
+  UnicodeDecodeError / "Error refining shapes", never a crash: XLA's
+  StableHLO reader segfaults on some damaged bytes, so such a module is read
+  in a child process first) -- at load, or at the first call of a batch
+  shape whose compiling meets the damage -- or is read as a module that runs
+  (the byte was in a part no call reads)."""
   copy = _copy(export, tmp_path)
   _edit_description(copy, lambda d: None, checksums=False)
   module = copy / "model.jaxexport"
   data = module.read_bytes()
   rng = np.random.default_rng(0)
   failed = 0
-  for at in rng.choice(len(data), 40, replace=False):
+  for at in rng.choice(len(data), 20, replace=False):
     module.write_bytes(data[:at] + bytes([data[at] ^ 0xFF]) + data[at + 1:])
     try:
       imported = estlab.export.load(copy)
+      for rows in (1, 3):
+        got = imported.signatures["predict"](
+            {k: v * rows for k, v in _REQUEST.items()})
+        assert set(got) == set(export["answer"])
     except DamagedExportError as e:
       failed += 1
       assert "model.jaxexport" in str(e)
-      continue
-    got = imported.signatures["predict"](_REQUEST)
-    assert set(got) == set(export["answer"])
-  assert failed >= 10
+  assert failed >= 5
 
 
 def test_serve_refuses_to_start_on_a_damaged_export(export, tmp_path):
