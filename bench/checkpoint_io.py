@@ -7,12 +7,17 @@ parameters) is trained for one step by an ``estlab.Estimator``. Then:
   and restore of the trained ``TrainState`` (what ``Estimator`` does, Orbax
   underneath), against ``np.savez`` / ``np.load`` of the same leaves in the
   same directory (estlab's save includes the CRC-32 checksums of its files,
-  ``checksum_s`` alone; ``verify_s`` checks them, as a restore does once per
-  step). Orbax (TensorStore's file driver) fsyncs what it writes
-  (strace shows dozens of fsync calls per save), so the numpy save fsyncs its
-  file too (``numpy_fsync``). Both restores end with the
-  arrays on the device. Each time is the median of ``--repeats`` runs, after
-  one untimed warm-up of each.
+  ``checksum_s`` alone, ``checksum_share_of_save`` of the save; ``verify_s``
+  checks them, as a restore does once per step). Orbax (TensorStore's file
+  driver) fsyncs what it writes (strace shows dozens of fsync calls per
+  save), so the numpy save fsyncs its file too (``numpy_fsync``). The saves
+  alternate, estlab then numpy, ``--repeats`` rounds after one untimed
+  warm-up of each, each output removed before the next save: ``ratio`` is
+  the ratio of the medians, ``ratio_of_mins`` of the fastest saves,
+  ``per_save_ratios`` each round's (the VM's disk alone varies 3x from one
+  second to the next; ``--dir /dev/shm`` takes the disk out and leaves the
+  CPU and memory cost). ``load_avg_1m``: before and after the saves. Both
+  restores end with the arrays on the device (medians, after a warm-up).
 * ``async_checkpoint_stall``: train steps/s with ``async_checkpoints=True``
   and a save every ``--every`` steps, against the same run with no periodic
   saves (and, for contrast, with synchronous saves). Every run ends with the
@@ -36,9 +41,9 @@ The trained state is read from ``Estimator._session.state`` (there is no public
 getter for the live state; ``Checkpointer`` is the public API timed here).
 
 Usage:
-  python bench/checkpoint_io.py [--width 5000] [--repeats 3]
+  python bench/checkpoint_io.py [--width 5000] [--repeats 5]
       [--steps 100] [--every 20] [--batch 8] [--rounds 3]
-      [--case all|every_step]
+      [--case all|save|every_step] [--dir DIR]
 """
 from __future__ import annotations
 
@@ -98,7 +103,8 @@ def median_time(fn: Callable[[], object], repeats: int) -> float:
 
 
 def estlab_save(state, root: str) -> Callable[[], str]:
-  """A save into a fresh directory per call (a saved step is never rewritten)."""
+  """A save into a fresh directory per call (a saved step is never rewritten);
+  returns the directory."""
   count = itertools.count()
 
   def save():
@@ -110,17 +116,45 @@ def estlab_save(state, root: str) -> Callable[[], str]:
   return save
 
 
-def numpy_save(state, path: str) -> Callable[[], None]:
-  """A save into a fresh file per call, as each checkpoint is a new one."""
+def numpy_save(state, path: str) -> Callable[[], str]:
+  """A save into a fresh file per call, as each checkpoint is a new one;
+  returns the file."""
   count = itertools.count()
 
   def save():
     leaves = [np.asarray(leaf) for leaf in jax.tree.leaves(state)]
-    with open(f"{path}.{next(count)}.npz", "wb") as f:
+    file = f"{path}.{next(count)}.npz"
+    with open(file, "wb") as f:
       np.savez(f, *leaves)
       f.flush()
       os.fsync(f.fileno())
+    return file
   return save
+
+
+def _remove(path: str) -> None:
+  if os.path.isdir(path):
+    shutil.rmtree(path)
+  else:
+    os.remove(path)
+
+
+def alternating_times(saves: dict[str, Callable[[], str]], repeats: int
+                      ) -> dict[str, list[float]]:
+  """Seconds of each save, ``repeats`` rounds of one save each in turn
+  (after one untimed warm-up of each), each save's output removed before
+  the next: a shared VM's disk and load drift by the second, and a disk
+  filling with one side's files would time the other side on another disk."""
+  for save in saves.values():
+    _remove(save())
+  times: dict[str, list[float]] = {name: [] for name in saves}
+  for _ in range(repeats):
+    for name, save in saves.items():
+      t0 = time.perf_counter()
+      out = save()
+      times[name].append(time.perf_counter() - t0)
+      _remove(out)
+  return times
 
 
 def numpy_load(path: str) -> Callable[[], None]:
@@ -137,8 +171,14 @@ def bench_save(width: int, batch: int, repeats: int, root: str) -> dict:
   state = est._session.state  # pylint: disable=protected-access
   n_bytes = sum(leaf.nbytes for leaf in jax.tree.leaves(state))
   param_bytes = sum(leaf.nbytes for leaf in jax.tree.leaves(state.params))
-  save = estlab_save(state, root)
-  t_save = median_time(save, repeats)
+  path = os.path.join(root, "state")
+  load_before = os.getloadavg()
+  times = alternating_times({"estlab": estlab_save(state, root),
+                             "numpy": numpy_save(state, path)}, repeats)
+  load_after = os.getloadavg()
+  t_save, t_np_save = (statistics.median(times[k]) for k in ("estlab", "numpy"))
+  min_save, min_np_save = (min(times[k]) for k in ("estlab", "numpy"))
+  save = estlab_save(state, os.path.join(root, "kept"))
   directory = save()
   abstract = jax.eval_shape(lambda s: s, state)
 
@@ -151,17 +191,25 @@ def bench_save(width: int, batch: int, repeats: int, root: str) -> dict:
   step_dir = Checkpointer(directory).path(int(state.step))
   t_checksum = median_time(lambda: _integrity.write_manifest(step_dir), repeats)
   t_verify = median_time(lambda: _integrity.verify(step_dir), repeats)
-  path = os.path.join(root, "state")
-  t_np_save = median_time(numpy_save(state, path), repeats)
-  t_np_load = median_time(numpy_load(f"{path}.0.npz"), repeats)
+  file = numpy_save(state, path)()
+  t_np_load = median_time(numpy_load(file), repeats)
   return {"bench": "checkpoint_save", "param_mb": round(param_bytes / 2**20, 1),
           "saved_mb": round(n_bytes / 2**20, 1), "repeats": repeats,
+          "dir": root,
           "estlab_save_s": round(t_save, 3), "numpy_save_s": round(t_np_save, 3),
           "ratio": round(t_save / t_np_save, 2),
+          "estlab_save_min_s": round(min_save, 3),
+          "numpy_save_min_s": round(min_np_save, 3),
+          "ratio_of_mins": round(min_save / min_np_save, 2),
+          "per_save_ratios": sorted(round(e / n, 2) for e, n in zip(
+              times["estlab"], times["numpy"])),
           "estlab_restore_s": round(t_restore, 3),
           "numpy_load_s": round(t_np_load, 3),
           "restore_ratio": round(t_restore / t_np_load, 2),
           "checksum_s": round(t_checksum, 3), "verify_s": round(t_verify, 3),
+          "checksum_share_of_save": round(t_checksum / t_save, 2),
+          "load_avg_1m": [round(load_before[0], 1), round(load_after[0], 1)],
+          "cpus": os.cpu_count(),
           "numpy_fsync": True, "numpy_load_includes_device_put": True}
 
 
@@ -340,15 +388,18 @@ def main() -> None:
   parser.add_argument("--width", type=int, default=5000,
                       help="W: the model has W*W + 2W + 1 float32 parameters")
   parser.add_argument("--batch", type=int, default=8)
-  parser.add_argument("--repeats", type=int, default=3)
+  parser.add_argument("--repeats", type=int, default=5,
+                      help="alternating estlab/numpy saves (and restores)")
   parser.add_argument("--steps", type=int, default=100)
   parser.add_argument("--every", type=int, default=20)
   parser.add_argument("--rounds", type=int, default=3,
                       help="alternating rounds of the stall runs (medians)")
   parser.add_argument("--dir", default=None,
                       help="scratch directory (default: a temporary one)")
-  parser.add_argument("--case", default="all", choices=("all", "every_step"),
-                      help="every_step: only the save-every-step case")
+  parser.add_argument("--case", default="all",
+                      choices=("all", "save", "every_step"),
+                      help="save: only checkpoint_save; every_step: only "
+                      "the save-every-step case")
   args = parser.parse_args()
   root = tempfile.mkdtemp(prefix="estlab_ckpt_bench_", dir=args.dir)
   try:
@@ -358,6 +409,8 @@ def main() -> None:
       return
     print(json.dumps(bench_save(args.width, args.batch, args.repeats, root)),
           flush=True)
+    if args.case == "save":
+      return
     print(json.dumps(bench_stall(args.width, args.batch, args.steps, args.every,
                                  root, args.rounds)), flush=True)
   finally:

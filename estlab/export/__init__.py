@@ -14,8 +14,10 @@ estimator. The outputs a model_fn returns for serving (``PredictOutput``,
 re-exported here.
 
 Layout of ``<export_dir_base>/<unix timestamp>/`` (written as
-``temp-<timestamp>-<pid>`` and renamed when complete, so a crash never leaves
-an export that looks whole; ``load`` ignores ``temp-*``)::
+``temp-<timestamp>-<pid>-<pid namespace>-<host>`` and renamed when complete,
+so a crash never leaves an export that looks whole; ``load`` ignores
+``temp-*``, and the next export there removes those of dead writers:
+``_temp_dirs``)::
 
   model.jaxexport     (PREDICT) jax.export.Exported.serialize() of serve(variables,
                       features) -> {signature: {output: array}}; inputs:

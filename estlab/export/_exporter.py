@@ -29,7 +29,7 @@ import numpy as np
 from estlab import feature_column as fc
 from estlab._version import __version__
 from estlab.export import (_eval, _format, _integrity, _parsing, _receivers,
-                           _signatures)
+                           _signatures, _temp_dirs)
 from estlab.export._servable import Servable
 from estlab.spec import ModeKeys
 
@@ -300,11 +300,14 @@ def _build_eval(servable: Servable, receiver: Any, checkpoint_path: str | None
 
 
 def _in_temp(export_dir_base: Any, fill: Callable[[str], None]) -> str:
-  """``fill(temp)`` of a new ``temp-<stamp>-<pid>/``, renamed ``<stamp>/``."""
+  """``fill(temp)`` of a new ``temp-<stamp>-<pid>-<ns>-<host>/``, renamed
+  ``<stamp>/``; first the stale temp folders of killed exports there are
+  removed (``_temp_dirs``)."""
   base = os.path.abspath(os.fspath(export_dir_base))
   os.makedirs(base, exist_ok=True)
+  _temp_dirs.remove_stale(base)
   stamp = int(_now())
-  temp = os.path.join(base, f"{_format.TEMP_PREFIX}{stamp}-{os.getpid()}")
+  temp = os.path.join(base, _temp_dirs.temp_name(stamp))
   try:
     os.makedirs(temp)
     fill(temp)
