@@ -9,9 +9,9 @@ string enters the compiled step.
 
 Example:
   >>> log = ShapeLog()
-  >>> log.note('predict', ({'x': np.zeros((8, 3))}, None))
+  >>> log.note('predict', ({'x': np.zeros((8, 3), np.float32)}, None))
   >>> log.shapes('predict')
-  ["{'x': float64[8, 3]}"]
+  ["{'x': float32[8, 3]}"]
 """
 from __future__ import annotations
 
