@@ -39,7 +39,8 @@ from estlab.data._tables import EncodedTables
 from estlab.distribute._cluster import check_cluster_strategy
 from estlab.hooks import SessionRunHook
 from estlab.run_config import RunConfig, resolve_model_dir
-from estlab.spec import ModeKeys, call_model_fn, model_fn_args
+from estlab.spec import (ModeKeys, call_model_fn, model_fn_args,
+                         model_fn_params)
 from estlab.warm_starting import WarmStartSettings, warm_start
 
 __all__ = ["Estimator", "NanLossDuringTrainingError"]
@@ -66,12 +67,9 @@ class Estimator:
                warm_start_from: Any = None):
     self._model_fn = model_fn
     self._model_fn_args = model_fn_args(model_fn)
-    if params and "params" not in self._model_fn_args:
-      raise ValueError(f"Estimator(params={params!r}) was given, but model_fn "
-                       "takes no `params` argument; add one or drop params.")
+    self._params = model_fn_params(params, self._model_fn_args)
     self._config = resolve_model_dir(model_dir, config)
     self._model_dir = self._config.model_dir
-    self._params = copy.deepcopy(dict(params or {}))
     self._warm_start = (None if warm_start_from is None else
                         WarmStartSettings.from_value(warm_start_from))
     self._fresh()
@@ -203,7 +201,7 @@ class Estimator:
                 in_memory: tuple[dict, int] | None = None) -> dict[str, Any]:
     """``evaluate``; of ``in_memory``'s ``(variables, global_step)`` instead
     of a checkpoint when given (``experimental.InMemoryEvaluatorHook``)."""
-    check_eval_steps(steps)
+    steps = check_eval_steps(steps)
     session = self._run()
     pads = session.pads_eval(self._host.pads_eval_batches)
     with self._batches(input_fn, ModeKeys.EVAL, limit=steps,

@@ -142,8 +142,7 @@ class RunConfig:
           f"RunConfig(save_checkpoints_steps={steps!r}, save_checkpoints_secs="
           f"{secs!r}): set at most one of them (as in tf.estimator).")
     tf_config = TFConfig.from_environment()
-    if model_dir is not None:
-      model_dir = os.fspath(model_dir)
+    model_dir = model_dir_str(model_dir, "RunConfig")
     model_dir = _model_dir_with_tf_config(model_dir, tf_config)
     values = dict(
         model_dir=model_dir, tf_random_seed=tf_random_seed,
@@ -301,6 +300,29 @@ def _model_dir_with_tf_config(model_dir: str | None,
   return model_dir
 
 
+def model_dir_str(model_dir: Any, where: str) -> str | None:
+  """``model_dir`` as a str (None stays None), as TF's ``path_to_str``.
+
+  Example:
+    >>> import pathlib
+    >>> model_dir_str(pathlib.Path('/tmp/m'), 'Estimator')
+    '/tmp/m'
+
+  Raises:
+    TypeError: ``model_dir`` is no str, bytes or ``os.PathLike`` (TF took
+      ``model_dir=12345`` and failed in ``train`` inside ``os.path``).
+  """
+  if model_dir is None:
+    return None
+  if not isinstance(model_dir, (str, bytes, os.PathLike)):
+    raise TypeError(
+        f"{where}(model_dir={model_dir!r:.200}): model_dir must be a "
+        f"directory path, a str or os.PathLike, got "
+        f"{type(model_dir).__name__}; pass e.g. model_dir={str(model_dir)!r:.200}"
+        " or a pathlib.Path.")
+  return os.fsdecode(os.fspath(model_dir))
+
+
 def resolve_model_dir(model_dir: str | os.PathLike | None,
                       config: RunConfig | None) -> RunConfig:
   """``config`` (a default one for None) with the Estimator's model_dir set.
@@ -309,14 +331,13 @@ def resolve_model_dir(model_dir: str | os.PathLike | None,
   given), or else a fresh temporary directory, as an absolute path.
 
   Raises:
-    TypeError: ``config`` is no ``RunConfig``.
+    TypeError: ``config`` is no ``RunConfig``, or ``model_dir`` is no path.
     ValueError: ``model_dir`` and ``config.model_dir`` differ.
   """
   config = RunConfig() if config is None else config
   if not isinstance(config, RunConfig):
     raise TypeError(f"config must be an estlab.RunConfig, got {config!r}.")
-  if model_dir is not None:
-    model_dir = os.fspath(model_dir)
+  model_dir = model_dir_str(model_dir, "Estimator")
   if (model_dir is not None and config.model_dir is not None and
       os.path.abspath(model_dir) != os.path.abspath(config.model_dir)):
     raise ValueError(

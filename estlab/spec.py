@@ -9,13 +9,15 @@ and ``eval_metric_ops`` values are ``estlab.metrics`` pytrees rather than
 from __future__ import annotations
 
 import collections
+import copy
 import inspect
 from typing import Any, Callable, Mapping
 
 import jax
 import numpy as np
 
-__all__ = ["ModeKeys", "EstimatorSpec", "model_fn_args", "call_model_fn"]
+__all__ = ["ModeKeys", "EstimatorSpec", "model_fn_args", "model_fn_params",
+           "call_model_fn"]
 
 
 class ModeKeys:
@@ -112,6 +114,13 @@ class EstimatorSpec(collections.namedtuple("EstimatorSpec", _SPEC_FIELDS)):
             f"EstimatorSpec(loss=...) must be a scalar, got shape {shape}: "
             "reduce it, e.g. loss = jnp.mean(per_example_loss).")
       loss = jax.numpy.reshape(loss, ())
+      if mode == ModeKeys.TRAIN and not jax.numpy.issubdtype(
+          loss.dtype, jax.numpy.floating):
+        raise TypeError(
+            f"EstimatorSpec(loss=...) in TRAIN mode has dtype "
+            f"{np.dtype(loss.dtype).name!r}, but gradients need a real "
+            "floating-point loss (an int loss has none): compute it in "
+            "floats, e.g. loss = jnp.mean(errors.astype(jnp.float32)).")
     if train_op is not None and not _is_gradient_transformation(train_op):
       raise TypeError(
           f"EstimatorSpec(train_op={train_op!r}): train_op must be an optax "
@@ -184,6 +193,33 @@ def model_fn_args(model_fn: Callable) -> tuple[str, ...]:
         f"model_fn {getattr(model_fn, '__name__', model_fn)!r} must take a "
         f"`features` argument; its signature is {sig}.")
   return tuple(taken)
+
+
+def model_fn_params(params: Any, args: tuple[str, ...]) -> dict:
+  """A deep copy of ``Estimator(params=...)`` as a dict (``{}`` for None).
+
+  Example:
+    >>> model_fn_params({'units': [8, 4]}, ('features', 'params'))
+    {'units': [8, 4]}
+
+  Raises:
+    TypeError: ``params`` is no mapping (tf.estimator documents a dict and
+      passed anything through), e.g. ``params=[1, 2]``.
+    ValueError: ``params`` is given but the model_fn (``args``, from
+      ``model_fn_args``) takes no ``params`` argument.
+  """
+  if params is None:
+    return {}
+  if not isinstance(params, Mapping):
+    raise TypeError(
+        f"Estimator(params={params!r:.200}): params must be a dict of "
+        f"hyperparameters, got {type(params).__name__}; the model_fn reads "
+        "them by name, e.g. params={'hidden_units': [1, 2]} and "
+        "params['hidden_units'].")
+  if params and "params" not in args:
+    raise ValueError(f"Estimator(params={params!r}) was given, but model_fn "
+                     "takes no `params` argument; add one or drop params.")
+  return copy.deepcopy(dict(params))
 
 
 def call_model_fn(model_fn: Callable, args: tuple[str, ...], features: Any,

@@ -51,7 +51,8 @@ def _checkpoint():
   return checkpoint
 
 
-__all__ = ["VocabInfo", "WarmStartSettings", "warm_start"]
+__all__ = ["VocabInfo", "WarmStartNotFoundError", "WarmStartSettings",
+           "warm_start"]
 
 
 class VocabInfo(collections.namedtuple("VocabInfo", [
@@ -144,9 +145,21 @@ class WarmStartSettings:
                         "an estlab.VocabInfo.")
 
 
+class WarmStartNotFoundError(FileNotFoundError, ValueError):
+  """``warm_start_from`` names a path that does not exist (TF raised a
+  ``NotFoundError`` from its checkpoint reader)."""
+
+
 def _resolve(path: str) -> str:
+  """The checkpoint to read: a TF prefix, a model_dir's latest, or ``path``."""
   if _tf_format.is_tf_checkpoint(path):
     return _tf_format.TFCheckpointReader(path).prefix
+  if not os.path.exists(path):
+    raise WarmStartNotFoundError(
+        f"warm_start_from={path!r} does not exist (resolved: "
+        f"{os.path.abspath(path)!r}): pass the model_dir of a trained model, "
+        "one of its checkpoints (model_dir/<step>), or a TensorFlow "
+        "checkpoint prefix (model_dir/model.ckpt-<step>).")
   if _checkpoint().latest_checkpoint(path) is not None:
     return _checkpoint().latest_checkpoint(path)
   return path
@@ -271,7 +284,9 @@ def warm_start(params: Any, settings: WarmStartSettings,
       ``PRNGKey(0)``), folded with each variable's name.
 
   Raises:
-    ValueError: the checkpoint does not exist, a selected variable is missing
+    WarmStartNotFoundError: (a FileNotFoundError and a ValueError) the
+      checkpoint's path does not exist.
+    ValueError: the checkpoint is none, a selected variable is missing
       from it, its shape differs, or a name in ``var_name_to_vocab_info`` or
       ``var_name_to_prev_var_name`` is not a selected variable.
   """

@@ -18,6 +18,7 @@ import jax
 import numpy as np
 from tqdm import auto as tqdm
 
+from estlab._engine.nan_predictions import NanPredictions
 from estlab.data._device import fed, on_cpu
 from estlab.data._packing import rows_of
 from estlab.distribute._strategies import chief_decides
@@ -443,10 +444,14 @@ def _first_rows(predictions: Any, rows: int | None) -> Any:
   return jax.tree.map(lambda a: a[:rows] if np.ndim(a) else a, predictions)
 
 
-def _emit(predictions: Any, rows: int | None, *, postprocess: Callable,
-          single: bool, keys: tuple[str, ...] | None) -> Iterator[Any]:
-  """One batch's predictions on the host: per example or whole."""
-  host = postprocess(_first_rows(_host(predictions), rows))
+def _emit(predictions: Any, rows: int | None, features: Any, *,
+          postprocess: Callable, single: bool, keys: tuple[str, ...] | None,
+          check: Callable) -> Iterator[Any]:
+  """One batch's predictions on the host: per example or whole; ``check``
+  (``NanPredictions``) warns of NaN ones, naming ``features``' odd values."""
+  host = _first_rows(_host(predictions), rows)
+  check(host, features, _host)
+  host = postprocess(host)
   if keys is not None:
     unknown = [k for k in keys if k not in host]
     if unknown:
@@ -508,7 +513,7 @@ def predict_batches(compiled: Any, variables: Any, items: Iterable, *,
   runner = HookRunner([*hooks, *renewed(compiled.hooks[ModeKeys.PREDICT])],
                       ModeKeys.PREDICT, global_step)
   emit = functools.partial(_emit, postprocess=postprocess, single=single,
-                           keys=host_keys)
+                           keys=host_keys, check=NanPredictions())
   with tqdm.tqdm(desc="predict", unit="batch", leave=False,
                  disable=not progress_bar) as bar:
     pending = None
@@ -523,7 +528,8 @@ def predict_batches(compiled: Any, variables: Any, items: Iterable, *,
       if edits:
         features, _ = fed(edits, features, labels, None)
       ready, pending = pending, (
-          compiled.predict_step(variables, features, keys=keys), rows)
+          compiled.predict_step(variables, features, keys=keys), rows,
+          features)
       bar.update()
       if ready is not None:
         yield from emit(*ready)

@@ -25,6 +25,7 @@ from estlab import summary
 from estlab._engine.loops import TrainLoop, evaluate_batches, predict_batches
 from estlab._engine.startup import compile_ahead, host_for_init
 from estlab._engine.state import TrainState
+from estlab._engine.step_counts import step_count
 from estlab._engine.steps import CompiledSteps
 from estlab.distribute._strategies import strategy_for
 from estlab.hooks import renewed
@@ -41,16 +42,15 @@ def train_limit(steps: int | None, max_steps: int | None,
   input or a hook ends), or 0 when ``max_steps`` is already reached.
 
   Raises:
-    ValueError: both are given, or one is not a positive int.
+    ValueError: both are given; InvalidStepCountError (a ValueError and a
+      TypeError): one is not a positive int.
   """
   if steps is not None and max_steps is not None:
     raise ValueError(f"train(steps={steps!r}, max_steps={max_steps!r}): give "
                      "at most one (steps adds to the global step, max_steps "
                      "is absolute).")
-  for name, value in (("steps", steps), ("max_steps", max_steps)):
-    if value is not None and (not isinstance(value, (int, np.integer)) or
-                              value <= 0):
-      raise ValueError(f"train({name}={value!r}): must be a positive int.")
+  steps = step_count(steps, "train(steps=...)")
+  max_steps = step_count(max_steps, "train(max_steps=...)")
   if max_steps is None:
     return steps
   start = latest_step() or 0
@@ -61,12 +61,9 @@ def train_limit(steps: int | None, max_steps: int | None,
   return max_steps - start
 
 
-def check_eval_steps(steps: Any) -> None:
-  """Raises a ValueError unless ``evaluate(steps=)`` is None or positive."""
-  if steps is not None and (not isinstance(steps, (int, np.integer)) or
-                            steps <= 0):
-    raise ValueError(f"evaluate(steps={steps!r}): must be a positive int or "
-                     "None (until the input ends).")
+def check_eval_steps(steps: Any) -> int | None:
+  """``evaluate(steps=)`` as an int, or None (``step_counts.step_count``)."""
+  return step_count(steps, "evaluate(steps=...)")
 
 
 class Session:

@@ -19,6 +19,7 @@ import optax
 from estlab._engine import xla_options
 from estlab._engine.flat import FlatParams
 from estlab._engine.model_fn import ModelFnModule
+from estlab._engine.shape_log import ShapeLog
 from estlab._engine.startup import compile_ahead
 from estlab._engine.state import TrainState
 from estlab.data._packing import Packed, pack
@@ -56,6 +57,8 @@ class CompiledSteps:
       (process 0; every single-process run), else ().
     export_outputs: export_outputs the PREDICT model_fn returned when traced.
     host_postprocess: that spec's ``host_postprocess`` (or None).
+    shape_log: the input shapes each step was traced for (``ShapeLog``:
+      a warning past a few).
     compiler_options: the XLA options the steps compile with (None until
       the params' shapes are known; ``xla_options.dot_options``).
     flat: how training carries small params as one vector (``flat``), or
@@ -64,6 +67,7 @@ class CompiledSteps:
 
   def __init__(self, call: Callable[..., EstimatorSpec]):
     self.traces = collections.Counter()
+    self.shape_log = ShapeLog()
     self.hooks: dict[str, tuple] = {m: () for m in ModeKeys.ALL}
     self.chief_hooks: tuple = ()
     self.export_outputs = None
@@ -179,6 +183,7 @@ class CompiledSteps:
   def _train_body(self, state: TrainState, features, labels,
                   flat: FlatParams | None = None):
     """One step. With ``flat``, ``state.params`` is its vector (``flat``)."""
+    self.shape_log.note("train", (features, labels))
     as_tree = flat.unravel if flat is not None else (lambda p: p)
     dropout_rng = jax.random.fold_in(state.rng, state.step)
     mutable = list(state.model_state)
@@ -305,6 +310,7 @@ class CompiledSteps:
   # -- evaluation -------------------------------------------------------------
 
   def _eval_batch(self, variables, features, labels, valid=None):
+    self.shape_log.note("eval", (features, labels))
     spec = self._module[ModeKeys.EVAL].apply(variables, features, labels,
                                              valid)
     self.hooks[ModeKeys.EVAL] = spec.evaluation_hooks
@@ -390,6 +396,7 @@ class CompiledSteps:
 
   def _predict_step(self, variables, features, keys=None):
     self.traces["predict_step"] += 1
+    self.shape_log.note("predict", (features, None))
     spec = self._module[ModeKeys.PREDICT].apply(variables, features, None)
     self.hooks[ModeKeys.PREDICT] = spec.prediction_hooks
     self.export_outputs = spec.export_outputs

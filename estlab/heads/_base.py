@@ -54,6 +54,21 @@ class Reduction:
           f"estlab.heads.SUM ({cls.SUM!r}).")
 
 
+def softmax(logits: jax.Array, axis: int = -1) -> jax.Array:
+  """``jax.nn.softmax`` with its limit where a logit is ``+inf``: the ``+inf``
+  classes share probability 1 (``sigmoid(+inf) = 1``), where softmax's
+  ``inf - inf`` gave NaN (so did TF's; its ``-inf`` gave 0, as here).
+
+  Example:
+    >>> softmax(jnp.array([0.0, jnp.inf])).tolist()
+    [0.0, 1.0]
+  """
+  top = jnp.isposinf(logits)
+  share = top / jnp.maximum(jnp.sum(top, axis, keepdims=True), 1)
+  return jnp.where(jnp.any(top, axis, keepdims=True),
+                   share.astype(logits.dtype), jax.nn.softmax(logits, axis))
+
+
 def validate_thresholds(thresholds: Any, owner: str) -> tuple:
   """Thresholds for the per-threshold metrics: each strictly inside (0, 1)."""
   thresholds = tuple(thresholds) if thresholds else ()

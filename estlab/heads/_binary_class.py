@@ -16,7 +16,7 @@ from estlab._export_outputs import (ClassificationOutput, RegressionOutput,
                                      head_export_outputs)
 from estlab.heads import _labels
 from estlab.heads._losses import sigmoid_cross_entropy
-from estlab.heads._base import (Head, Reduction, validate_loss_fn,
+from estlab.heads._base import (Head, Reduction, softmax, validate_loss_fn,
                                  validate_thresholds)
 
 __all__ = ["BinaryClassHead", "AccuracyBaseline"]
@@ -151,7 +151,7 @@ class BinaryClassHead(Head):
     values = {
         "logits": lambda: logits,
         "logistic": lambda: jax.nn.sigmoid(logits),
-        "probabilities": lambda: jax.nn.softmax(two_class, axis=-1),
+        "probabilities": lambda: softmax(two_class, axis=-1),
         "class_ids": lambda: jnp.argmax(two_class, -1)[..., None].astype(jnp.int32),
         "all_class_ids": lambda: jnp.broadcast_to(
             jnp.arange(2, dtype=jnp.int32), logits.shape[:-1] + (2,)),

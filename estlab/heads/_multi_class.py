@@ -11,7 +11,7 @@ import optax
 from estlab import metrics as metrics_lib
 from estlab._export_outputs import ClassificationOutput, head_export_outputs
 from estlab.heads import _labels
-from estlab.heads._base import Head, Reduction, validate_loss_fn
+from estlab.heads._base import Head, Reduction, softmax, validate_loss_fn
 
 __all__ = ["MultiClassHead"]
 
@@ -119,7 +119,7 @@ class MultiClassHead(Head):
     logits = self._check_logits(logits)
     values = {
         "logits": lambda: logits,
-        "probabilities": lambda: jax.nn.softmax(logits, axis=-1),
+        "probabilities": lambda: softmax(logits, axis=-1),
         "class_ids": lambda: jnp.argmax(logits, -1)[..., None].astype(jnp.int32),
         "all_class_ids": lambda: jnp.broadcast_to(
             jnp.arange(self._n_classes, dtype=jnp.int32),
