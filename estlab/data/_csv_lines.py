@@ -1,4 +1,4 @@
-"""Checks a CSV file's lines as pandas reads them: UTF-8, field counts, lines.
+r"""Checks a CSV file's lines as pandas reads them: UTF-8, field counts, lines.
 
 ``CheckedCsv`` is the binary file object ``make_csv_dataset`` hands to
 ``pandas.read_csv``. Each block it passes on holds whole lines, checked
@@ -15,14 +15,19 @@ holding a quote is read with the ``csv`` module, since a quoted field may
 hold delimiters and newlines.
 
 Example:
-  >>> import io, tempfile
-  >>> path = tempfile.mktemp(suffix='.csv')
-  >>> _ = open(path, 'w').write('a,b\\n1,2\\n3\\n')
+  >>> import os, tempfile
+  >>> path = os.path.join(tempfile.mkdtemp(), 'd.csv')
+  >>> _ = open(path, 'w').write('a,b\n1,2\n\n3,4\n')
+  >>> with CheckedCsv(path, delimiter=',', num_fields=2, header=True) as f:
+  ...   data = f.read()
+  ...   f.pop_lines(2).tolist()
+  [2, 4]
+  >>> _ = open(path, 'a').write('5\n')
   >>> with CheckedCsv(path, delimiter=',', num_fields=2) as f:
   ...   f.read()
   Traceback (most recent call last):
   ...
-  estlab.data._errors.CsvParseError: Line 3 of '...' has 1 field but the file has 2 columns: '3'. Fix or remove the line, or pass ignore_errors=True to skip such lines.
+  estlab.data._errors.CsvParseError: Line 5 of '...d.csv' has 1 field but the file has 2 columns: '5'. Fix or remove the line, or pass ignore_errors=True to skip such lines.
 """
 from __future__ import annotations
 
