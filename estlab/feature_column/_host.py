@@ -25,7 +25,8 @@ from typing import Any, Mapping, NamedTuple
 import numpy as np
 import pandas as pd
 
-from estlab.feature_column._base import MissingFeatureError
+from estlab.feature_column._base import (FeatureTypeError, FeatureValueError,
+                                         MissingFeatureError)
 
 _SEQUENCES = (list, tuple, np.ndarray)
 _NUMBER_KINDS = ("integer", "floating", "mixed-integer-float", "decimal")
@@ -95,7 +96,7 @@ def read_cells_and_layout(value: Any, key: str) -> tuple[Cells, bool]:
   """
   arr = _as_array(value)
   if arr.ndim == 0:
-    raise ValueError(f"Feature {key!r} is a scalar {arr!r}; features need one "
+    raise FeatureValueError(f"Feature {key!r} is a scalar {arr!r}; features need one "
                      "row per example, e.g. np.array([...]).")
   if arr.dtype.kind == "S":
     arr = np.char.decode(arr, "utf-8").astype(object)
@@ -164,7 +165,7 @@ def as_int(cells: Cells, column: str, *, truncate: bool = False,
       bad = np.vectorize(lambda v: isinstance(v, bool) or not isinstance(
           v, (int, float, np.number)), otypes=[bool])(values) & ~na
       sample = _first(values, bad)
-      raise TypeError(
+      raise FeatureTypeError(
           f"Column {column!r} expects integers, got {sample!r} "
           f"({type(sample).__name__}). Use a string column for text "
           "(categorical_column_with_vocabulary_list or _hash_bucket), or "
@@ -182,13 +183,13 @@ def as_int(cells: Cells, column: str, *, truncate: bool = False,
       values = np.trunc(values)
     fractional = ~nan & (values != np.round(values))
     if fractional.any():
-      raise TypeError(
+      raise FeatureTypeError(
           f"Column {column!r} expects integers, got "
           f"{_first(values, fractional)!r}. Round or bucketize the feature "
           "(bucketized_column), or use a numeric_column for real values.")
     values = np.where(nan, -1, values)
   elif values.dtype.kind not in "iu":
-    raise TypeError(
+    raise FeatureTypeError(
         f"Column {column!r} expects integers, got dtype {values.dtype} (e.g. "
         f"{values.ravel()[:1].tolist()!r}). Convert it with .astype(int).")
   ints = values.astype(np.int64)
@@ -213,7 +214,7 @@ def as_text(cells: Cells, column: str, *, allow_ints: bool,
   if values.dtype.kind in "biuf" or kind in ("boolean", *_NUMBER_KINDS):
     if not allow_ints or values.dtype.kind == "b" or kind == "boolean":
       sample = values[filled].ravel()[:1].tolist()
-      raise TypeError(
+      raise FeatureTypeError(
           f"Column {column!r} expects strings, got numbers such as {sample!r} "
           f"(dtype {values.dtype}). Convert them with .astype(str), or use an "
           "integer column (categorical_column_with_identity, or a vocabulary "
@@ -232,7 +233,7 @@ def as_text(cells: Cells, column: str, *, allow_ints: bool,
   elif kind not in ("string!", "string", "empty"):
     bad = np.vectorize(lambda v: not isinstance(v, str), otypes=[bool])(values)
     sample = _first(values, bad & present)
-    raise TypeError(
+    raise FeatureTypeError(
         f"Column {column!r} expects strings, got {sample!r} "
         f"({type(sample).__name__}). Convert the feature with .astype(str), "
         "or use a column for numbers.")
@@ -252,11 +253,11 @@ def as_float(cells: Cells, column: str) -> tuple[np.ndarray, np.ndarray]:
       bad = np.vectorize(lambda v: isinstance(v, (str, bytes)), otypes=[bool])(
           values) & ~na
       sample = _first(values, bad) if bad.any() else values[~na].ravel()[0]
-      raise TypeError(f"Column {column!r} expects numbers, got {sample!r}. "
+      raise FeatureTypeError(f"Column {column!r} expects numbers, got {sample!r}. "
                       "Convert the feature with .astype(float).")
     values = np.where(na, np.nan, values)
   elif values.dtype.kind not in "biuf":
-    raise TypeError(f"Column {column!r} expects numbers, got dtype "
+    raise FeatureTypeError(f"Column {column!r} expects numbers, got dtype "
                     f"{values.dtype}. Convert it with .astype(float).")
   values = values.astype(np.float32)
   return values, filled & ~np.isnan(values)
