@@ -15,7 +15,8 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-__all__ = ["InvalidInputError", "CsvParseError", "InputTypeError"]
+__all__ = ["InvalidInputError", "CsvParseError", "InputTypeError",
+           "decode_utf8"]
 
 
 class InvalidInputError(ValueError):
@@ -60,3 +61,28 @@ class InputTypeError(TypeError):
     super().__init__(message)
     self.column = column
     self.value = value
+
+
+def decode_utf8(value: Any, where: str) -> Any:
+  """``bytes`` (or a numpy ``S`` array / object array of bytes) as UTF-8 str.
+
+  Raises:
+    InvalidInputError: naming ``where`` and the bytes that are not UTF-8.
+  """
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  try:
+    if isinstance(value, bytes):
+      return value.decode("utf-8")
+    array = np.asarray(value)
+    if array.dtype.kind == "S":
+      return np.char.decode(array, "utf-8").astype(object)
+    return np.vectorize(lambda v: v.decode("utf-8") if isinstance(v, bytes)
+                        else v, otypes=[object])(array)
+  except UnicodeDecodeError as err:
+    bad = err.object
+    raise InvalidInputError(
+        f"{where} holds bytes that are not UTF-8 text: {bytes(bad)[:40]!r} "
+        f"(byte 0x{bad[err.start]:02x} at {err.start}). Text is read as "
+        f"UTF-8, as TF's string features are; decode it first (e.g. "
+        f"b.decode('latin-1')) or pass it as numbers.", column=where,
+        value=bytes(bad)) from None

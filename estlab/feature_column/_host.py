@@ -30,6 +30,7 @@ from estlab.feature_column._base import (FeatureTypeError, FeatureValueError,
 
 _SEQUENCES = (list, tuple, np.ndarray)
 _NUMBER_KINDS = ("integer", "floating", "mixed-integer-float", "decimal")
+_INT64_MIN, _INT64_MAX = int(np.iinfo(np.int64).min), int(np.iinfo(np.int64).max)
 
 
 def get_feature(features: Mapping, key: str, column: str) -> Any:
@@ -99,7 +100,7 @@ def read_cells_and_layout(value: Any, key: str) -> tuple[Cells, bool]:
     raise FeatureValueError(f"Feature {key!r} is a scalar {arr!r}; features need one "
                      "row per example, e.g. np.array([...]).")
   if arr.dtype.kind == "S":
-    arr = np.char.decode(arr, "utf-8").astype(object)
+    arr = _decode(arr, key)
   elif arr.dtype.kind == "U":
     arr = arr.astype(object)
   kind = _infer_object(arr) if arr.dtype == object else None
@@ -172,7 +173,12 @@ def as_int(cells: Cells, column: str, *, truncate: bool = False,
           "convert the feature with .astype(int).")
     if kind == "integer":  # exact: no float64 detour (ids past 2**53)
       exact = np.full(values.shape, -1, np.int64)
-      exact[~na] = values[~na].astype(np.int64)
+      try:
+        exact[~na] = values[~na].astype(np.int64)
+      except OverflowError:
+        big = next(v for v in values[~na].ravel() if not _INT64_MIN <= v
+                   <= _INT64_MAX)
+        _beyond_int64(column, big)
       values, missing = exact, na
     else:
       values = np.where(na, np.nan, values).astype(np.float64)
@@ -181,6 +187,10 @@ def as_int(cells: Cells, column: str, *, truncate: bool = False,
     missing = nan
     if truncate:
       values = np.trunc(values)
+    with np.errstate(invalid="ignore"):
+      huge = ~nan & ~(np.abs(values) < 2.0**63)  # inf too
+    if huge.any():
+      _beyond_int64(column, _first(values, huge))
     fractional = ~nan & (values != np.round(values))
     if fractional.any():
       raise FeatureTypeError(
@@ -188,6 +198,8 @@ def as_int(cells: Cells, column: str, *, truncate: bool = False,
           f"{_first(values, fractional)!r}. Round or bucketize the feature "
           "(bucketized_column), or use a numeric_column for real values.")
     values = np.where(nan, -1, values)
+  elif values.dtype.kind == "u" and values.size and values.max() > _INT64_MAX:
+    _beyond_int64(column, values.max())
   elif values.dtype.kind not in "iu":
     raise FeatureTypeError(
         f"Column {column!r} expects integers, got dtype {values.dtype} (e.g. "
@@ -196,6 +208,30 @@ def as_int(cells: Cells, column: str, *, truncate: bool = False,
   if keep_minus_one:
     return ints, ~missing
   return ints, filled & (ints != -1)
+
+
+def _decode(values: np.ndarray, column: str) -> np.ndarray:
+  """Bytes (an ``S`` or object array) as an object array of UTF-8 str."""
+  try:
+    if values.dtype.kind == "S":
+      return np.char.decode(values, "utf-8").astype(object)
+    return np.array([v.decode("utf-8") for v in values.ravel()],
+                    dtype=object).reshape(values.shape)
+  except UnicodeDecodeError as err:
+    raise FeatureValueError(
+        f"Column {column!r} got bytes that are not UTF-8 text: "
+        f"{bytes(err.object)[:40]!r}. Text features are read as UTF-8 (as "
+        "TF's string features); decode them first (e.g. b.decode('latin-1'))"
+        " or use a column for numbers.", column=column,
+        value=bytes(err.object)) from None
+
+
+def _beyond_int64(column: str, value: Any) -> None:
+  raise FeatureValueError(
+      f"Column {column!r} expects integers (int64), got {value!r}. Replace "
+      "it (NaN or -1 mark a missing value), bucketize the feature "
+      "(bucketized_column), or use a numeric_column.", column=column,
+      value=value)
 
 
 def as_text(cells: Cells, column: str, *, allow_ints: bool,
@@ -227,9 +263,15 @@ def as_text(cells: Cells, column: str, *, allow_ints: bool,
     present = filled if kind == "string!" else filled & ~pd.isna(values)
   else:
     present = filled & ~_missing_text(values, kind)
+  is_bytes = np.vectorize(lambda v: isinstance(v, bytes), otypes=[bool])
   if kind == "bytes":
     values = values.copy()
-    values[present] = [v.decode("utf-8") for v in values[present]]
+    values[present] = _decode(values[present], column)
+  elif kind == "mixed" and values.size and all(
+      isinstance(v, (str, bytes)) for v in values[present]):
+    values = values.copy()
+    raw = present & is_bytes(values)
+    values[raw] = _decode(values[raw], column)
   elif kind not in ("string!", "string", "empty"):
     bad = np.vectorize(lambda v: not isinstance(v, str), otypes=[bool])(values)
     sample = _first(values, bad & present)

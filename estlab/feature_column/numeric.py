@@ -63,8 +63,10 @@ class NumericColumn(_base.KeyedColumn, _base.DenseColumn):
       numbers = pd.api.types.infer_dtype(values[~na].ravel(), skipna=True)
       if numbers not in ("integer", "floating", "mixed-integer-float",
                          "boolean", "decimal", "empty"):
-        sample = next(v for v in values[~na].ravel()
-                      if not isinstance(v, (int, float, np.number)))
+        present = values[~na].ravel()
+        sample = next((v for v in present if isinstance(v, bool) or
+                       not isinstance(v, (int, float, np.number))),
+                      present[0])
         raise _base.FeatureTypeError(
             f"numeric_column {self.key!r} got a non-number, {sample!r} "
             f"({type(sample).__name__}). Use a categorical column for text "
@@ -72,8 +74,9 @@ class NumericColumn(_base.KeyedColumn, _base.DenseColumn):
             "feature with .astype(float).")
       arr = np.where(na, np.nan, values)
     size = math.prod(self.shape)
-    flat = arr.reshape(arr.shape[0], math.prod(arr.shape[1:])).astype(
-        np.float32)
+    with np.errstate(over="ignore"):  # float32's inf, as TF's cast
+      flat = arr.reshape(arr.shape[0], math.prod(arr.shape[1:])).astype(
+          np.float32)
     if flat.shape[1] != size:
       raise _base.FeatureValueError(
           f"numeric_column {self.key!r} has shape {self.shape!r} ({size} values "
