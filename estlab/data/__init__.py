@@ -15,7 +15,9 @@ The input path, in the order data flows:
 2. Batching shared by the input_fns of ``estlab.inputs`` (``_batching``):
    index batches over a table (``ArrayTable``, ``ArrayBatches``), buffer
    shuffles and re-batching of streamed chunks, as CSV files
-   (``experimental.make_csv_dataset``, in ``_csv``) need.
+   (``experimental.make_csv_dataset``, in ``_csv``; ``_csv_lines`` checks
+   each line as pandas reads it) need. Bad data raises the errors of
+   ``_errors``, naming the file and line or the column.
 3. Calling the input_fn and checking its batches (``_input_fn``): one
    batch or an iterable of them, each split into ``(features, labels)``.
 4. A step's per-replica batches joined into its global batch under a
@@ -49,12 +51,15 @@ import importlib
 from typing import Any
 
 from estlab.data._dataset import AUTOTUNE, Dataset, TextLineDataset
+from estlab.data._errors import CsvParseError, InputTypeError, InvalidInputError
 from estlab.data._node import INFINITE as INFINITE_CARDINALITY
 from estlab.data._node import UNKNOWN as UNKNOWN_CARDINALITY
 from estlab.data._structure import TensorSpec
 
 __all__ = ["Dataset", "TextLineDataset", "AUTOTUNE", "INFINITE_CARDINALITY",
-           "UNKNOWN_CARDINALITY", "TensorSpec", "experimental"]
+           "UNKNOWN_CARDINALITY", "TensorSpec", "experimental",
+           # the errors for bad data (argument mistakes stay plain)
+           "InvalidInputError", "CsvParseError", "InputTypeError"]
 
 
 def __getattr__(name: str) -> Any:

@@ -21,6 +21,8 @@ import numpy as np
 import pandas as pd
 
 from estlab.data import _batching, _sources
+from estlab.data._csv_lines import CheckedCsv
+from estlab.data._errors import CsvParseError
 from estlab.data._dataset import Dataset
 from estlab.data._node import INFINITE, UNKNOWN
 from estlab.data._structure import TensorSpec
@@ -148,7 +150,7 @@ class CsvDataset:
                label_name: Optional[str], batch_size: int,
                num_epochs: Optional[int], shuffle: bool,
                shuffle_buffer_size: int, shuffle_seed: Any,
-               read_options: Dict[str, Any], header_lines: int,
+               read_options: Dict[str, Any], lines: "_Lines",
                ignore_errors: bool):
     self.files = files
     self.column_names = [c.name for c in columns]
@@ -161,7 +163,7 @@ class CsvDataset:
     self._shuffle_buffer_size = shuffle_buffer_size
     self._seeds = np.random.SeedSequence(shuffle_seed)
     self._read_options = read_options
-    self._header_lines = header_lines
+    self._lines = lines
     self._ignore_errors = ignore_errors
 
   def __repr__(self) -> str:
@@ -198,30 +200,66 @@ class CsvDataset:
 
   def _read_file(self, path: str) -> Iterator[_batching.Table]:
     """The rows of one file, chunk by chunk, as numpy columns."""
-    try:
-      reader = pd.read_csv(path, chunksize=_CHUNK_ROWS, **self._read_options)
-    except pd.errors.EmptyDataError:
-      return  # A file with no bytes has no rows.
-    line = self._header_lines + 1
-    with reader:
-      while True:
-        try:
-          chunk = next(reader)
-        except StopIteration:
-          return
-        except (ValueError, TypeError) as err:
-          raise ValueError(
-              f"Could not parse {path!r} at or after line {line}: {err}. The "
-              f"columns are read as {self.dtypes!r} (set by column_defaults "
-              f"or inferred from the first rows). Fix the file, pass "
-              f"column_defaults (e.g. '' reads a column as text), or pass "
-              f"ignore_errors=True to skip bad rows.") from err
-        yield self._convert(chunk, path, line)
-        line += len(chunk)
+    with self._lines.open(path, self._ignore_errors) as stream:
+      try:
+        reader = pd.read_csv(stream, chunksize=_CHUNK_ROWS,
+                             **self._read_options)
+      except pd.errors.EmptyDataError:
+        return  # A file with no bytes has no rows.
+      with reader:
+        while True:
+          try:
+            chunk = next(reader)
+          except StopIteration:
+            return
+          except (ValueError, TypeError) as err:
+            if isinstance(err, CsvParseError):
+              raise
+            self._bad_cell(path, err)
+          yield self._convert(chunk, path, stream.pop_lines(len(chunk)))
+
+  def _bad_cell(self, path: str, err: Optional[Exception] = None) -> None:
+    """Raises CsvParseError for the first cell pandas could not parse.
+
+    pandas' typed parsing fails without naming the cell's line or column,
+    so the file is read again as text to find it.
+    """
+    options = dict(self._read_options, dtype=object)
+    with self._lines.open(path, False) as stream:
+      for chunk in pd.read_csv(stream, chunksize=_CHUNK_ROWS, **options):
+        lines = stream.pop_lines(len(chunk))
+        for column in self._columns:
+          if column.dtype == _TEXT:
+            continue
+          cells = chunk[column.name]
+          bad = _unparsable(cells, column.dtype)
+          if bad.any():
+            first = int(np.flatnonzero(bad)[0])
+            self._raise_bad_value(column, cells.iloc[first], path,
+                                  int(lines[first]))
+    raise CsvParseError(
+        f"Could not parse {path!r}: {err or 'a bad value'}. The columns are "
+        f"read as "
+        f"{self.dtypes!r}. Fix the file, pass column_defaults (e.g. '' reads "
+        f"a column as text), or pass ignore_errors=True to skip bad rows.",
+        path=path) from err
+
+  def _raise_bad_value(self, column: _Column, value: Any, path: str,
+                       line: int) -> None:
+    raise CsvParseError(
+        f"Column {column.name!r} holds {value!r} at line {line} of {path!r}, "
+        f"which is not a valid {column.dtype} (the column's dtype, from "
+        f"column_defaults or inferred from the first rows). Fix the cell, "
+        f"read the column as text (its column_defaults item ''), or pass "
+        f"ignore_errors=True to skip such rows.", path=path, line=line,
+        column=column.name, value=value)
 
   def _convert(self, chunk: pd.DataFrame, path: str,
-               line: int) -> _batching.Table:
-    """A pandas chunk as numpy columns: defaults filled, dtypes applied."""
+               lines: np.ndarray) -> _batching.Table:
+    """A pandas chunk as numpy columns: defaults filled, dtypes applied.
+
+    ``lines`` holds the file line of each row, for errors.
+    """
     keep = np.ones(len(chunk), dtype=bool)
     table = {}
     for column in self._columns:
@@ -232,8 +270,15 @@ class CsvDataset:
         series = pd.to_numeric(series, errors="coerce")
         bad = series.isna().to_numpy() & ~missing
       if column.default is _REQUIRED:
-        self._check(missing, keep, column.name, "is required (its "
-                    "column_defaults item is a dtype) but missing", path, line)
+        if missing.any() and not self._ignore_errors:
+          line = int(lines[np.flatnonzero(missing)[0]])
+          raise CsvParseError(
+              f"Column {column.name!r} is required (its column_defaults item "
+              f"is a dtype) but missing at line {line} of {path!r}. Give it "
+              f"a default in column_defaults, fix the file, or pass "
+              f"ignore_errors=True to skip such rows.", path=path, line=line,
+              column=column.name)
+        keep &= ~missing
         fill = "" if column.dtype == _TEXT else 0
       else:
         fill = column.default
@@ -249,26 +294,43 @@ class CsvDataset:
         if column.dtype == np.int32:
           bad |= (values < _INT32.min) | (values > _INT32.max)
         values = np.where(bad, 0, values)
-      self._check(bad, keep, column.name, f"does not hold a valid "
-                  f"{column.dtype}", path, line)
+      if bad.any() and not self._ignore_errors:
+        self._bad_cell(path)  # Shows the cell as the file writes it.
+      keep &= ~bad
       table[column.name] = values.astype(column.dtype, copy=False)
     if not keep.all():
       table = _batching.take(table, np.flatnonzero(keep))
     return table
 
-  def _check(self, bad: np.ndarray, keep: np.ndarray, name: str, what: str,
-             path: str, line: int) -> None:
-    """Drops rows flagged ``bad`` (ignore_errors) or raises for the first."""
-    if not bad.any():
-      return
-    if self._ignore_errors:
-      keep &= ~bad
-      return
-    first = line + int(np.flatnonzero(bad)[0])
-    raise ValueError(
-        f"Column {name!r} {what} at line {first} of {path!r}. Give it a "
-        f"default in column_defaults, fix the file, or pass "
-        f"ignore_errors=True to skip such rows.")
+
+def _unparsable(cells: pd.Series, dtype: np.dtype) -> np.ndarray:
+  """Which text cells (not missing) are not valid values of ``dtype``."""
+  missing = cells.isna().to_numpy()
+  numbers = pd.to_numeric(cells, errors="coerce").to_numpy(
+      dtype=np.float64, na_value=np.nan)
+  bad = np.isnan(numbers) & ~missing
+  if dtype.kind == "i":
+    info = np.iinfo(dtype)
+    with np.errstate(invalid="ignore"):
+      bad |= ~missing & ~bad & ((numbers != np.floor(numbers))
+                                | (numbers < info.min) | (numbers > info.max))
+  return bad
+
+
+@dataclasses.dataclass(frozen=True)
+class _Lines:
+  """How ``CheckedCsv`` reads the files: delimiter, quotes, columns."""
+  delimiter: str
+  quoting: bool
+  gzipped: bool
+  num_fields: Optional[int] = None
+  header: bool = False
+
+  def open(self, path: str, skip_bad: bool) -> CheckedCsv:
+    return CheckedCsv(path, delimiter=self.delimiter,
+                      num_fields=self.num_fields, quoting=self.quoting,
+                      header=self.header, skip_bad=skip_bad,
+                      gzipped=self.gzipped)
 
 
 def make_csv_dataset(file_pattern, batch_size, column_names=None,
@@ -287,7 +349,10 @@ def make_csv_dataset(file_pattern, batch_size, column_names=None,
   work as in TF). Each pass (``iter()``) reads the files again, a chunk of
   rows at a time. Empty fields and ``na_value`` are missing values; a missing value
   takes the column's default (0 or '' for inferred columns, as in TF).
-  Fields beyond the known columns are ignored.
+  As TF's reader, every line must be UTF-8 text with one field per column,
+  and every cell must be of its column's dtype: else a ``CsvParseError``
+  names the file, the line and the bad value (``ignore_errors=True`` skips
+  such rows; bytes that are not UTF-8 always raise).
 
   Example:
     >>> import tempfile
@@ -329,7 +394,7 @@ def make_csv_dataset(file_pattern, batch_size, column_names=None,
       dtypes of columns without a typed ``column_defaults`` item.
     compression_type: None (or '') for plain files, or 'GZIP'.
     ignore_errors: skip rows that cannot be parsed, miss a required value,
-      or have too many fields, instead of raising.
+      or have the wrong number of fields, instead of raising.
 
   Returns:
     A ``Dataset`` whose elements are batches: ``(features, label)`` with
@@ -338,6 +403,9 @@ def make_csv_dataset(file_pattern, batch_size, column_names=None,
 
   Raises:
     FileNotFoundError: if a file pattern matches no file.
+    CsvParseError: (a ValueError; when the batches are read) if a line is
+      not UTF-8 text, a row has the wrong number of fields, a cell is not of
+      its column's dtype, or a required value is missing.
     ValueError: if ``label_name`` or a selected column is not a column, the
       column names or defaults do not fit the file, or an argument is bad.
   """
@@ -358,12 +426,13 @@ def make_csv_dataset(file_pattern, batch_size, column_names=None,
   options = dict(
       sep=field_delim,
       quoting=csv.QUOTE_MINIMAL if use_quote_delim else csv.QUOTE_NONE,
-      compression="gzip" if compression_type else None,
       keep_default_na=False,
       na_values=sorted({"", str(na_value or "")}),
       on_bad_lines="skip" if ignore_errors else "error",
       engine="c")
-  names = _column_names(files[0], column_names, header, options)
+  lines = _Lines(field_delim, bool(use_quote_delim), bool(compression_type))
+  names = _column_names(files[0], column_names, header, options, lines)
+  lines = dataclasses.replace(lines, num_fields=len(names), header=header)
   selected = _select(names, select_columns)
   if label_name is not None and label_name not in selected:
     raise ValueError(
@@ -380,7 +449,8 @@ def make_csv_dataset(file_pattern, batch_size, column_names=None,
     parsed = [_parse_default(n, v) for n, v in zip(selected, column_defaults)]
   options.update(header=0 if header else None, names=names, usecols=selected)
   to_infer = [n for n, (dtype, _) in zip(selected, parsed) if dtype is None]
-  inferred = _infer(files, to_infer, num_rows_for_inference, options)
+  inferred = _infer(files, to_infer, num_rows_for_inference, options, lines,
+                    ignore_errors)
   columns = []
   for name, (dtype, default) in zip(selected, parsed):
     dtype = inferred[name] if dtype is None else dtype
@@ -393,7 +463,7 @@ def make_csv_dataset(file_pattern, batch_size, column_names=None,
       for c in columns}
   reader = CsvDataset(files, columns, label_name, batch_size, num_epochs,
                       shuffle, shuffle_buffer_size, shuffle_seed, options,
-                      1 if header else 0, ignore_errors)
+                      lines, ignore_errors)
   return Dataset(_sources.Generator(
       reader.__iter__, _spec(columns, label_name),
       f"make_csv_dataset({files[0]!r}{', ...' if len(files) > 1 else ''})",
@@ -411,13 +481,16 @@ def _spec(columns: List[_Column], label_name: Optional[str]) -> Any:
 
 
 def _column_names(path: str, column_names: Optional[Sequence[str]],
-                  header: bool, options: Dict[str, Any]) -> List[str]:
+                  header: bool, options: Dict[str, Any],
+                  lines: _Lines) -> List[str]:
   """The names of all columns, checked against the first line of ``path``."""
   if column_names is None and not header:
     raise ValueError("column_names must be given when header=False; pass "
                      "e.g. column_names=['age', 'income', 'label'].")
   try:
-    first = pd.read_csv(path, header=None, nrows=1, dtype=object, **options)
+    with lines.open(path, False) as stream:
+      first = pd.read_csv(stream, header=None, nrows=1, dtype=object,
+                          **options)
     fields = first.iloc[0].tolist() if len(first) else []
   except pd.errors.EmptyDataError:
     fields = []
@@ -462,7 +535,8 @@ def _select(names: List[str], select_columns: Optional[Sequence[Any]]
 
 
 def _infer(files: List[str], names: List[str], num_rows: int,
-           options: Dict[str, Any]) -> Dict[str, np.dtype]:
+           options: Dict[str, Any], lines: _Lines,
+           skip_bad: bool) -> Dict[str, np.dtype]:
   """Infers the dtypes of ``names`` from the first ``num_rows`` rows."""
   if not names:
     return {}
@@ -472,7 +546,9 @@ def _infer(files: List[str], names: List[str], num_rows: int,
     if remaining <= 0:
       break
     try:
-      sample = pd.read_csv(path, nrows=remaining, dtype=object, **options)
+      with lines.open(path, skip_bad) as stream:
+        sample = pd.read_csv(stream, nrows=remaining, dtype=object,
+                             **options)
     except pd.errors.EmptyDataError:
       continue
     samples.append(sample)

@@ -14,6 +14,8 @@ from typing import Any, Callable, List, Optional, Tuple
 
 import numpy as np
 
+from estlab.data import _errors
+
 __all__ = ["TensorSpec", "flatten", "unflatten", "paths", "map_structure", "to_leaf",
            "spec_of", "as_dtype", "stack", "gather", "leading_dim"]
 
@@ -133,30 +135,35 @@ def to_leaf(value: Any) -> Any:
     if value.dtype.kind == "U":
       return value.astype(object)
     if value.dtype.kind == "S":
-      return np.char.decode(value, "utf-8").astype(object)
+      return _errors.decode_utf8(value, "A text array")
     return value
   if isinstance(value, np.generic):
     return value
   if isinstance(value, str):
     return value
   if isinstance(value, bytes):
-    return value.decode("utf-8")
+    return _errors.decode_utf8(value, "A text value")
   if hasattr(value, "to_numpy"):  # pandas Series or Index
     return to_leaf(value.to_numpy())
   if hasattr(value, "numpy") and callable(value.numpy):  # a TF tensor
     return to_leaf(value.numpy())
-  array = np.asarray(value)
+  try:
+    array = np.asarray(value)
+  except UnicodeError:  # str and non-ASCII bytes mixed in one list
+    array = np.empty(len(value), dtype=object)
+    array[:] = list(value)
   if array.dtype.kind in "USO" and array.dtype != _TEXT:
     return to_leaf(array)
-  if array.dtype.kind == "O" and array.size and isinstance(
-      array.flat[0], bytes):
-    return np.vectorize(lambda b: b.decode("utf-8"), otypes=[object])(array)
+  if array.dtype.kind == "O" and any(isinstance(v, bytes)
+                                     for v in array.flat):
+    return _errors.decode_utf8(array, "A list of text")
   if array.dtype == np.int64 and _python_numbers(value, numbers.Integral):
     info = np.iinfo(np.int32)
     if not array.size or (array.min() >= info.min and array.max() <= info.max):
       array = array.astype(np.int32)
   elif array.dtype == np.float64 and _python_numbers(value, numbers.Real):
-    array = array.astype(np.float32)
+    with np.errstate(over="ignore"):  # Beyond float32: inf, as TF's.
+      array = array.astype(np.float32)
   return array[()] if array.ndim == 0 else array
 
 

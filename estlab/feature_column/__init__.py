@@ -30,7 +30,8 @@ import importlib
 from typing import TYPE_CHECKING
 
 from estlab.feature_column._base import (CategoricalColumn, DenseColumn,
-                                         FeatureColumn, FixedLenFeature,
+                                         FeatureColumn, FeatureTypeError,
+                                         FeatureValueError, FixedLenFeature,
                                          MissingFeatureError, VarLenFeature,
                                          from_spec)
 from estlab.feature_column.categorical import (
@@ -86,7 +87,7 @@ __all__ = [
     "SharedEmbeddingColumn", "IndicatorColumn", "WeightedCategoricalColumn",
     "SequenceCategoricalColumn", "SequenceNumericColumn",
     "FixedLenFeature", "VarLenFeature", "MissingFeatureError",
-    "VocabularyFileNotFoundError",
+    "VocabularyFileNotFoundError", "FeatureValueError", "FeatureTypeError",
 ]
 
 

@@ -20,6 +20,7 @@ import numpy as np
 
 __all__ = ["FeatureColumn", "DenseColumn", "CategoricalColumn",
            "FixedLenFeature", "VarLenFeature", "MissingFeatureError",
+           "FeatureValueError", "FeatureTypeError",
            "canonical_dtype", "from_spec", "normalize_feature_columns"]
 
 _STRING_ALIASES = ("string", "str", "object", "bytes", "unicode")
@@ -31,6 +32,38 @@ class MissingFeatureError(KeyError, ValueError):
 
   def __str__(self) -> str:  # KeyError would repr() the message
     return str(self.args[0]) if self.args else ""
+
+
+class FeatureValueError(ValueError):
+  """A feature holds a value its column cannot take (a ValueError): an
+  identity id out of range, a missing value without a default, a shape that
+  does not fit the column.
+
+  Attributes:
+    column: the column's name, or None.
+    value: the offending value, or None.
+    row: the row of the batch holding it, or None.
+  """
+
+  def __init__(self, message: str, *, column: Any = None, value: Any = None,
+               row: Any = None):
+    super().__init__(message)
+    self.column, self.value, self.row = column, value, row
+
+
+class FeatureTypeError(TypeError):
+  """A feature has the wrong type for its column (a TypeError): text for a
+  numeric column, numbers for a text column, Python objects that are
+  neither.
+
+  Attributes:
+    column: the column's name, or None.
+    value: a sample of the offending values, or None.
+  """
+
+  def __init__(self, message: str, *, column: Any = None, value: Any = None):
+    super().__init__(message)
+    self.column, self.value = column, value
 
 
 @dataclasses.dataclass(frozen=True)

@@ -25,10 +25,12 @@ from typing import Any, Mapping, NamedTuple
 import numpy as np
 import pandas as pd
 
-from estlab.feature_column._base import MissingFeatureError
+from estlab.feature_column._base import (FeatureTypeError, FeatureValueError,
+                                         MissingFeatureError)
 
 _SEQUENCES = (list, tuple, np.ndarray)
 _NUMBER_KINDS = ("integer", "floating", "mixed-integer-float", "decimal")
+_INT64_MIN, _INT64_MAX = int(np.iinfo(np.int64).min), int(np.iinfo(np.int64).max)
 
 
 def get_feature(features: Mapping, key: str, column: str) -> Any:
@@ -95,10 +97,10 @@ def read_cells_and_layout(value: Any, key: str) -> tuple[Cells, bool]:
   """
   arr = _as_array(value)
   if arr.ndim == 0:
-    raise ValueError(f"Feature {key!r} is a scalar {arr!r}; features need one "
+    raise FeatureValueError(f"Feature {key!r} is a scalar {arr!r}; features need one "
                      "row per example, e.g. np.array([...]).")
   if arr.dtype.kind == "S":
-    arr = np.char.decode(arr, "utf-8").astype(object)
+    arr = _decode(arr, key)
   elif arr.dtype.kind == "U":
     arr = arr.astype(object)
   kind = _infer_object(arr) if arr.dtype == object else None
@@ -164,14 +166,19 @@ def as_int(cells: Cells, column: str, *, truncate: bool = False,
       bad = np.vectorize(lambda v: isinstance(v, bool) or not isinstance(
           v, (int, float, np.number)), otypes=[bool])(values) & ~na
       sample = _first(values, bad)
-      raise TypeError(
+      raise FeatureTypeError(
           f"Column {column!r} expects integers, got {sample!r} "
           f"({type(sample).__name__}). Use a string column for text "
           "(categorical_column_with_vocabulary_list or _hash_bucket), or "
           "convert the feature with .astype(int).")
     if kind == "integer":  # exact: no float64 detour (ids past 2**53)
       exact = np.full(values.shape, -1, np.int64)
-      exact[~na] = values[~na].astype(np.int64)
+      try:
+        exact[~na] = values[~na].astype(np.int64)
+      except OverflowError:
+        big = next(v for v in values[~na].ravel() if not _INT64_MIN <= v
+                   <= _INT64_MAX)
+        _beyond_int64(column, big)
       values, missing = exact, na
     else:
       values = np.where(na, np.nan, values).astype(np.float64)
@@ -180,21 +187,51 @@ def as_int(cells: Cells, column: str, *, truncate: bool = False,
     missing = nan
     if truncate:
       values = np.trunc(values)
+    with np.errstate(invalid="ignore"):
+      huge = ~nan & ~(np.abs(values) < 2.0**63)  # inf too
+    if huge.any():
+      _beyond_int64(column, _first(values, huge))
     fractional = ~nan & (values != np.round(values))
     if fractional.any():
-      raise TypeError(
+      raise FeatureTypeError(
           f"Column {column!r} expects integers, got "
           f"{_first(values, fractional)!r}. Round or bucketize the feature "
           "(bucketized_column), or use a numeric_column for real values.")
     values = np.where(nan, -1, values)
+  elif values.dtype.kind == "u" and values.size and values.max() > _INT64_MAX:
+    _beyond_int64(column, values.max())
   elif values.dtype.kind not in "iu":
-    raise TypeError(
+    raise FeatureTypeError(
         f"Column {column!r} expects integers, got dtype {values.dtype} (e.g. "
         f"{values.ravel()[:1].tolist()!r}). Convert it with .astype(int).")
   ints = values.astype(np.int64)
   if keep_minus_one:
     return ints, ~missing
   return ints, filled & (ints != -1)
+
+
+def _decode(values: np.ndarray, column: str) -> np.ndarray:
+  """Bytes (an ``S`` or object array) as an object array of UTF-8 str."""
+  try:
+    if values.dtype.kind == "S":
+      return np.char.decode(values, "utf-8").astype(object)
+    return np.array([v.decode("utf-8") for v in values.ravel()],
+                    dtype=object).reshape(values.shape)
+  except UnicodeDecodeError as err:
+    raise FeatureValueError(
+        f"Column {column!r} got bytes that are not UTF-8 text: "
+        f"{bytes(err.object)[:40]!r}. Text features are read as UTF-8 (as "
+        "TF's string features); decode them first (e.g. b.decode('latin-1'))"
+        " or use a column for numbers.", column=column,
+        value=bytes(err.object)) from None
+
+
+def _beyond_int64(column: str, value: Any) -> None:
+  raise FeatureValueError(
+      f"Column {column!r} expects integers (int64), got {value!r}. Replace "
+      "it (NaN or -1 mark a missing value), bucketize the feature "
+      "(bucketized_column), or use a numeric_column.", column=column,
+      value=value)
 
 
 def as_text(cells: Cells, column: str, *, allow_ints: bool,
@@ -213,7 +250,7 @@ def as_text(cells: Cells, column: str, *, allow_ints: bool,
   if values.dtype.kind in "biuf" or kind in ("boolean", *_NUMBER_KINDS):
     if not allow_ints or values.dtype.kind == "b" or kind == "boolean":
       sample = values[filled].ravel()[:1].tolist()
-      raise TypeError(
+      raise FeatureTypeError(
           f"Column {column!r} expects strings, got numbers such as {sample!r} "
           f"(dtype {values.dtype}). Convert them with .astype(str), or use an "
           "integer column (categorical_column_with_identity, or a vocabulary "
@@ -226,13 +263,19 @@ def as_text(cells: Cells, column: str, *, allow_ints: bool,
     present = filled if kind == "string!" else filled & ~pd.isna(values)
   else:
     present = filled & ~_missing_text(values, kind)
+  is_bytes = np.vectorize(lambda v: isinstance(v, bytes), otypes=[bool])
   if kind == "bytes":
     values = values.copy()
-    values[present] = [v.decode("utf-8") for v in values[present]]
+    values[present] = _decode(values[present], column)
+  elif kind == "mixed" and values.size and all(
+      isinstance(v, (str, bytes)) for v in values[present]):
+    values = values.copy()
+    raw = present & is_bytes(values)
+    values[raw] = _decode(values[raw], column)
   elif kind not in ("string!", "string", "empty"):
     bad = np.vectorize(lambda v: not isinstance(v, str), otypes=[bool])(values)
     sample = _first(values, bad & present)
-    raise TypeError(
+    raise FeatureTypeError(
         f"Column {column!r} expects strings, got {sample!r} "
         f"({type(sample).__name__}). Convert the feature with .astype(str), "
         "or use a column for numbers.")
@@ -252,11 +295,11 @@ def as_float(cells: Cells, column: str) -> tuple[np.ndarray, np.ndarray]:
       bad = np.vectorize(lambda v: isinstance(v, (str, bytes)), otypes=[bool])(
           values) & ~na
       sample = _first(values, bad) if bad.any() else values[~na].ravel()[0]
-      raise TypeError(f"Column {column!r} expects numbers, got {sample!r}. "
+      raise FeatureTypeError(f"Column {column!r} expects numbers, got {sample!r}. "
                       "Convert the feature with .astype(float).")
     values = np.where(na, np.nan, values)
   elif values.dtype.kind not in "biuf":
-    raise TypeError(f"Column {column!r} expects numbers, got dtype "
+    raise FeatureTypeError(f"Column {column!r} expects numbers, got dtype "
                     f"{values.dtype}. Convert it with .astype(float).")
   values = values.astype(np.float32)
   return values, filled & ~np.isnan(values)

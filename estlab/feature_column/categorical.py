@@ -47,25 +47,28 @@ class IdentityCategoricalColumn(_base.KeyedColumn,
 
   def _host_ids(self, features: Any, cache: dict) -> tuple[np.ndarray, np.ndarray]:
     del cache
-    cells = _host.read_cells(
+    cells, ragged = _host.read_cells_and_layout(
         _host.get_feature(features, self.key, self.name), self.key)
-    values, present = _host.as_int(cells, self.name)
+    # TF drops a dense feature's -1 before the default; a ragged feature is
+    # TF's SparseTensor, whose -1 is a value and takes the default.
+    values, present = _host.as_int(
+        cells, self.name,
+        keep_minus_one=ragged and self.default_value is not None)
     ids = np.where(present, values, -1)
     out_of_range = present & ((values < 0) | (values >= self.number_buckets))
     if out_of_range.any():
-      if self.default_value is not None:
-        ids[out_of_range] = self.default_value
-      else:
-        too_big = present & (values >= self.number_buckets)
-        if too_big.any():
-          row = int(np.argwhere(too_big)[0][0])
-          raise ValueError(
-              f"categorical_column_with_identity {self.key!r} got "
-              f"{int(values[too_big][0])!r} (row {row}), outside [0, "
-              f"{self.number_buckets}). Pass categorical_column_with_identity("
-              f"{self.key!r}, num_buckets=..., default_value=...) to map such "
-              "values to one id, or a larger num_buckets.")
-        ids[out_of_range] = -1  # negative values are dropped, as in TF
+      if self.default_value is None:
+        row, _ = np.argwhere(out_of_range)[0]
+        value = int(values[out_of_range][0])
+        raise _base.FeatureValueError(
+            f"categorical_column_with_identity {self.key!r} got {value!r} "
+            f"(row {int(row)} of the batch), outside [0, "
+            f"{self.number_buckets}); -1 and NaN mark a missing value. Pass "
+            f"categorical_column_with_identity({self.key!r}, num_buckets=..., "
+            f"default_value=...) to map such values to one id, a larger "
+            f"num_buckets, or replace them with -1 to drop them.",
+            column=self.name, value=value, row=int(row))
+      ids[out_of_range] = self.default_value
     return ids, np.ones(ids.shape, dtype=np.float32)
 
 
@@ -74,9 +77,12 @@ def categorical_column_with_identity(key: str, num_buckets: int,
                                      ) -> IdentityCategoricalColumn:
   """Integer features used as their own ids, as TF's function of this name.
 
-  Values in ``[0, num_buckets)`` are their own id; -1 is missing (dropped).
-  Other values become ``default_value``; without one, negative values are
-  dropped and values ``>= num_buckets`` are an error (TF's rules).
+  Values in ``[0, num_buckets)`` are their own id; -1 (and NaN) is missing
+  and dropped. Other values become ``default_value`` (in a ragged feature,
+  TF's SparseTensor, -1 does too, as in TF). Without ``default_value``, any
+  other value is a ``FeatureValueError`` naming it: TF 2.15 drops negative
+  values silently (and ids ``>= num_buckets`` fail only in linear and
+  embedding columns, deep in the step).
 
   Example:
     >>> video = categorical_column_with_identity('video_id', 1000, default_value=0)
@@ -85,6 +91,8 @@ def categorical_column_with_identity(key: str, num_buckets: int,
 
   Raises:
     ValueError: num_buckets < 1, or default_value outside [0, num_buckets).
+      (When a batch is encoded: ``FeatureValueError``, a ValueError, for a
+      value outside [0, num_buckets) without ``default_value``.)
   """
   key = _base.check_key(key)
   if not isinstance(num_buckets, (int, np.integer)) or num_buckets < 1:
@@ -196,7 +204,7 @@ class WeightedCategoricalColumn(_base.CategoricalColumn):
         self.weight_feature_key)
     weights, present = _host.as_float(cells, self.name)
     if weights.shape != ids.shape:
-      raise ValueError(
+      raise _base.FeatureValueError(
           f"Column {self.name!r}: weights {self.weight_feature_key!r} have "
           f"shape {weights.shape!r} per batch, but the ids of "
           f"{self.categorical_column.name!r} have {ids.shape!r}; give one "
@@ -204,7 +212,7 @@ class WeightedCategoricalColumn(_base.CategoricalColumn):
     unweighted = (ids >= 0) & ~present
     if unweighted.any():
       row = int(np.argwhere(unweighted)[0][0])
-      raise ValueError(
+      raise _base.FeatureValueError(
           f"Column {self.name!r}: row {row} has a value of "
           f"{self.categorical_column.name!r} without a weight (NaN or absent "
           f"in {self.weight_feature_key!r}). Give every value a weight.")

@@ -134,7 +134,7 @@ def _check_sequence_lengths(owners: Mapping, out: Mapping) -> None:
     first, this = (out[n][sequence.SEQUENCE_LENGTH] for n in (names[0], name))
     if (first != this).any():
       row = int(np.argmax(first != this))
-      raise ValueError(
+      raise _base.FeatureValueError(
           f"Sequence columns {names[0]!r} and {name!r} have different lengths "
           f"in row {row} of the batch ({int(first[row])} and {int(this[row])})"
           "; every sequence feature of an example needs one value per step. "

@@ -55,7 +55,7 @@ class NumericColumn(_base.KeyedColumn, _base.DenseColumn):
   def _read(self, features: Any) -> np.ndarray:
     arr = _host._as_array(_host.get_feature(features, self.key, self.name))  # pylint: disable=protected-access
     if arr.ndim == 0:
-      raise ValueError(f"Feature {self.key!r} is a scalar {arr!r}; features "
+      raise _base.FeatureValueError(f"Feature {self.key!r} is a scalar {arr!r}; features "
                        "need one row per example, e.g. np.array([...]).")
     if arr.dtype.kind in "OUS":
       values = arr.astype(object)
@@ -63,19 +63,22 @@ class NumericColumn(_base.KeyedColumn, _base.DenseColumn):
       numbers = pd.api.types.infer_dtype(values[~na].ravel(), skipna=True)
       if numbers not in ("integer", "floating", "mixed-integer-float",
                          "boolean", "decimal", "empty"):
-        sample = next(v for v in values[~na].ravel()
-                      if not isinstance(v, (int, float, np.number)))
-        raise TypeError(
+        present = values[~na].ravel()
+        sample = next((v for v in present if isinstance(v, bool) or
+                       not isinstance(v, (int, float, np.number))),
+                      present[0])
+        raise _base.FeatureTypeError(
             f"numeric_column {self.key!r} got a non-number, {sample!r} "
             f"({type(sample).__name__}). Use a categorical column for text "
             "(e.g. categorical_column_with_vocabulary_list), or convert the "
             "feature with .astype(float).")
       arr = np.where(na, np.nan, values)
     size = math.prod(self.shape)
-    flat = arr.reshape(arr.shape[0], math.prod(arr.shape[1:])).astype(
-        np.float32)
+    with np.errstate(over="ignore"):  # float32's inf, as TF's cast
+      flat = arr.reshape(arr.shape[0], math.prod(arr.shape[1:])).astype(
+          np.float32)
     if flat.shape[1] != size:
-      raise ValueError(
+      raise _base.FeatureValueError(
           f"numeric_column {self.key!r} has shape {self.shape!r} ({size} values "
           f"per example), but the feature has shape {arr.shape!r}. Pass "
           f"numeric_column({self.key!r}, shape={arr.shape[1:] or (1,)!r}).")
@@ -83,7 +86,7 @@ class NumericColumn(_base.KeyedColumn, _base.DenseColumn):
     if nan.any():
       if self.default_value is None:
         row = int(np.argwhere(nan)[0][0])
-        raise ValueError(
+        raise _base.FeatureValueError(
             f"numeric_column {self.key!r} has a missing value (NaN) in row "
             f"{row} of the batch and no default. Pass numeric_column("
             f"{self.key!r}, default_value=...) or fill the feature first.")

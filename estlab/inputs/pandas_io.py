@@ -8,6 +8,8 @@ input_fn is made; batching is then ``numpy_input_fn``'s. Column types map as:
   pyarrow-backed numbers) become float64 with NaN for missing values
   (``Float32`` becomes float32), so a column's dtype never depends on
   whether a batch happens to hold a missing value;
+* object columns of Python numbers become int64 (all integers, none
+  missing) or float64 with NaN;
 * text (``str``/``StringDtype``, object columns of strings) and categorical
   columns with text categories become object arrays of Python ``str``, with
   ``''`` for missing values, the empty string meaning missing as it does for
@@ -22,23 +24,47 @@ import numpy as np
 import pandas as pd
 
 from estlab.data import _batching
+from estlab.data._errors import InputTypeError, InvalidInputError, decode_utf8
+
+_NUMBER_KINDS = ("integer", "floating", "mixed-integer-float", "decimal")
+
+
+def _numbers_to_numpy(name: Any, column: pd.Series, kind: str
+                      ) -> np.ndarray:
+  """An object column of Python numbers: int64 when all are integers and
+  none is missing, else float64 with NaN (as nullable columns)."""
+  if kind == "integer" and not column.isna().any():
+    try:
+      return column.to_numpy(dtype=np.int64)
+    except OverflowError:
+      big = next(v for v in column if not np.iinfo(np.int64).min <= v
+                 <= np.iinfo(np.int64).max)
+      raise InvalidInputError(
+          f"Column {name!r} holds {big!r}, beyond int64. Convert it first, "
+          f"e.g. df[{name!r}] = df[{name!r}].astype(float), or to text with "
+          f".astype(str).", column=name, value=big) from None
+  return column.to_numpy(dtype=np.float64, na_value=np.nan)
 
 
 def _text_to_numpy(name: Any, column: pd.Series) -> np.ndarray:
-  """A text column as an object array of str, with '' for missing values."""
+  """A text column as an object array of str, with '' for missing values;
+  an object column of numbers as ``_numbers_to_numpy``."""
+  if column.dtype == object:
+    kind = pd.api.types.infer_dtype(column, skipna=True)
+    if kind in _NUMBER_KINDS:
+      return _numbers_to_numpy(name, column, kind)
   values = column.to_numpy(dtype=object, na_value="")
   kind = pd.api.types.infer_dtype(values, skipna=False)
   if kind in ("string", "empty"):
     return values
   if kind == "bytes" or kind == "mixed" and all(
       isinstance(v, (str, bytes)) for v in values):
-    return np.array([v.decode("utf-8") if isinstance(v, bytes) else v
-                     for v in values], dtype=object)
-  raise TypeError(
+    return decode_utf8(values, f"Column {name!r}")
+  raise InputTypeError(
       f"Column {name!r} holds Python objects that are not text "
       f"(inferred {kind!r}), e.g. {values[:3]!r}. Convert it first, e.g. "
       f"df[{name!r}] = df[{name!r}].astype(float) for numbers or "
-      f".astype(str) for text.")
+      f".astype(str) for text.", column=name, value=values[:3])
 
 
 def _column_to_numpy(name: Any, column: pd.Series) -> np.ndarray:
@@ -62,10 +88,10 @@ def _column_to_numpy(name: Any, column: pd.Series) -> np.ndarray:
     float32 = getattr(dtype, "numpy_dtype", None) == np.float32
     return column.to_numpy(dtype=np.float32 if float32 else np.float64,
                            na_value=np.nan)
-  raise TypeError(
+  raise InputTypeError(
       f"Column {name!r} has dtype {dtype!r}, which estlab cannot feed. "
       f"Convert it to a number or text first, e.g. "
-      f"df[{name!r}] = df[{name!r}].astype(float).")
+      f"df[{name!r}] = df[{name!r}].astype(float).", column=name)
 
 
 def _frame_to_columns(frame: pd.DataFrame) -> Dict[Any, np.ndarray]:
@@ -120,8 +146,11 @@ def pandas_input_fn(x, y=None, batch_size=128, num_epochs=1, shuffle=None,
   Raises:
     ValueError: if shuffle is not a bool, x already has a column named
       ``target_column`` (y a Series), or the indexes of x and y differ.
-    TypeError: if x is not a DataFrame, y is not a Series or DataFrame, or a
-      column's dtype cannot be fed.
+    TypeError: if x is not a DataFrame or y is not a Series or DataFrame.
+    InputTypeError: (a TypeError) if a column's dtype or objects cannot be
+      fed.
+    InvalidInputError: (a ValueError) if a column holds bytes that are not
+      UTF-8 or integers beyond int64.
   """
   del queue_capacity, num_threads  # TF's queue settings; batches need none.
   shuffle = _batching.check_shuffle(shuffle)

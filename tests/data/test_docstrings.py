@@ -6,7 +6,8 @@ import pytest
 
 _MODULES = ["estlab.data", "estlab.data._dataset", "estlab.data._structure",
             "estlab.data._shuffle", "estlab.data._batching",
-            "estlab.data._csv", "estlab.data._input_fn",
+            "estlab.data._csv", "estlab.data._csv_lines",
+            "estlab.data._errors", "estlab.data._input_fn",
             "estlab.data._replicas", "estlab.data._packing",
             "estlab.data._grouping"]
 

@@ -36,9 +36,11 @@ def test_identity_without_default_names_column_and_value():
   col = fc.categorical_column_with_identity("video", 5)
   with pytest.raises(ValueError, match=r"'video'.*\b7\b.*default_value"):
     _encoded(col, {"video": np.array([1, 7])})
-  # TF's rule: without a default, negative values are dropped.
-  ids = _encoded(col, {"video": np.array([-3, 2])})["ids"].ravel()
-  np.testing.assert_array_equal(ids, [-1, 2])
+  # TF 2.15 drops other negative values silently; estlab names them (#23).
+  with pytest.raises(fc.FeatureValueError, match=r"'video' got -3 \(row 0"):
+    _encoded(col, {"video": np.array([-3, 2])})
+  ids = _encoded(col, {"video": np.array([-1, 2])})["ids"].ravel()
+  np.testing.assert_array_equal(ids, [-1, 2])  # -1 is missing.
 
 
 def test_identity_reads_pandas_float_ints_and_rejects_text_and_fractions():
