@@ -29,7 +29,7 @@ imports:
   before the cross column" is run too (the reference does the same).
 No step count is reduced (the tutorial trains 10 epochs, 200 steps).
 Reference: ``reference/tutorial_linear_tf.py`` ran the original with
-TensorFlow 2.15 eight times on the same files (``reference/tutorial_linear.json``).
+TensorFlow 2.15 forty times on the same files (``reference/tutorial_linear.json``).
 
 Original: Copyright 2019 The TensorFlow Authors, Apache License 2.0.
 """
@@ -164,10 +164,11 @@ def test_linear_model_tutorial(tmp_path, monkeypatch, reference):
     assert set(theirs[0]) <= set(ours), name
     assert ours["global_step"] == 200, name
     # "an accuracy of 75%" / "77.6%" on the real data. On these rows TF 2.15
-    # made 0.72-0.74 (base) and 0.69-0.74 (crossed) in the reference's eight
-    # runs (0.68 in an earlier run; FTRL on raw fares varies with the shuffle),
-    # AUC 0.75-0.81. On 264 rows a point is 2.6 examples: allow 6 points of
-    # accuracy and 5 of AUC beyond TF's range.
+    # made 0.67-0.75 (base) and 0.63-0.75 (crossed) in the reference's forty
+    # runs (FTRL on raw fares varies with the unseeded shuffle; eight runs
+    # had shown only 0.72-0.74, and CI once met 0.62 here), AUC 0.71-0.81.
+    # On 264 rows a point is 2.6 examples: allow 6 points of accuracy and 5
+    # of AUC beyond TF's range.
     accuracy = [t["accuracy"] for t in theirs]
     assert min(accuracy) - 0.06 <= ours["accuracy"] <= max(accuracy) + 0.06, (name, ours, accuracy)
     auc = [t["auc"] for t in theirs]
@@ -191,6 +192,6 @@ def test_linear_model_tutorial(tmp_path, monkeypatch, reference):
       feature_columns=feature_columns + [age_buckets, bucketized_x_gender])
   linear_est.train(train_input_fn)
   bucketized = linear_est.evaluate(eval_input_fn)
-  accuracy = [r["bucketized"]["accuracy"] for r in runs]  # TF: 0.69-0.74
+  accuracy = [r["bucketized"]["accuracy"] for r in runs]  # TF: 0.67-0.74
   assert min(accuracy) - 0.06 <= bucketized["accuracy"] <= max(accuracy) + 0.06, (bucketized, accuracy)
   assert bucketized["global_step"] == 200

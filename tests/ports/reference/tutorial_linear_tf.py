@@ -5,8 +5,9 @@ unchanged except: the two CSVs are written by ``_data_a.titanic_csvs`` instead
 of downloaded; display-only cells (``describe``, histograms, ``clear_output``,
 the plots) are left out or recorded instead of drawn; prints become records.
 The last two estimators also run with the tutorial's suggestion "bucketize age
-before the cross column" (as the port's second test does). Run eight times
-(the tutorial sets no seed). Writes tutorial_linear.json:
+before the cross column" (as the port's second test does). Run forty times
+(the tutorial sets no seed, and FTRL on raw fares varies with the shuffle:
+eight runs made base accuracy 0.72-0.74, forty 0.67-0.75). Writes tutorial_linear.json:
 
   /work/tf215/bin/python tests/ports/reference/tutorial_linear_tf.py
 """
@@ -134,7 +135,7 @@ def main():
   with tempfile.TemporaryDirectory() as tmp:
     paths = _data_a.titanic_csvs(tmp)
     tempfile.tempdir = tmp  # the estimators' own temporary model_dirs go here
-    runs = [tutorial(*paths, inspect=i == 0) for i in range(8)]
+    runs = [tutorial(*paths, inspect=i == 0) for i in range(40)]
     out = {"tensorflow": tf.__version__, "data": _data_a.fingerprint(paths),
            "runs": runs}
   with open(os.path.join(os.path.dirname(__file__), "tutorial_linear.json"), "w") as f:
