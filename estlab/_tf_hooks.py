@@ -215,7 +215,9 @@ class SummarySaverHook(SessionRunHook):
   The summaries are the step's outputs: ``loss``, ``learning_rate`` (when
   the optimizer exposes it) and the model_fn's
   ``EstimatorSpec(summaries={...})``; scalars as scalar events, larger
-  arrays as histograms.
+  arrays as histograms. Before its first write it writes TF's
+  ``SessionLog.START`` at that step (TensorBoard then drops points at that
+  step and above left by a run killed after its last checkpoint).
 
   Args:
     save_steps / save_secs: the cadence; exactly one.
@@ -274,6 +276,10 @@ class SummarySaverHook(SessionRunHook):
     step = run_context.global_step
     if self._written_once and not self._timer.should_trigger_for_step(step):
       return
+    if not self._written_once:  # as TF: its SessionLog.START, then the step
+      start = getattr(self._writer, "write_session_start", None)
+      if start is not None:
+        start(step)
     self._written_once = True
     self._timer.update_last_triggered_step(step)
     scalars, arrays = _scalars_and_arrays(run_values.results)

@@ -21,8 +21,9 @@ import glob
 import logging
 import os
 import struct
+import itertools
 import threading
-import uuid
+import time
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -66,6 +67,21 @@ class MetricWriter(abc.ABC):
   @abc.abstractmethod
   def write_hparams(self, hparams: Mapping[str, Any]):
     """Writes hyperparameters; nested mappings are flattened to `a.b` names."""
+
+  def write_session_start(self, step: int):
+    """Marks a (re)start of training at `step` (default: no-op).
+
+    TF's `SessionLog(status=START)` event, as its `SummarySaverHook` wrote
+    it at a train call's first step: TensorBoard (`purge_orphaned_data`, on
+    by default) then drops every point at a step >= `step` written before
+    it, those of a run killed after its last checkpoint, so a restarted
+    run's steps never go backwards.
+
+    Example:
+
+      >>> NullWriter().write_session_start(101)  # resumed from step 100
+    """
+    del step
 
   def flush(self):
     """Makes everything written so far visible to readers (default: no-op)."""
@@ -123,6 +139,9 @@ def _drain(event_writer) -> None:
   event_writer.flush()
 
 
+_WRITERS = itertools.count()  # this process's TensorBoardWriters
+
+
 class TensorBoardWriter(MetricWriter):
   """Writes TensorBoard event files in `logdir` through tensorboardX.
 
@@ -142,12 +161,17 @@ class TensorBoardWriter(MetricWriter):
       raise ValueError(
           f"flush_secs must be > 0, got {flush_secs!r}; pass e.g. 2.")
     self.logdir = os.fspath(logdir)
-    # tensorboardX names files by the second and opens them with "wb": a unique
-    # suffix keeps two writers started in the same second from clobbering.
+    # tensorboardX names files by the second and opens them with "wb": a
+    # unique suffix keeps two writers started in the same second from
+    # clobbering, and sorts them in the order they were made (TensorBoard
+    # reads a logdir's files in name order, and a SessionLog.START drops
+    # the points read before it).
     self._writer = tensorboardX.SummaryWriter(
         self.logdir, flush_secs=flush_secs,
-        filename_suffix=f".{os.getpid()}.{uuid.uuid4().hex[:8]}")
+        filename_suffix=f".{time.time_ns():020d}.{os.getpid()}."
+                        f"{next(_WRITERS)}")
     self._lock = threading.Lock()
+    self._unflushed = False  # written to since the last flush()
 
   def _open(self) -> tensorboardX.SummaryWriter:
     # After close, tensorboardX would silently reopen (and clobber) the file.
@@ -155,6 +179,7 @@ class TensorBoardWriter(MetricWriter):
       raise ValueError(
           f"The TensorBoardWriter for {self.logdir!r} is closed; write before "
           "close() or create a new TensorBoardWriter.")
+    self._unflushed = True
     return self._writer
 
   def write_scalars(self, step, scalars):
@@ -174,9 +199,17 @@ class TensorBoardWriter(MetricWriter):
     for summary in _hparams_summaries(_flatten(hparams), {}):
       self._open().file_writer.add_summary(summary)
 
+  def write_session_start(self, step):
+    self._open().file_writer.add_event(event_pb2.Event(
+        session_log=event_pb2.SessionLog(status=event_pb2.SessionLog.START)),
+        int(step))
+
   def flush(self):
+    """Writes out every event written so far (at once when none was
+    written since the last flush: training calls it before each save)."""
     with self._lock:
-      if self._writer.file_writer is not None:
+      if self._unflushed and self._writer.file_writer is not None:
+        self._unflushed = False
         _drain(self._writer.file_writer.event_writer)
 
   def close(self):
@@ -252,6 +285,10 @@ class MultiWriter(MetricWriter):
     for w in self.writers:
       w.write_hparams(hparams)
 
+  def write_session_start(self, step):
+    for w in self.writers:
+      w.write_session_start(step)
+
   def flush(self):
     for w in self.writers:
       w.flush()
@@ -316,8 +353,11 @@ def read_scalars(
   checked, and a record cut short by a writer still writing is skipped) that
   parses `Event` protos. It reads scalars stored as `simple_value` (what
   tensorboardX writes) or as a one-element float tensor. Points from all files
-  are merged and sorted by step; where a tag has one step twice (e.g. training
-  resumed from a checkpoint), the value written last wins.
+  are merged and sorted by step; where a tag has one step twice, the value
+  written last wins. As TensorBoard (`purge_orphaned_data`), a
+  `SessionLog.START` event (a train call's start,
+  `MetricWriter.write_session_start`) drops the points written before it at
+  its step and above: those of a run killed after its last checkpoint.
 
   Args:
     logdir: the directory holding `events.out.tfevents.*` files, e.g. a
@@ -340,12 +380,15 @@ def read_scalars(
     raise FileNotFoundError(
         f"No such log directory: {logdir!r}; pass the directory a "
         "TensorBoardWriter wrote to (e.g. the model_dir or model_dir/eval).")
-  latest: dict[str, dict[int, tuple[float, float]]] = {}
+  # (wall_time, order read, step, tag or None for a START, value)
+  events: list[tuple[float, int, int, str | None, float]] = []
   scalar_tags = set()  # Tensor scalars carry their plugin only at first write.
   paths = glob.glob(os.path.join(glob.escape(logdir), "*tfevents*"))
   for path in sorted(p for p in paths if os.path.isfile(p)):
     for record in _records(path):
       event = event_pb2.Event.FromString(record)
+      if event.session_log.status == event_pb2.SessionLog.START:
+        events.append((event.wall_time, len(events), event.step, None, 0.0))
       for v in event.summary.value:
         if v.metadata.plugin_data.plugin_name == "scalars":
           scalar_tags.add(v.tag)
@@ -355,9 +398,15 @@ def read_scalars(
           value = v.tensor.float_val[0]
         else:
           continue
-        points = latest.setdefault(v.tag, {})
-        old = points.get(event.step)
-        if old is None or event.wall_time >= old[0]:
-          points[event.step] = (event.wall_time, float(value))
-  return {tag: [(step, points[step][1]) for step in sorted(points)]
-          for tag, points in sorted(latest.items())}
+        events.append((event.wall_time, len(events), event.step, v.tag,
+                       float(value)))
+  latest: dict[str, dict[int, float]] = {}
+  for _, _, step, tag, value in sorted(events):
+    if tag is None:  # a restart: drop the points at steps >= its step
+      for points in latest.values():
+        for orphan in [s for s in points if s >= step]:
+          del points[orphan]
+    else:
+      latest.setdefault(tag, {})[step] = value
+  return {tag: [(step, points[step]) for step in sorted(points)]
+          for tag, points in sorted(latest.items()) if points}

@@ -193,6 +193,7 @@ class TrainLoop:
     for listener in self._listeners:
       listener.before_save(None, step)
     if write:
+      self._writer.flush()  # the step's summaries reach the disk first
       self._save(state)
     if not self._listeners:
       return False
@@ -213,6 +214,12 @@ class TrainLoop:
     saved, the listeners' ``end``, the hooks' ``end``. When the input ends,
     the hooks' last ``before_run`` has no step (TF's input ended inside the
     run); ``limit`` ends the loop after a step, as TF's StopAtStepHook did.
+
+    Events: TF's ``SessionLog.START`` at ``start + 1`` first (where TF's
+    SummarySaverHook wrote it: TensorBoard then drops the points at steps
+    above the checkpoint resumed from, written by a run killed after it),
+    and the writer is flushed before each checkpoint is saved, so the
+    summaries of every checkpointed step are on disk when it commits.
 
     The start checkpoint is TF's (CheckpointSaverHook.after_create_session):
     the state at the starting step, so a fresh ``model_dir`` trained N steps
@@ -250,6 +257,9 @@ class TrainLoop:
       ckpt_due = _AgreedTrigger(ckpt_due, config.log_step_count_steps or 100,
                                 start)
     self._rate_from = (start, now)
+    # TF's SessionLog.START at the first step this call trains: TensorBoard
+    # drops the points a killed run wrote after the checkpoint resumed from.
+    self._writer.write_session_start(start + 1)
     for listener in self._listeners:
       listener.begin()
 
@@ -292,6 +302,7 @@ class TrainLoop:
       settle(0)
       save_pending()
       if saved != step:
+        self._writer.flush()
         self._save(state)
         saved = step
       if wait:
@@ -350,6 +361,7 @@ class TrainLoop:
       save_pending()
       if step not in (saved, start) and not self._multiprocess:
         settle(0)
+        self._writer.flush()
         self._save(state)
       raise
     finally:
