@@ -6,7 +6,7 @@ parameters) is trained for one step by an ``estlab.Estimator``. Then:
 * ``checkpoint_save``: a synchronous ``estlab.checkpoint.Checkpointer`` save
   and restore of the trained ``TrainState`` (what ``Estimator`` does, Orbax
   underneath), against ``np.savez`` / ``np.load`` of the same leaves in the
-  same directory (estlab's save includes the CRC-32 checksums of its files,
+  same directory (estlab's save includes the checksums of its files,
   ``checksum_s`` alone, ``checksum_share_of_save`` of the save; ``verify_s``
   checks them, as a restore does once per step). Orbax (TensorStore's file
   driver) fsyncs what it writes (strace shows dozens of fsync calls per

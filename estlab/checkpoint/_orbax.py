@@ -27,7 +27,7 @@ from estlab.checkpoint._trees import (CheckpointMismatchError, abstract_like,
 ARRAY_ITEMS = ('params', 'opt_state', 'extra')
 METADATA_ITEM = 'metadata'
 RESERVED_METADATA = ('step', 'estlab_version', 'time', 'variables',
-                     'checksums')
+                     'checksums', 'train_state')
 
 
 class _DropHarmlessOrbaxWarnings(logging.Filter):
@@ -221,9 +221,11 @@ def restore_checked(
     raise CheckpointMismatchError(
         f'The checkpoint {where!r} does not match the target state: '
         f'{differ} are empty in one and not in the other (an optimizer '
-        'without state, such as optax.identity(), saves no opt_state). The '
-        'optimizer probably changed. Fix: use a new model_dir, or start from '
-        'this checkpoint with warm_start_from to load the variables only.')
+        'without state, such as optax.identity(), saves no opt_state; a '
+        'model without model_state collections such as batch_stats saves '
+        'no extra). The optimizer or the model_state collections probably '
+        'changed. Fix: use a new model_dir, or start from this checkpoint '
+        'with warm_start_from to load the variables only.')
   try:
     restored = dict(mngr.restore(step, args=ocp.args.Composite(**{
         name: ocp.args.StandardRestore(tree)
@@ -249,6 +251,8 @@ def is_empty(tree: Any) -> bool:
 
 
 def read_json(mngr: ocp.CheckpointManager, step: int) -> dict:
+  if mngr.is_saving_in_progress():  # the step may be the one being written
+    mngr.wait_until_finished()
   restored = mngr.restore(
       step, args=ocp.args.Composite(metadata=ocp.args.JsonRestore()))
   return dict(restored[METADATA_ITEM] or {})

@@ -78,6 +78,60 @@ def test_round_trip_keeps_values_structure_and_dtypes(tmp_path, opt, stats):
   assert_same_tree(restored, state)
 
 
+@pytest.mark.parametrize('stats', [False, True])
+def test_scalars_go_to_the_json_unless_there_is_a_model_state(tmp_path,
+                                                              stats):
+  """step, rng and bad_step are the metadata's train_state (one Orbax item
+  less per save) unless a model_state needs the extra item."""
+  state = make_state('adam', model_state=batch_stats() if stats else None)
+  state = state.replace(bad_step=jnp.asarray(5, jnp.int32))
+  with ckpt_lib.Checkpointer(tmp_path, async_save=False) as ckpt:
+    ckpt.save(state)
+    info = ckpt.read_metadata()
+  assert os.path.isdir(tmp_path / '7' / 'extra') == stats
+  if stats:
+    assert 'train_state' not in info
+  else:
+    assert info['train_state'] == {
+        'step': 7, 'bad_step': 5,
+        'rng': np.asarray(state.rng).tolist()}
+  with ckpt_lib.Checkpointer(tmp_path) as ckpt:
+    restored = ckpt.restore(make_state('adam', model_state=(
+        jax.tree.map(jnp.zeros_like, batch_stats()) if stats else None),
+        step=0, seed=3))
+  assert_same_tree(restored, state)
+
+
+def test_json_scalars_restore_onto_the_targets_shardings(tmp_path):
+  state = make_state('adam')
+  mesh = jax.sharding.Mesh(np.array(jax.devices()[:2]), ('data',))
+  sharded = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
+  with ckpt_lib.Checkpointer(tmp_path, async_save=False) as ckpt:
+    ckpt.save(state)
+    abstract = jax.tree.map(
+        lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sharded),
+        jax.eval_shape(lambda: state))
+    restored = ckpt.restore(abstract)
+  assert_same_tree(restored, state)
+  for leaf in (restored.step, restored.rng, restored.bad_step):
+    assert leaf.sharding == sharded
+
+
+def test_a_model_state_target_does_not_fit_a_checkpoint_without_one(
+    tmp_path):
+  with ckpt_lib.Checkpointer(tmp_path) as ckpt:
+    ckpt.save(make_state('adam'))
+    with pytest.raises(ckpt_lib.CheckpointMismatchError,
+                       match='model_state'):
+      ckpt.restore(make_state('adam', model_state=batch_stats()))
+    with pytest.raises(ckpt_lib.CheckpointMismatchError,
+                       match='model_state'):
+      ckpt.restore_variables({'params': make_state('adam').params,
+                              **batch_stats()})
+    got = ckpt.restore_variables({'params': make_state('adam').params})
+  assert_same_tree(got, {'params': make_state('adam').params})
+
+
 def test_restore_onto_abstract_target_keeps_its_shardings(tmp_path):
   state = make_state('inject_adam', model_state=batch_stats())
   mesh = jax.sharding.Mesh(np.array(jax.devices()[:2]), ('data',))

@@ -49,6 +49,15 @@ def _truncate(path, size):
     f.truncate(size)
 
 
+def _edit_step(path):
+  """The step in the metadata's train_state, one digit changed: valid JSON
+  of the same length, so only the checksum can tell."""
+  info = json.loads(open(path, "rb").read())
+  step = info["train_state"]["step"]
+  info["train_state"]["step"] = step + 1 if step % 10 != 9 else step - 1
+  _write(path, json.dumps(info).encode())
+
+
 _RANDOM = np.random.default_rng(0).bytes(300)
 
 # name -> (damage(step_dir) -> None, the file the error must name)
@@ -62,8 +71,8 @@ DAMAGE = {
             _largest(d, "params"))]), "params/"),
     "params_data_truncated": (
         lambda d: _truncate(_largest(d, "params"), 10), "params/"),
-    "extra_data_emptied": (
-        lambda d: _truncate(_largest(d, "extra"), 0), "extra/"),
+    "opt_state_data_emptied": (
+        lambda d: _truncate(_largest(d, "opt_state"), 0), "opt_state/"),
     "params_data_deleted": (
         lambda d: os.remove(_largest(d, "params")), "params/"),
     "params_ocdbt_manifest_deleted": (
@@ -81,6 +90,9 @@ DAMAGE = {
     "estlab_metadata_edited_valid_json": (
         lambda d: _write(os.path.join(d, "metadata", "metadata"),
                          json.dumps({"step": 12, "variables": {}}).encode()),
+        "metadata/metadata"),
+    "train_state_step_edited_same_length": (  # the step now lives there
+        lambda d: _edit_step(os.path.join(d, "metadata", "metadata")),
         "metadata/metadata"),
     "params_folder_deleted": (
         lambda d: shutil.rmtree(os.path.join(d, "params")), "params/"),
@@ -202,3 +214,59 @@ def test_every_step_damaged_names_the_newest(trained, tmp_path):
     est.evaluate(_models.batches_input_fn(*_models.regression_data()))
   with pytest.raises(CorruptCheckpointError, match="step 12.*metadata"):
     estlab.checkpoint.Checkpointer(model_dir).restore_params()
+
+
+# The checksum itself (``_integrity._checksums``): what it must tell apart.
+_PAGE = 4096
+
+
+def _digest(tmp_path, data: bytes, mapped=False):
+  (tmp_path / "f").write_bytes(data)
+  return _integrity._checksums(str(tmp_path), ["f"], mapped=mapped)["f"]
+
+
+@pytest.mark.parametrize("size", [0, 1, 7, _PAGE - 1, _PAGE, 3 * _PAGE + 5,
+                                  (8 << 20) + 3])
+def test_checksum_reads_and_maps_alike_and_sees_every_changed_byte(
+    tmp_path, size):
+  data = bytearray(np.random.default_rng(size).bytes(size))
+  want = _digest(tmp_path, bytes(data))
+  assert want[0] == size
+  assert _digest(tmp_path, bytes(data), mapped=True) == want
+  rng = np.random.default_rng(1)
+  for at in {0, size // 2, size - 1} if size else ():
+    for bit in rng.choice(8, 2, replace=False):
+      changed = bytearray(data)
+      changed[at] ^= 1 << int(bit)
+      assert _digest(tmp_path, bytes(changed)) != want, (at, bit)
+
+
+def test_checksum_sees_moved_pages_and_zeroed_tails(tmp_path):
+  pages = [np.random.default_rng(i).bytes(_PAGE) for i in range(4)]
+  want = _digest(tmp_path, b"".join(pages))
+  assert _digest(tmp_path, b"".join([pages[1], pages[0], *pages[2:]])) != want
+  # Words swapped within a page, and a page's tail zeroed (same sizes).
+  words = np.frombuffer(pages[2], "<u8").copy()
+  words[[3, 9]] = words[[9, 3]]
+  assert _digest(tmp_path, b"".join([*pages[:2], words.tobytes(),
+                                     pages[3]])) != want
+  assert _digest(tmp_path, b"".join(pages)[:-100] + bytes(100)) != want
+
+
+def test_manifests_written_with_crc32_still_verify_and_catch_damage(
+    trained, tmp_path):
+  """Steps saved before the page-sum checksum (its manifests name
+  ``crc32-of-8MiB-crc32s``) are still checked."""
+  model_dir, _ = trained
+  step = tmp_path / "12"
+  shutil.copytree(model_dir / "12", step)
+  manifest = json.loads((step / _integrity.MANIFEST).read_text())
+  names = sorted(manifest["files"])
+  sums = _integrity._checksums(str(step), names, _integrity._LEGACY)
+  (step / _integrity.MANIFEST).write_text(json.dumps({
+      "format": 1, "algorithm": _integrity._LEGACY,
+      "files": {n: list(sums[n]) for n in names}}))
+  _integrity.verify(str(step))
+  _flip(_largest(str(step), "params"), 1)
+  with pytest.raises(CorruptCheckpointError, match="params/"):
+    _integrity.verify(str(step))

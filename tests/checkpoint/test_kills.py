@@ -107,8 +107,10 @@ def _final_state(model_dir):
     got = mngr.restore(_MAX_STEPS, args=ocp.args.Composite(
         params=ocp.args.StandardRestore(),
         opt_state=ocp.args.StandardRestore(),
-        extra=ocp.args.StandardRestore()))
-    return {k: got[k] for k in ("params", "opt_state", "extra")}
+        metadata=ocp.args.JsonRestore()))
+    # step, rng and bad_step: the metadata's train_state (no model_state).
+    return {"params": got["params"], "opt_state": got["opt_state"],
+            "train_state": got["metadata"]["train_state"]}
   finally:
     mngr.close()
 
