@@ -359,8 +359,11 @@ class Registry:
 
   Example:
     >>> registry = Registry.from_config_file('models.config')  # doctest: +SKIP
-    >>> registry.start()          # loads; raises if a model has no version
-    >>> registry.start_polling()  # a daemon thread; stop_polling() ends it
+    >>> registry.start()          # doctest: +SKIP
+    >>> registry.start_polling()  # doctest: +SKIP
+
+  (``start`` loads, and raises if a model has no version; ``start_polling``
+  runs a daemon thread until ``stop_polling``.)
   """
 
   def __init__(self, configs: list[ModelConfig], *,
@@ -503,23 +506,28 @@ class Registry:
       for version in set(model.failed) - set(aspired):
         del model.failed[version]
 
-  def _reload_config(self) -> None:
-    """Applies the config file again: models added, removed and changed."""
+  def _reload_config(self) -> bool:
+    """Applies the config file again: models added, removed and changed.
+
+    Returns whether anything changed (new models are loaded by the next poll).
+    """
     try:
       configs = read_config_file(self._config_file)
     except ModelConfigError as e:
       if str(e) != self._config_error:
         _log.error("Keeping the current models: %s", e)
       self._config_error = str(e)
-      return
+      return False
     self._config_error = ""
     new = {c.name: c for c in configs}
+    changed = False
     with self._lock:
       for name, model in self._models.items():
         if model.config is not None and name not in new:
           for version in model.available:
             model.states[version] = ("END", "OK", "")
           model.available, model.config = {}, None
+          changed = True
           _log.info("Unloaded model %r: it left %s.", name, self._config_file)
       for name, config in new.items():
         model = self._models.get(name)
@@ -527,8 +535,12 @@ class Registry:
           self._models[name] = _Model(config)
           _log.info("Model %r added by %s.", name, self._config_file)
         elif model.config != config:
-          model.config = config
+          model.config = config  # a model removed and added again comes back
           _log.info("Model %r changed in %s.", name, self._config_file)
+        else:
+          continue
+        changed = True
+    return changed
 
   def start_polling(self) -> None:
     """Polls in a daemon thread until ``stop_polling`` (none if both waits are 0)."""
@@ -547,16 +559,17 @@ class Registry:
       self._thread = None
 
   def _run(self) -> None:
-    waits = [s for s in (self._poll_s, self._config_poll_s) if s]
-    tick = min(waits)
-    next_config = time.monotonic() + self._config_poll_s
+    tick = min(s for s in (self._poll_s, self._config_poll_s) if s)
+    next_config = next_files = time.monotonic()
     while not self._stop.wait(tick):
       try:
-        if self._config_file and self._config_poll_s and (
-            time.monotonic() >= next_config):
-          next_config = time.monotonic() + self._config_poll_s
-          self._reload_config()
-        self.poll()
+        now, changed = time.monotonic(), False
+        if self._config_file and self._config_poll_s and now >= next_config:
+          next_config = now + self._config_poll_s
+          changed = self._reload_config()
+        if changed or (self._poll_s and now >= next_files):
+          next_files = now + self._poll_s
+          self.poll()
       except Exception:  # pylint: disable=broad-except
         _log.exception("Model poll failed; trying again in %g s.", tick)
 

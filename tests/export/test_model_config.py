@@ -388,3 +388,29 @@ def test_a_model_with_no_version_fails_at_start(tmp_path):
                     f'"{tmp_path / "missing"}" }} }}')
   with pytest.raises(_format.NotAnExportError, match="Model 'm'.*missing"):
     _model_config.Registry.from_config_file(config).start()
+
+
+def test_latest_two_unloads_the_oldest_and_a_held_version_still_runs(
+    exports, tmp_path):
+  base = tmp_path / "base"
+  base.mkdir()
+  for version in (1, 2):
+    _copy_version(exports[version], base, version)
+  config = tmp_path / "models.config"
+  config.write_text(f'model_config_list {{ config {{ name: "m" base_path: '
+                    f'"{base}" model_version_policy {{ latest {{ '
+                    'num_versions: 2 } } } }')
+  registry = _model_config.Registry.from_config_file(
+      config, file_system_poll_wait_seconds=0)
+  registry.start()
+  held = registry.resolve("m", "1")  # a request in flight on version 1
+  _copy_version(exports[2], base, 3)
+  registry.poll()
+  assert [(s["version"], s["state"]) for s in
+          registry.status("m")["model_version_status"]] == [
+              ("3", "AVAILABLE"), ("2", "AVAILABLE"), ("1", "END")]
+  with pytest.raises(_model_config.ServableNotFoundError, match="Specific"):
+    registry.resolve("m", "1")
+  assert registry.resolve("m").version == "3"
+  answer = held.imported.signatures["regression"](x=_X)  # finishes on it
+  assert _same(answer["outputs"][:, 0], exports["answer1"])
