@@ -17,8 +17,16 @@ def _demo(args: argparse.Namespace) -> int:
 def _serve(args: argparse.Namespace) -> int:
   from estlab.export import _server  # pylint: disable=g-import-not-at-top
   try:
+    if (args.export_dir is None) == (args.model_config_file is None):
+      raise ValueError("give EXPORT_DIR_OR_BASE or --model-config-file FILE "
+                       "(several models), not " +
+                       ("both" if args.export_dir else "neither"))
     _server.serve(args.export_dir, model_name=args.model_name, host=args.host,
-                  port=args.port, max_body_bytes=args.max_body_bytes)
+                  port=args.port, max_body_bytes=args.max_body_bytes,
+                  model_config_file=args.model_config_file,
+                  file_system_poll_wait_seconds=args.file_system_poll_wait_seconds,
+                  model_config_file_poll_wait_seconds=(
+                      args.model_config_file_poll_wait_seconds))
   except (OSError, ValueError) as e:  # no export there, port taken, ...
     print(f"estlab serve: error: {e}", file=sys.stderr)
     return 2
@@ -87,9 +95,24 @@ def build_parser() -> argparse.ArgumentParser:
   demo.set_defaults(func=_demo)
   serve = sub.add_parser(
       "serve", help="serve an export over TensorFlow Serving's REST API")
-  serve.add_argument("export_dir", metavar="EXPORT_DIR_OR_BASE",
+  serve.add_argument("export_dir", metavar="EXPORT_DIR_OR_BASE", nargs="?",
                      help="an export_saved_model directory <base>/<timestamp>, "
                      "or <base> (the newest version is served)")
+  serve.add_argument("--model-config-file", "--model_config_file",
+                     metavar="FILE", default=None,
+                     help="TF Serving's ModelServerConfig (text proto or "
+                     "JSON): several models, version policies and labels, "
+                     "instead of EXPORT_DIR_OR_BASE")
+  serve.add_argument("--model-config-file-poll-wait-seconds",
+                     "--model_config_file_poll_wait_seconds", type=float,
+                     default=0.0, metavar="S",
+                     help="re-read --model-config-file every S seconds "
+                     "(default: %(default)s, never)")
+  serve.add_argument("--file-system-poll-wait-seconds",
+                     "--file_system_poll_wait_seconds", type=float,
+                     default=1.0, metavar="S",
+                     help="look for new versions under each base path every S "
+                     "seconds (default: %(default)s; 0: only at start)")
   serve.add_argument("--model-name", default="default",
                      help="NAME in /v1/models/NAME (default: %(default)s, as "
                      "in TF Serving)")

@@ -10,6 +10,8 @@ REST contract, URLs to JSON shapes to status codes, reads in one place. The
 answers follow TF Serving's ``g3doc/api_rest.md`` (``/versions/V`` optional)::
 
   GET  /v1/models/NAME[/versions/V]           {"model_version_status": [...]}
+       (/labels/LABEL wherever /versions/V goes: a version_labels entry of
+       the model config; several models and versions: _model_config)
   GET  /v1/models/NAME[/versions/V]/metadata  {"model_spec", "metadata"}
   POST /v1/models/NAME[/versions/V]:predict   {"instances"} -> {"predictions"}
                                               {"inputs"} -> {"outputs"}
@@ -53,8 +55,9 @@ from typing import Any
 
 import numpy as np
 
-from estlab.export import ServingInputError, load
+from estlab.export import ServingInputError
 from estlab.export import _example_proto
+from estlab.export import _model_config
 from estlab.export import _rest_json as _rest
 
 _log = logging.getLogger("estlab.serve")
@@ -63,9 +66,10 @@ DEFAULT_MAX_BODY_BYTES = 10 * 1024 * 1024
 _CLASSIFY = "tensorflow/serving/classify"
 _REGRESS = "tensorflow/serving/regress"
 _DEFAULT_SIGNATURE = "serving_default"
-# /v1/models/NAME[/versions/V][/metadata | :verb]
+# /v1/models/NAME[/versions/V | /labels/LABEL][/metadata | :verb]
 _ROUTE = re.compile(r"^/v1/models/(?P<name>[^/:]+)"
-                    r"(?:/versions/(?P<version>[^/:]+))?"
+                    r"(?:/versions/(?P<version>[^/:]+)"
+                    r"|/labels/(?P<label>[^/:]+))?"
                     r"(?:(?P<metadata>/metadata)|:(?P<verb>[A-Za-z]+))?/?$")
 _MAX_DEPTH = 100  # JSON levels of a request body: the body, rows, a tensor's
 
@@ -85,13 +89,15 @@ def _too_deep(body: Any) -> bool:
 
 
 class ModelServer(http.server.ThreadingHTTPServer):
-  """Serves one loaded export under ``/v1/models/<model_name>``.
+  """Serves the models of a registry under ``/v1/models/<name>``.
 
   Attributes:
-    model_name: the name in the URLs.
-    version: the served version (the export directory's timestamp).
-    export_dir: the served export directory.
-    imported: what ``estlab.export.load`` returned.
+    registry: the loaded versions (``_model_config.Registry``); polled for
+      new versions while ``serve_forever`` runs.
+    model_name: the first model's name (for one model, the name in the URLs).
+    version, export_dir, imported: the first model's newest loaded version:
+      its directory's name, the directory, what ``estlab.export.load``
+      returned.
     max_body_bytes: larger request bodies are refused with 413.
     url: ``http://host:port/v1/models/<model_name>`` (the bound port).
   """
@@ -99,12 +105,10 @@ class ModelServer(http.server.ThreadingHTTPServer):
   allow_reuse_address = True
   request_queue_size = 128  # bursts of clients wait in the backlog
 
-  def __init__(self, address, imported, *, model_name: str, version: str,
-               export_dir: str, max_body_bytes: int):
-    self.imported = imported
-    self.model_name = model_name
-    self.version = version
-    self.export_dir = export_dir
+  def __init__(self, address, registry: _model_config.Registry, *,
+               max_body_bytes: int):
+    self.registry = registry
+    self.model_name = registry.names[0]
     self.max_body_bytes = max_body_bytes
     self._busy = 0  # requests being answered
     self._idle = threading.Condition()
@@ -127,10 +131,37 @@ class ModelServer(http.server.ThreadingHTTPServer):
     with self._idle:
       return self._idle.wait_for(lambda: not self._busy, timeout)
 
+  def model_url(self, name: str) -> str:
+    host, port = self.server_address[:2]
+    return f"http://{host}:{port}/v1/models/{name}"
+
   @property
   def url(self) -> str:
-    host, port = self.server_address[:2]
-    return f"http://{host}:{port}/v1/models/{self.model_name}"
+    return self.model_url(self.model_name)
+
+  @property
+  def version(self) -> str:
+    return self.registry.resolve(self.model_name).version
+
+  @property
+  def export_dir(self) -> str:
+    return self.registry.resolve(self.model_name).path
+
+  @property
+  def imported(self):
+    return self.registry.resolve(self.model_name).imported
+
+  def serve_forever(self, poll_interval=0.5):
+    """Serves, polling the models' base paths (and config file) meanwhile."""
+    self.registry.start_polling()
+    try:
+      super().serve_forever(poll_interval)
+    finally:
+      self.registry.stop_polling()
+
+  def server_close(self):
+    self.registry.stop_polling()
+    super().server_close()
 
   def handle_error(self, request, client_address):
     # A client that hangs up mid-answer is not the server's problem.
@@ -138,21 +169,35 @@ class ModelServer(http.server.ThreadingHTTPServer):
                traceback.format_exc())
 
 
-def make_server(export_path: str | os.PathLike, model_name: str = "default",
+def make_server(export_path: str | os.PathLike | None = None,
+                model_name: str = "default",
                 host: str = "127.0.0.1", port: int = 8501,
-                max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> ModelServer:
-  """Loads an export and binds a TF Serving REST server to it (not started).
+                max_body_bytes: int = DEFAULT_MAX_BODY_BYTES, *,
+                model_config_file: str | os.PathLike | None = None,
+                file_system_poll_wait_seconds: float = 1.0,
+                model_config_file_poll_wait_seconds: float = 0.0
+                ) -> ModelServer:
+  """Loads the exports and binds a TF Serving REST server to them (not started).
 
   Args:
-    export_path: ``<base>/<timestamp>/`` or ``<base>`` (newest version).
-    model_name: the ``NAME`` in ``/v1/models/NAME``.
+    export_path: ``<base>/<timestamp>/`` or ``<base>`` (newest version); or
+      None with ``model_config_file``.
+    model_name: the ``NAME`` in ``/v1/models/NAME`` (with ``export_path``).
     host: interface to bind; ``'0.0.0.0'`` for every interface.
     port: TCP port; 0 picks a free one (read it back from ``server.url``).
     max_body_bytes: request bodies larger than this are refused with 413.
+    model_config_file: TF Serving's ModelServerConfig (text proto or JSON):
+      several models, version policies and labels (``_model_config``).
+    file_system_poll_wait_seconds: how often ``serve_forever`` looks for new
+      versions under each base path (0: never).
+    model_config_file_poll_wait_seconds: how often it re-reads
+      ``model_config_file`` (0: never).
 
   Raises:
     estlab.export.NotAnExportError: (a FileNotFoundError and a ValueError)
-      no export at ``export_path``.
+      no export at ``export_path`` (or a model's base path).
+    ValueError: a bad ``model_config_file`` (``ModelConfigError``), or both
+      or neither of ``export_path`` and ``model_config_file``.
     OSError: the port is taken.
 
   Returns:
@@ -170,21 +215,33 @@ def make_server(export_path: str | os.PathLike, model_name: str = "default",
   if max_body_bytes <= 0:
     raise ValueError(f"max_body_bytes={max_body_bytes!r} must be positive, "
                      f"e.g. {DEFAULT_MAX_BODY_BYTES} (10 MiB).")
-  imported = load(export_path)  # the newest complete export under a base
-  return ModelServer((host, port), imported, model_name=model_name,
-                     version=os.path.basename(imported.path),
-                     export_dir=imported.path, max_body_bytes=max_body_bytes)
+  polls = {"file_system_poll_wait_seconds": file_system_poll_wait_seconds}
+  if (export_path is None) == (model_config_file is None):
+    raise ValueError(
+        f"export_path={export_path!r}, model_config_file={model_config_file!r}"
+        ": give one, the export to serve or the models' config file.")
+  if model_config_file is not None:
+    registry = _model_config.Registry.from_config_file(
+        model_config_file, model_config_file_poll_wait_seconds=(
+            model_config_file_poll_wait_seconds), **polls)
+  else:
+    registry = _model_config.Registry.single(export_path, model_name, **polls)
+  registry.start()  # the newest complete export under each base path
+  return ModelServer((host, port), registry, max_body_bytes=max_body_bytes)
 
 
-def serve(export_path: str | os.PathLike, model_name: str = "default",
+def serve(export_path: str | os.PathLike | None = None,
+          model_name: str = "default",
           host: str = "127.0.0.1", port: int = 8501,
-          max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> None:
+          max_body_bytes: int = DEFAULT_MAX_BODY_BYTES, **models) -> None:
   """Serves until SIGINT or SIGTERM, then closes the socket and returns.
 
-  Prints ``Serving NAME (version V) from DIR at URL`` once it listens.
-  Arguments are ``make_server``'s.
+  Prints ``Serving NAME (version V) from DIR at URL`` once it listens, a
+  line per model. Arguments are ``make_server``'s (``models``: its
+  keyword-only ones: ``model_config_file``, the poll waits).
   """
-  server = make_server(export_path, model_name, host, port, max_body_bytes)
+  server = make_server(export_path, model_name, host, port, max_body_bytes,
+                       **models)
   stopping = threading.Event()
 
   def _stop(signum, frame):
@@ -196,8 +253,10 @@ def serve(export_path: str | os.PathLike, model_name: str = "default",
       threading.Thread(target=server.shutdown, daemon=True).start()
 
   previous = {s: signal.signal(s, _stop) for s in (signal.SIGINT, signal.SIGTERM)}
-  print(f"Serving {server.model_name} (version {server.version}) from "
-        f"{server.export_dir} at {server.url}", flush=True)
+  for name in server.registry.names:
+    newest = server.registry.resolve(name)
+    print(f"Serving {name} (version {newest.version}) from {newest.path} at "
+          f"{server.model_url(name)}", flush=True)
   try:
     server.serve_forever()
     # Answers being computed finish (connection threads are daemons).
@@ -221,6 +280,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
   timeout = 60  # seconds a silent client may hold its thread
 
   _body_left = False  # an unread request body: drained after answering
+  _servable = None  # the version this request runs on (_check_model's)
 
   def do_GET(self):  # pylint: disable=invalid-name
     self._dispatch()
@@ -287,29 +347,33 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     if method != expected:
       raise _rest.HTTPError(405, f"{method} is not allowed on {path!r}; use "
                        f"{expected}.", headers={"Allow": expected})
-    self._check_model(match["name"], match["version"])
-    if match["verb"]:
-      verb = match["verb"]
-      if verb not in ("predict", "classify", "regress"):
-        raise _rest.HTTPError(404, f"Unknown verb {verb!r} in {path!r}; use :predict, "
-                         ":classify or :regress.")
-      body = self._read_json()
-      return 200, getattr(self, f"_{verb}")(body)
-    if match["metadata"]:
+    if not match["verb"] and not match["metadata"]:
+      return 200, self._status(match["name"], match["version"], match["label"])
+    self._servable = self._check_model(match["name"], match["version"],
+                                       match["label"])
+    try:  # the request holds its version until answered, even if unloaded
+      if match["verb"]:
+        verb = match["verb"]
+        if verb not in ("predict", "classify", "regress"):
+          raise _rest.HTTPError(404, f"Unknown verb {verb!r} in {path!r}; use "
+                                ":predict, :classify or :regress.")
+        body = self._read_json()
+        return 200, getattr(self, f"_{verb}")(body)
       return 200, self._metadata()
-    return 200, self._status()
+    finally:
+      self._servable = None
 
   # ------------------------------------------------------------- requests
 
-  def _check_model(self, name: str, version: str | None) -> None:
-    server = self.server
-    if name != server.model_name:
-      label = f"Specific({name}, {version})" if version else f"Latest({name})"
-      raise _rest.HTTPError(404, f"Servable not found for request: {label}; this "
-                       f"server serves model {server.model_name!r}.")
-    if version is not None and version != server.version:
-      raise _rest.HTTPError(404, f"Servable not found for request: Specific({name}, "
-                       f"{version}); the served version is {server.version}.")
+  def _check_model(self, name: str, version: str | None,
+                   label: str | None) -> _model_config.Servable:
+    """The loaded version the request runs on, held until it is answered."""
+    try:
+      return self.server.registry.resolve(name, version, label)
+    except _model_config.ServableNotFoundError as e:
+      raise _rest.HTTPError(404, str(e)) from None
+    except _model_config.UnknownLabelError as e:  # TF: INVALID_ARGUMENT
+      raise _rest.HTTPError(400, str(e)) from None
 
   def _read_json(self) -> Any:
     limit = self.server.max_body_bytes
@@ -342,7 +406,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
   def _signature(self, body: dict, verb: str):
     name = body.get("signature_name", _DEFAULT_SIGNATURE)
-    signatures = self.server.imported.signatures
+    signatures = self._servable.imported.signatures
     if not isinstance(name, str):
       raise _rest.HTTPError(400, f"signature_name={_rest.preview(name)} must be a string, "
                        f"one of {sorted(signatures)!r}.")
@@ -460,14 +524,17 @@ class _Handler(http.server.BaseHTTPRequestHandler):
       (values,) = outputs.values()
     return {"results": _rest.to_json("outputs", np.reshape(values, (count,)))}
 
-  def _status(self) -> dict:
-    return {"model_version_status": [{
-        "version": self.server.version, "state": "AVAILABLE",
-        "status": {"error_code": "OK", "error_message": ""}}]}
+  def _status(self, name: str, version: str | None, label: str | None) -> dict:
+    try:
+      return self.server.registry.status(name, version, label)
+    except _model_config.ServableNotFoundError as e:
+      raise _rest.HTTPError(404, str(e)) from None
+    except _model_config.UnknownLabelError as e:
+      raise _rest.HTTPError(400, str(e)) from None
 
   def _metadata(self) -> dict:
     defs = {}
-    for name, sig in self.server.imported.signatures.items():
+    for name, sig in self._servable.imported.signatures.items():
       outputs = sig.outputs
       if not isinstance(outputs, Mapping):
         outputs = {key: None for key in outputs}
@@ -475,9 +542,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
           "inputs": {k: _rest.tensor_info(k, v) for k, v in sig.inputs.items()},
           "outputs": {k: _rest.tensor_info(k, v) for k, v in outputs.items()},
           "method_name": sig.method_name}
-    return {"model_spec": {"name": self.server.model_name,
+    return {"model_spec": {"name": self._servable.model,
                            "signature_name": "",
-                           "version": self.server.version},
+                           "version": self._servable.version},
             "metadata": {"signature_def": {"signature_def": defs}}}
 
   # -------------------------------------------------------------- answers
