@@ -11,7 +11,7 @@ answers follow TF Serving's ``g3doc/api_rest.md`` (``/versions/V`` optional)::
 
   GET  /v1/models/NAME[/versions/V]           {"model_version_status": [...]}
        (/labels/LABEL wherever /versions/V goes: a version_labels entry of
-       the model config; several models and versions: _model_config)
+       the model config; several models and versions: _model_config, _registry)
   GET  /v1/models/NAME[/versions/V]/metadata  {"model_spec", "metadata"}
   POST /v1/models/NAME[/versions/V]:predict   {"instances"} -> {"predictions"}
                                               {"inputs"} -> {"outputs"}
@@ -57,7 +57,7 @@ import numpy as np
 
 from estlab.export import ServingInputError
 from estlab.export import _example_proto
-from estlab.export import _model_config
+from estlab.export import _registry
 from estlab.export import _rest_json as _rest
 
 _log = logging.getLogger("estlab.serve")
@@ -92,7 +92,7 @@ class ModelServer(http.server.ThreadingHTTPServer):
   """Serves the models of a registry under ``/v1/models/<name>``.
 
   Attributes:
-    registry: the loaded versions (``_model_config.Registry``); polled for
+    registry: the loaded versions (``_registry.Registry``); polled for
       new versions while ``serve_forever`` runs.
     model_name: the first model's name (for one model, the name in the URLs).
     version, export_dir, imported: the first model's newest loaded version:
@@ -105,7 +105,7 @@ class ModelServer(http.server.ThreadingHTTPServer):
   allow_reuse_address = True
   request_queue_size = 128  # bursts of clients wait in the backlog
 
-  def __init__(self, address, registry: _model_config.Registry, *,
+  def __init__(self, address, registry: _registry.Registry, *,
                max_body_bytes: int):
     self.registry = registry
     self.model_name = registry.names[0]
@@ -221,11 +221,11 @@ def make_server(export_path: str | os.PathLike | None = None,
         f"export_path={export_path!r}, model_config_file={model_config_file!r}"
         ": give one, the export to serve or the models' config file.")
   if model_config_file is not None:
-    registry = _model_config.Registry.from_config_file(
+    registry = _registry.Registry.from_config_file(
         model_config_file, model_config_file_poll_wait_seconds=(
             model_config_file_poll_wait_seconds), **polls)
   else:
-    registry = _model_config.Registry.single(export_path, model_name, **polls)
+    registry = _registry.Registry.single(export_path, model_name, **polls)
   registry.start()  # the newest complete export under each base path
   return ModelServer((host, port), registry, max_body_bytes=max_body_bytes)
 
@@ -366,13 +366,13 @@ class _Handler(http.server.BaseHTTPRequestHandler):
   # ------------------------------------------------------------- requests
 
   def _check_model(self, name: str, version: str | None,
-                   label: str | None) -> _model_config.Servable:
+                   label: str | None) -> _registry.Servable:
     """The loaded version the request runs on, held until it is answered."""
     try:
       return self.server.registry.resolve(name, version, label)
-    except _model_config.ServableNotFoundError as e:
+    except _registry.ServableNotFoundError as e:
       raise _rest.HTTPError(404, str(e)) from None
-    except _model_config.UnknownLabelError as e:  # TF: INVALID_ARGUMENT
+    except _registry.UnknownLabelError as e:  # TF: INVALID_ARGUMENT
       raise _rest.HTTPError(400, str(e)) from None
 
   def _read_json(self) -> Any:
@@ -527,9 +527,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
   def _status(self, name: str, version: str | None, label: str | None) -> dict:
     try:
       return self.server.registry.status(name, version, label)
-    except _model_config.ServableNotFoundError as e:
+    except _registry.ServableNotFoundError as e:
       raise _rest.HTTPError(404, str(e)) from None
-    except _model_config.UnknownLabelError as e:
+    except _registry.UnknownLabelError as e:
       raise _rest.HTTPError(400, str(e)) from None
 
   def _metadata(self) -> dict:

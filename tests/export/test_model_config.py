@@ -25,7 +25,7 @@ import pytest
 import estlab
 import estlab.export
 from estlab.export import _format
-from estlab.export import _model_config
+from estlab.export import _model_config, _registry
 
 _X = [1., 2., 3., 4.]
 _DEADLINE_S = 180
@@ -195,7 +195,7 @@ def test_json_and_text_configs_give_the_same_registry(bases, tmp_path):
       _model_config.ModelConfig("b", bases["b"], "specific", versions=(1,))]
   statuses = []
   for path in (text, as_json):
-    registry = _model_config.Registry.from_config_file(path)
+    registry = _registry.Registry.from_config_file(path)
     registry.start()
     statuses.append([registry.status(n) for n in registry.names])
     assert registry.resolve("a", label="stable").version == "1"
@@ -387,7 +387,7 @@ def test_a_model_with_no_version_fails_at_start(tmp_path):
   config.write_text(f'model_config_list {{ config {{ name: "m" base_path: '
                     f'"{tmp_path / "missing"}" }} }}')
   with pytest.raises(_format.NotAnExportError, match="Model 'm'.*missing"):
-    _model_config.Registry.from_config_file(config).start()
+    _registry.Registry.from_config_file(config).start()
 
 
 def test_latest_two_unloads_the_oldest_and_a_held_version_still_runs(
@@ -400,7 +400,7 @@ def test_latest_two_unloads_the_oldest_and_a_held_version_still_runs(
   config.write_text(f'model_config_list {{ config {{ name: "m" base_path: '
                     f'"{base}" model_version_policy {{ latest {{ '
                     'num_versions: 2 } } } }')
-  registry = _model_config.Registry.from_config_file(
+  registry = _registry.Registry.from_config_file(
       config, file_system_poll_wait_seconds=0)
   registry.start()
   held = registry.resolve("m", "1")  # a request in flight on version 1
@@ -409,7 +409,7 @@ def test_latest_two_unloads_the_oldest_and_a_held_version_still_runs(
   assert [(s["version"], s["state"]) for s in
           registry.status("m")["model_version_status"]] == [
               ("3", "AVAILABLE"), ("2", "AVAILABLE"), ("1", "END")]
-  with pytest.raises(_model_config.ServableNotFoundError, match="Specific"):
+  with pytest.raises(_registry.ServableNotFoundError, match="Specific"):
     registry.resolve("m", "1")
   assert registry.resolve("m").version == "3"
   answer = held.imported.signatures["regression"](x=_X)  # finishes on it
