@@ -36,9 +36,14 @@ What is measured (issue #24), each case one JSON line on stdout:
   ``--after-s`` (5) seconds after the last answer.
 * ``slowloris``: on the same server, ``--slowloris`` (2,000) connections
   that send half a request and stop (bounded: opened within 30 s, all closed
-  after); the server's thread count (``/proc/PID/status``) idle, with them
-  open, and after they close; whether a normal one-row request on a fresh
-  connection is still answered (status, milliseconds; 10 s at most).
+  after); the server's thread count (``/proc/PID/status``) and open file
+  descriptors idle, with them open, and after they close; whether a normal
+  one-row request on a fresh connection is still answered (status,
+  milliseconds; 10 s at most). "With them open" is read once the count
+  reaches one thread per connection or holds still 5 s (20 s at most): past
+  the listen backlog (128) the kernel lets connections in as the server
+  accepts, so an unbounded server's count creeps up for seconds
+  (``threads_settle_s``).
 
 Usage:
   python bench/serving.py [--models linear,dnn] [--requests 2000]
@@ -222,6 +227,9 @@ class Server:
   def threads(self) -> int:
     with open(f"/proc/{self.proc.pid}/status") as f:
       return int(re.search(r"^Threads:\s+(\d+)", f.read(), re.M)[1])
+
+  def open_fds(self) -> int:
+    return len(os.listdir(f"/proc/{self.proc.pid}/fd"))
 
   def cpu_s(self) -> float:
     times = self.ps.cpu_times()
@@ -484,14 +492,15 @@ def memory_case(server: Server, args: argparse.Namespace) -> dict:
           "load_avg_1m": _load_avg()}
 
 
-def _wait_threads_settle(server: Server, deadline_s: float,
-                         quiet_s: float = 1.0) -> tuple[int, int]:
-  """Polls the thread count until it holds still ``quiet_s``; returns
-  (last, peak)."""
+def _wait_threads(server: Server, done, deadline_s: float = 20.0,
+                  quiet_s: float = 5.0) -> tuple[int, int]:
+  """Polls the thread count until ``done(count)``, or until it has held
+  still ``quiet_s`` (a bounded server stops short of the target), or the
+  deadline; returns (last, peak)."""
   deadline = time.monotonic() + deadline_s
   last = peak = server.threads()
   still_since = time.monotonic()
-  while time.monotonic() < deadline:
+  while time.monotonic() < deadline and not done(last):
     time.sleep(0.05)
     now = server.threads()
     peak = max(peak, now)
@@ -507,6 +516,7 @@ def slowloris_case(server: Server, args: argparse.Namespace,
   import selectors  # pylint: disable=import-outside-toplevel
   import socket  # pylint: disable=import-outside-toplevel
   threads_idle = server.threads()
+  fds_idle = server.open_fds()
   partial = (f"POST {server.path}:predict HTTP/1.1\r\n"
              "Host: 127.0.0.1\r\n").encode()
   socks, connected = [], []
@@ -529,19 +539,24 @@ def slowloris_case(server: Server, args: argparse.Namespace,
           with contextlib.suppress(OSError):
             sock.send(partial)
             connected.append(sock)
-    threads_open, threads_peak = _wait_threads_settle(server, 15.0)
+    t0 = time.monotonic()
+    threads_open, threads_peak = _wait_threads(
+        server, lambda n: n >= threads_idle + len(connected))
+    settle_s = time.monotonic() - t0
+    fds_open = server.open_fds()
     status, ms = post(server.port, server.path + ":predict", one_row,
                       timeout=10.0)
   finally:
     sel.close()
     for sock in socks:
       sock.close()
-  threads_after, _ = _wait_threads_settle(server, 15.0)
+  threads_after, _ = _wait_threads(server, lambda n: n <= threads_idle)
   return {"case": "slowloris", "model": server.name, "batching": False,
           "connections_requested": args.slowloris,
           "connections_open": len(connected), "threads_idle": threads_idle,
           "threads_with_connections": threads_open,
-          "threads_peak": threads_peak,
+          "threads_peak": threads_peak, "threads_settle_s": round(settle_s, 1),
+          "fds_idle": fds_idle, "fds_with_connections": fds_open,
           "normal_request_status": status, "normal_request_ms": ms,
           "threads_after_close": threads_after,
           "rss_mb": round(server.ps.memory_info().rss / 2**20, 1),
