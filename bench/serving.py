@@ -197,7 +197,7 @@ class Server:
         [sys.executable, "-m", "estlab", "serve", export_base,
          "--model-name", name, "--port", "0", *extra],
         stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True,
-        env=env)
+        env=env, cwd=env["PYTHONPATH"].split(os.pathsep)[0])  # see _server_env
     self.url = self.port = self.path = None
     self.ps = psutil.Process(self.proc.pid)
 
@@ -276,7 +276,8 @@ def post(port: int, path: str, body: bytes, timeout: float = 60.0
 def batching_supported(env: dict) -> bool:
   """Whether this estlab's ``serve`` takes ``--enable-batching``."""
   out = subprocess.run([sys.executable, "-m", "estlab", "serve", "--help"],
-                       env=env, capture_output=True, text=True, timeout=120,
+                       env=env, cwd=env["PYTHONPATH"].split(os.pathsep)[0],
+                       capture_output=True, text=True, timeout=120,
                        check=False)
   return _BATCHING_FLAG in out.stdout
 
@@ -610,6 +611,15 @@ def _commit(directory: str) -> str | None:
   return out.stdout.strip() or None
 
 
+def _server_env(checkout: str) -> dict:
+  """The servers' environment: ``checkout`` first on ``PYTHONPATH``. They
+  also run in ``checkout``: ``python -m`` puts the working directory before
+  ``PYTHONPATH``, so another directory's estlab would win."""
+  rest = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+  return dict(os.environ, JAX_PLATFORMS=os.environ.get("JAX_PLATFORMS", "cpu"),
+              PYTHONPATH=os.pathsep.join([checkout] + rest))
+
+
 def main(argv=None) -> int:
   args = parse_args(argv)
   models = [m for m in args.models.split(",") if m]
@@ -621,10 +631,7 @@ def main(argv=None) -> int:
   import estlab  # pylint: disable=import-outside-toplevel
   here = os.path.dirname(os.path.dirname(os.path.abspath(estlab.__file__)))
   checkout = os.path.abspath(args.checkout) if args.checkout else here
-  env = dict(os.environ, JAX_PLATFORMS=os.environ.get("JAX_PLATFORMS", "cpu"),
-             PYTHONPATH=os.pathsep.join(
-                 [checkout] + [p for p in os.environ.get(
-                     "PYTHONPATH", "").split(os.pathsep) if p]))
+  env = _server_env(checkout)
   with tempfile.TemporaryDirectory(dir=args.workdir,
                                    prefix="serving_bench_") as workdir:
     supported = batching_supported(env)
