@@ -40,6 +40,7 @@ import selectors
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 
 _CONTENT_LENGTH = re.compile(rb"\r\ncontent-length:\s*(\d+)", re.I)
@@ -259,7 +260,6 @@ def load(host: str, port: int, request: bytes, connections: int,
     ``processes``.
   """
   processes = max(1, min(processes, connections))
-  import tempfile  # pylint: disable=import-outside-toplevel
   with tempfile.NamedTemporaryFile(dir=workdir, suffix=".http",
                                    delete=False) as f:
     f.write(request)
