@@ -19,3 +19,4 @@ $PY bench/partial_loops.py --model linear
 $PY bench/partial_loops.py --model dnn
 $PY bench/checkpoint_io.py
 $PY bench/scaling.py
+$PY bench/serving.py
