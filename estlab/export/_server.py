@@ -54,7 +54,7 @@ from typing import Any
 import numpy as np
 
 from estlab.export import ServingInputError, load
-from estlab.export import _example_proto
+from estlab.export import _batching, _example_proto
 from estlab.export import _rest_json as _rest
 
 _log = logging.getLogger("estlab.serve")
@@ -93,6 +93,7 @@ class ModelServer(http.server.ThreadingHTTPServer):
     export_dir: the served export directory.
     imported: what ``estlab.export.load`` returned.
     max_body_bytes: larger request bodies are refused with 413.
+    batchers: ``{signature name: _batching.Batcher}`` with batching on.
     url: ``http://host:port/v1/models/<model_name>`` (the bound port).
   """
   daemon_threads = True
@@ -100,8 +101,9 @@ class ModelServer(http.server.ThreadingHTTPServer):
   request_queue_size = 128  # bursts of clients wait in the backlog
 
   def __init__(self, address, imported, *, model_name: str, version: str,
-               export_dir: str, max_body_bytes: int):
+               export_dir: str, max_body_bytes: int, batchers=None):
     self.imported = imported
+    self.batchers = dict(batchers or {})
     self.model_name = model_name
     self.version = version
     self.export_dir = export_dir
@@ -127,6 +129,19 @@ class ModelServer(http.server.ThreadingHTTPServer):
     with self._idle:
       return self._idle.wait_for(lambda: not self._busy, timeout)
 
+  def run_signature(self, name: str, sig, columns: dict) -> dict:
+    """Runs a signature, through its Batcher when batching is on."""
+    try:
+      return _rest.run(self.batchers.get(name, sig), name, columns)
+    except _batching.ServerOverloadedError as e:
+      raise _rest.HTTPError(503, str(e), headers={
+          "Retry-After": str(e.retry_after_seconds)}) from None
+
+  def server_close(self):
+    super().server_close()
+    for batcher in self.batchers.values():
+      batcher.close()
+
   @property
   def url(self) -> str:
     host, port = self.server_address[:2]
@@ -140,7 +155,9 @@ class ModelServer(http.server.ThreadingHTTPServer):
 
 def make_server(export_path: str | os.PathLike, model_name: str = "default",
                 host: str = "127.0.0.1", port: int = 8501,
-                max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> ModelServer:
+                max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+                batching: _batching.BatchingParameters | None = None
+                ) -> ModelServer:
   """Loads an export and binds a TF Serving REST server to it (not started).
 
   Args:
@@ -149,6 +166,9 @@ def make_server(export_path: str | os.PathLike, model_name: str = "default",
     host: interface to bind; ``'0.0.0.0'`` for every interface.
     port: TCP port; 0 picks a free one (read it back from ``server.url``).
     max_body_bytes: request bodies larger than this are refused with 413.
+    batching: with ``BatchingParameters``, concurrent requests to a signature
+      are joined into batches (``_batching``; each batch size is compiled
+      here, before the server answers).
 
   Raises:
     estlab.export.NotAnExportError: (a FileNotFoundError and a ValueError)
@@ -171,20 +191,24 @@ def make_server(export_path: str | os.PathLike, model_name: str = "default",
     raise ValueError(f"max_body_bytes={max_body_bytes!r} must be positive, "
                      f"e.g. {DEFAULT_MAX_BODY_BYTES} (10 MiB).")
   imported = load(export_path)  # the newest complete export under a base
+  batchers = batching and _batching.make_batchers(imported, batching)
   return ModelServer((host, port), imported, model_name=model_name,
                      version=os.path.basename(imported.path),
-                     export_dir=imported.path, max_body_bytes=max_body_bytes)
+                     export_dir=imported.path, max_body_bytes=max_body_bytes,
+                     batchers=batchers)
 
 
 def serve(export_path: str | os.PathLike, model_name: str = "default",
           host: str = "127.0.0.1", port: int = 8501,
-          max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> None:
+          max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+          batching: _batching.BatchingParameters | None = None) -> None:
   """Serves until SIGINT or SIGTERM, then closes the socket and returns.
 
   Prints ``Serving NAME (version V) from DIR at URL`` once it listens.
   Arguments are ``make_server``'s.
   """
-  server = make_server(export_path, model_name, host, port, max_body_bytes)
+  server = make_server(export_path, model_name, host, port, max_body_bytes,
+                       batching)
   stopping = threading.Event()
 
   def _stop(signum, frame):
@@ -375,7 +399,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     if "instances" in body:
       columns, count = _rest.rows_to_columns(body["instances"], input_names,
                                              examples=examples)
-      outputs = _rest.run(sig, name, columns)
+      outputs = self.server.run_signature(name, sig, columns)
       rows = _rest.outputs_to_rows(outputs, count)
       if len(outputs) == 1:
         (key,) = outputs
@@ -391,7 +415,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                          f"values for signature {name!r} (inputs "
                          f"{input_names!r}), not {_rest.preview(inputs)}.")
       inputs = {input_names[0]: inputs}
-    outputs = _rest.run(sig, name, {k: _rest.decode_b64(v) for k, v in inputs.items()})
+    outputs = self.server.run_signature(
+        name, sig, {k: _rest.decode_b64(v) for k, v in inputs.items()})
     answer = {k: _rest.to_json(k, v) for k, v in outputs.items()}
     if len(answer) == 1:
       (answer,) = answer.values()
@@ -429,9 +454,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         columns = {"examples": _example_proto.from_json(rows, sig.inputs)}
       except ServingInputError as e:
         raise _rest.HTTPError(400, f"Signature {name!r}: {e}") from None
-      return _rest.run(sig, name, columns), len(rows)
+      return self.server.run_signature(name, sig, columns), len(rows)
     columns, count = _rest.rows_to_columns(rows, list(sig.inputs), field="examples")
-    return _rest.run(sig, name, columns), count
+    return self.server.run_signature(name, sig, columns), count
 
   def _classify(self, body: dict) -> dict:
     outputs, count = self._examples(body, "classify")
