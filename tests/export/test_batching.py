@@ -34,8 +34,8 @@ _LONG_MICROS = 600_000_000  # a batch closes only when full
 
 
 @pytest.fixture(scope="module")
-def export_dir(tmp_path_factory):
-  """A binary LinearClassifier (predict, classify and regress signatures)."""
+def classifier(tmp_path_factory):
+  """A trained binary LinearClassifier on x=[1,2,3,4] -> [1,1,0,0]."""
   root = tmp_path_factory.mktemp("batching")
   col = estlab.feature_column.numeric_column("x")
   clf = estlab.LinearClassifier([col], model_dir=str(root / "clf"),
@@ -44,9 +44,22 @@ def export_dir(tmp_path_factory):
   clf.train(estlab.inputs.numpy_input_fn(
       {"x": np.array(_X)}, np.array(_Y), batch_size=4, num_epochs=None,
       shuffle=False), steps=200)
+  return clf, root
+
+
+def _export(classifier, base, default_batch_size=None):
+  clf, root = classifier
+  col = estlab.feature_column.numeric_column("x")
   spec = estlab.feature_column.make_parse_example_spec([col])
-  receiver = estlab.export.build_parsing_serving_input_receiver_fn(spec)
-  return os.fsdecode(clf.export_saved_model(str(root / "export"), receiver))
+  receiver = estlab.export.build_parsing_serving_input_receiver_fn(
+      spec, default_batch_size)
+  return os.fsdecode(clf.export_saved_model(str(root / base), receiver))
+
+
+@pytest.fixture(scope="module")
+def export_dir(classifier):
+  """Its export: predict, classify and regress signatures, any batch."""
+  return _export(classifier, "export")
 
 
 @contextlib.contextmanager
@@ -310,3 +323,17 @@ def test_large_batch_splitting_runs_a_request_over_several_batches(export_dir):
       np.testing.assert_array_equal(got[key], want[key])
   finally:
     batcher.close()
+
+
+def test_signatures_with_a_fixed_batch_are_served_without_batching(
+    classifier):
+  fixed = _export(classifier, "fixed_export", default_batch_size=2)
+  params = _batching.BatchingParameters(max_batch_size=8)
+  assert not any(_batching.batchable(sig) for sig in
+                 estlab.export.load(fixed).signatures.values())
+  with _running(fixed, params) as server:
+    assert server.batchers == {}
+    status, _, answer = _post(server.url + ":predict", {
+        "signature_name": "predict", "instances": [{"x": 1.0}, {"x": 4.0}]})
+  assert status == 200, answer
+  assert [row["class_ids"][0] for row in answer["predictions"]] == [1, 0]
