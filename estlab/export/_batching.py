@@ -49,6 +49,7 @@ Example::
 from __future__ import annotations
 
 import collections
+import concurrent.futures
 import dataclasses
 import os
 import threading
@@ -78,7 +79,8 @@ class ServerOverloadedError(RuntimeError):
     retry_after_seconds: what to send in the ``Retry-After`` header.
   """
 
-  def __init__(self, message: str, retry_after_seconds: int = RETRY_AFTER_SECONDS):
+  def __init__(self, message: str,
+               retry_after_seconds: int = RETRY_AFTER_SECONDS):
     super().__init__(message)
     self.retry_after_seconds = retry_after_seconds
 
@@ -217,9 +219,9 @@ def parse_parameters(text: str, where: str = "the batching parameters"
     text_format.Parse(text, message)
   except text_format.ParseError as e:
     fields = [f.name for f in message.DESCRIPTOR.fields]
-    raise ValueError(f"{where}: {str(e).rstrip('.')}; BatchingParameters has the fields "
-                     f"{fields!r}, wrapped as TF Serving writes them, e.g. "
-                     "'max_batch_size { value: 32 }'.") from None
+    raise ValueError(f"{where}: {str(e).rstrip('.')}; BatchingParameters "
+                     f"has the fields {fields!r}, wrapped as TF Serving "
+                     "writes them, e.g. 'max_batch_size { value: 32 }'.") from None
   values = {}
   for field, value in message.ListFields():
     if field.name == "allowed_batch_sizes":
@@ -243,7 +245,8 @@ def read_parameters(path: str | os.PathLike) -> BatchingParameters:
   """
   with open(path, encoding="utf-8") as f:
     text = f.read()
-  return parse_parameters(text, where=f"--batching-parameters-file {os.fspath(path)!r}")
+  return parse_parameters(
+      text, where=f"--batching-parameters-file {os.fspath(path)!r}")
 
 
 # ---------------------------------------------------------------- batcher
@@ -505,11 +508,17 @@ class Batcher:
 def make_batchers(imported: Any, params: BatchingParameters) -> dict:
   """``{signature name: Batcher}`` for an export's batchable signatures.
 
-  Each is warmed up (every bucket compiled) before this returns; signatures
-  that are not ``batchable`` are left out (the server calls them directly).
+  Each is warmed up (every bucket compiled; the signatures side by side, as
+  XLA compiles without the GIL) before this returns; signatures that are
+  not ``batchable`` are left out (the server calls them directly).
   """
-  return {name: Batcher(sig, params)
-          for name, sig in imported.signatures.items() if batchable(sig)}
+  batchers = {name: Batcher(sig, params, warm_up=False)
+              for name, sig in imported.signatures.items() if batchable(sig)}
+  if batchers:
+    with concurrent.futures.ThreadPoolExecutor(len(batchers)) as pool:
+      for done in [pool.submit(b.warm_up) for b in batchers.values()]:
+        done.result()
+  return batchers
 
 
 
