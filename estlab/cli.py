@@ -15,18 +15,21 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-  from estlab.export import _server  # pylint: disable=g-import-not-at-top
+  from estlab.export import _batching, _server  # pylint: disable=g-import-not-at-top
   try:
     if (args.export_dir is None) == (args.model_config_file is None):
       raise ValueError("give EXPORT_DIR_OR_BASE or --model-config-file FILE "
                        "(several models), not " +
                        ("both" if args.export_dir else "neither"))
+    batching = _batching.from_flags(args.enable_batching,
+                                    args.batching_parameters_file)
     _server.serve(args.export_dir, model_name=args.model_name, host=args.host,
                   port=args.port, max_body_bytes=args.max_body_bytes,
                   model_config_file=args.model_config_file,
                   file_system_poll_wait_seconds=args.file_system_poll_wait_seconds,
                   model_config_file_poll_wait_seconds=(
-                      args.model_config_file_poll_wait_seconds))
+                      args.model_config_file_poll_wait_seconds),
+                  batching=batching)
   except (OSError, ValueError) as e:  # no export there, port taken, ...
     print(f"estlab serve: error: {e}", file=sys.stderr)
     return 2
@@ -124,6 +127,14 @@ def build_parser() -> argparse.ArgumentParser:
   serve.add_argument("--max-body-bytes", type=int, default=10 * 1024 * 1024,
                      help="larger request bodies get 413 (default: "
                      "%(default)s)")
+  serve.add_argument("--enable-batching", "--enable_batching",
+                     action="store_true",
+                     help="join concurrent requests into batches (TF "
+                     "Serving's --enable_batching; =true/=false too)")
+  serve.add_argument("--batching-parameters-file",
+                     "--batching_parameters_file", default="", metavar="FILE",
+                     help="TF Serving's BatchingParameters text proto, e.g. "
+                     "'max_batch_size { value: 32 }' (needs --enable-batching)")
   serve.set_defaults(func=_serve)
   insp = sub.add_parser(
       "inspect", help="list a model_dir's checkpoints and their variables")
@@ -139,8 +150,24 @@ def build_parser() -> argparse.ArgumentParser:
   return parser
 
 
+def _bool_flags(argv: list[str]) -> list[str]:
+  """TF Serving's ``--enable_batching=true|false`` as the bare flag (or none)."""
+  out = []
+  for arg in argv:
+    flag, eq, value = arg.partition("=")
+    if eq and flag in ("--enable-batching", "--enable_batching"):
+      if value.lower() not in ("true", "false", "1", "0"):
+        raise SystemExit(f"estlab serve: error: {arg!r}: use true or false.")
+      if value.lower() in ("true", "1"):
+        out.append(flag)
+      continue
+    out.append(arg)
+  return out
+
+
 def main(argv: list[str] | None = None) -> int:
-  args = build_parser().parse_args(argv)
+  argv = sys.argv[1:] if argv is None else argv
+  args = build_parser().parse_args(_bool_flags(argv))
   logging.basicConfig(level=logging.INFO, format="%(message)s")
   for noisy in ("absl", "jax"):
     logging.getLogger(noisy).setLevel(logging.WARNING)

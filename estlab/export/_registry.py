@@ -25,10 +25,10 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
-from estlab.export import _format
+from estlab.export import _batching, _format
 from estlab.export._model_config import (ModelConfig, ModelConfigError,
                                          one_line, order, read_config_file,
                                          versions_on_disk)
@@ -57,6 +57,7 @@ class Servable(NamedTuple):
   version: str
   path: str
   imported: Any  # estlab.export.Imported
+  batchers: Mapping[str, Any] = {}  # signature name -> _batching.Batcher
 
 
 @dataclasses.dataclass
@@ -91,6 +92,13 @@ def _fingerprint(path: str) -> tuple:
   return tuple(sorted(seen))
 
 
+def _close(servable: Servable) -> None:
+  """Stops an unloaded version's batch threads; a request still holding it
+  runs its signature directly (``Batcher.close``)."""
+  for batcher in servable.batchers.values():
+    batcher.close(timeout=0)
+
+
 def _error_code(error: Exception) -> str:
   if isinstance(error, _format.DamagedExportError):
     return "DATA_LOSS"
@@ -118,7 +126,8 @@ class Registry:
                file_system_poll_wait_seconds: float = 1.0,
                config_file: str | None = None,
                model_config_file_poll_wait_seconds: float = 0.0,
-               load: Callable[[str], Any] | None = None):
+               load: Callable[[str], Any] | None = None,
+               batching: _batching.BatchingParameters | None = None):
     for name, value in (
         ("file_system_poll_wait_seconds", file_system_poll_wait_seconds),
         ("model_config_file_poll_wait_seconds",
@@ -129,6 +138,7 @@ class Registry:
     if load is None:
       from estlab.export._loader import load  # pylint: disable=g-import-not-at-top
     self._load = load
+    self._batching = batching  # each version's Batchers, warmed up at load
     self._poll_s = float(file_system_poll_wait_seconds)
     self._config_file = config_file
     self._config_poll_s = float(model_config_file_poll_wait_seconds)
@@ -223,6 +233,8 @@ class Registry:
           model.states[version] = ("LOADING", "OK", "")
       try:
         imported = self._load(path)
+        batchers = (_batching.make_batchers(imported, self._batching)
+                    if self._batching is not None else {})
       except Exception as e:  # pylint: disable=broad-except
         backoff = max(self._poll_s, 1.0)
         if failure is not None and failure.fingerprint == fingerprint:
@@ -235,7 +247,7 @@ class Registry:
                      "it changes, or in %g s): %s", config.name, version, path,
                      backoff, one_line(e))
         continue
-      servable = Servable(config.name, version, path, imported)
+      servable = Servable(config.name, version, path, imported, batchers)
       with self._lock:
         model.available = {**model.available, version: servable}
         model.states[version] = ("AVAILABLE", "OK", "")
@@ -247,6 +259,7 @@ class Registry:
       if keep and len(keep) < len(model.available):  # availability preserved
         for version in set(model.available) - set(keep):
           model.states[version] = ("END", "OK", "")
+          _close(model.available[version])
           _log.info("Unloaded model %r version %s (not in its version policy "
                     "%s any more).", config.name, version,
                     config.describe_policy())
@@ -274,6 +287,7 @@ class Registry:
         if model.config is not None and name not in new:
           for version in model.available:
             model.states[version] = ("END", "OK", "")
+            _close(model.available[version])
           model.available, model.config = {}, None
           changed = True
           _log.info("Unloaded model %r: it left %s.", name, self._config_file)
@@ -305,6 +319,15 @@ class Registry:
     if self._thread is not None:
       self._thread.join(timeout)
       self._thread = None
+
+  def close(self) -> None:
+    """Stops polling and every loaded version's batch threads."""
+    self.stop_polling()
+    with self._lock:
+      servables = [s for m in self._models.values()
+                   for s in m.available.values()]
+    for servable in servables:
+      _close(servable)
 
   def _run(self) -> None:
     tick = min(s for s in (self._poll_s, self._config_poll_s) if s)

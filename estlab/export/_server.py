@@ -56,7 +56,7 @@ from typing import Any
 import numpy as np
 
 from estlab.export import ServingInputError
-from estlab.export import _example_proto
+from estlab.export import _batching, _example_proto
 from estlab.export import _registry
 from estlab.export import _rest_json as _rest
 
@@ -95,9 +95,10 @@ class ModelServer(http.server.ThreadingHTTPServer):
     registry: the loaded versions (``_registry.Registry``); polled for
       new versions while ``serve_forever`` runs.
     model_name: the first model's name (for one model, the name in the URLs).
-    version, export_dir, imported: the first model's newest loaded version:
-      its directory's name, the directory, what ``estlab.export.load``
-      returned.
+    version, export_dir, imported, batchers: the first model's newest loaded
+      version: its directory's name, the directory, what
+      ``estlab.export.load`` returned, its ``_batching.Batcher`` per
+      signature (empty without batching).
     max_body_bytes: larger request bodies are refused with 413.
     url: ``http://host:port/v1/models/<model_name>`` (the bound port).
   """
@@ -135,6 +136,16 @@ class ModelServer(http.server.ThreadingHTTPServer):
     host, port = self.server_address[:2]
     return f"http://{host}:{port}/v1/models/{name}"
 
+  def run_signature(self, servable: _registry.Servable, name: str, sig,
+                    columns: dict) -> dict:
+    """Runs a signature of ``servable``, through its Batcher when batching
+    is on."""
+    try:
+      return _rest.run(servable.batchers.get(name, sig), name, columns)
+    except _batching.ServerOverloadedError as e:
+      raise _rest.HTTPError(503, str(e), headers={
+          "Retry-After": str(e.retry_after_seconds)}) from None
+
   @property
   def url(self) -> str:
     return self.model_url(self.model_name)
@@ -151,6 +162,11 @@ class ModelServer(http.server.ThreadingHTTPServer):
   def imported(self):
     return self.registry.resolve(self.model_name).imported
 
+  @property
+  def batchers(self) -> dict:
+    """The first model's newest version's ``{signature: Batcher}``."""
+    return dict(self.registry.resolve(self.model_name).batchers)
+
   def serve_forever(self, poll_interval=0.5):
     """Serves, polling the models' base paths (and config file) meanwhile."""
     self.registry.start_polling()
@@ -160,7 +176,7 @@ class ModelServer(http.server.ThreadingHTTPServer):
       self.registry.stop_polling()
 
   def server_close(self):
-    self.registry.stop_polling()
+    self.registry.close()
     super().server_close()
 
   def handle_error(self, request, client_address):
@@ -175,7 +191,8 @@ def make_server(export_path: str | os.PathLike | None = None,
                 max_body_bytes: int = DEFAULT_MAX_BODY_BYTES, *,
                 model_config_file: str | os.PathLike | None = None,
                 file_system_poll_wait_seconds: float = 1.0,
-                model_config_file_poll_wait_seconds: float = 0.0
+                model_config_file_poll_wait_seconds: float = 0.0,
+                batching: _batching.BatchingParameters | None = None
                 ) -> ModelServer:
   """Loads the exports and binds a TF Serving REST server to them (not started).
 
@@ -192,6 +209,9 @@ def make_server(export_path: str | os.PathLike | None = None,
       versions under each base path (0: never).
     model_config_file_poll_wait_seconds: how often it re-reads
       ``model_config_file`` (0: never).
+    batching: with ``BatchingParameters``, concurrent requests to a signature
+      are joined into batches (``_batching``; each batch size of each loaded
+      version is compiled when it loads, before it answers).
 
   Raises:
     estlab.export.NotAnExportError: (a FileNotFoundError and a ValueError)
@@ -215,7 +235,8 @@ def make_server(export_path: str | os.PathLike | None = None,
   if max_body_bytes <= 0:
     raise ValueError(f"max_body_bytes={max_body_bytes!r} must be positive, "
                      f"e.g. {DEFAULT_MAX_BODY_BYTES} (10 MiB).")
-  polls = {"file_system_poll_wait_seconds": file_system_poll_wait_seconds}
+  polls = {"file_system_poll_wait_seconds": file_system_poll_wait_seconds,
+           "batching": batching}
   if (export_path is None) == (model_config_file is None):
     raise ValueError(
         f"export_path={export_path!r}, model_config_file={model_config_file!r}"
@@ -439,7 +460,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     if "instances" in body:
       columns, count = _rest.rows_to_columns(body["instances"], input_names,
                                              examples=examples)
-      outputs = _rest.run(sig, name, columns)
+      outputs = self.server.run_signature(self._servable, name, sig, columns)
       rows = _rest.outputs_to_rows(outputs, count)
       if len(outputs) == 1:
         (key,) = outputs
@@ -455,7 +476,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                          f"values for signature {name!r} (inputs "
                          f"{input_names!r}), not {_rest.preview(inputs)}.")
       inputs = {input_names[0]: inputs}
-    outputs = _rest.run(sig, name, {k: _rest.decode_b64(v) for k, v in inputs.items()})
+    outputs = self.server.run_signature(
+        self._servable, name, sig,
+        {k: _rest.decode_b64(v) for k, v in inputs.items()})
     answer = {k: _rest.to_json(k, v) for k, v in outputs.items()}
     if len(answer) == 1:
       (answer,) = answer.values()
@@ -493,9 +516,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         columns = {"examples": _example_proto.from_json(rows, sig.inputs)}
       except ServingInputError as e:
         raise _rest.HTTPError(400, f"Signature {name!r}: {e}") from None
-      return _rest.run(sig, name, columns), len(rows)
+      return self.server.run_signature(self._servable, name, sig, columns), len(rows)
     columns, count = _rest.rows_to_columns(rows, list(sig.inputs), field="examples")
-    return _rest.run(sig, name, columns), count
+    return self.server.run_signature(self._servable, name, sig, columns), count
 
   def _classify(self, body: dict) -> dict:
     outputs, count = self._examples(body, "classify")
