@@ -414,3 +414,37 @@ def test_latest_two_unloads_the_oldest_and_a_held_version_still_runs(
   assert registry.resolve("m").version == "3"
   answer = held.imported.signatures["regression"](x=_X)  # finishes on it
   assert _same(answer["outputs"][:, 0], exports["answer1"])
+
+
+def test_with_batching_each_version_is_warmed_at_load_and_unloading_keeps_answering(
+    exports, tmp_path):
+  """Batching on: every loaded version has its own Batchers, compiled before
+  it is published; an unloaded version's Batcher, still held by a request,
+  answers it directly."""
+  from estlab.export import _batching  # pylint: disable=g-import-not-at-top
+
+  base = tmp_path / "base"
+  base.mkdir()
+  _copy_version(exports[1], base, 1)
+  registry = _registry.Registry.single(
+      str(base), "m", file_system_poll_wait_seconds=0,
+      batching=_batching.BatchingParameters(max_batch_size=8))
+  registry.start()
+  held = registry.resolve("m")
+  assert held.batchers and all(b.batch_sizes == set() and b.calls == 0
+                               for b in held.batchers.values())
+  _copy_version(exports[2], base, 2)
+  registry.poll()
+  new = registry.resolve("m")
+  assert new.version == "2" and new.batchers
+  compiled = new.batchers["regression"].signature.cache_size()
+  assert compiled == 4  # 1, 2, 4, 8 rows, before the version was published
+  answer = new.batchers["regression"]({"x": _X})
+  assert _same(answer["outputs"][:, 0], exports["answer2"])
+  assert new.batchers["regression"].signature.cache_size() == compiled
+  # Version 1 was unloaded (latest 1); a request holding it still answers.
+  assert [(s["version"], s["state"]) for s in registry.status("m")[
+      "model_version_status"]] == [("2", "AVAILABLE"), ("1", "END")]
+  old = held.batchers["regression"]({"x": _X})
+  assert _same(old["outputs"][:, 0], exports["answer1"])
+  registry.close()
