@@ -18,7 +18,9 @@ def _serve(args: argparse.Namespace) -> int:
   from estlab.export import _server  # pylint: disable=g-import-not-at-top
   try:
     _server.serve(args.export_dir, model_name=args.model_name, host=args.host,
-                  port=args.port, max_body_bytes=args.max_body_bytes)
+                  port=args.port, max_body_bytes=args.max_body_bytes,
+                  num_threads=args.rest_api_num_threads,
+                  timeout_ms=args.rest_api_timeout_in_ms)
   except (OSError, ValueError) as e:  # no export there, port taken, ...
     print(f"estlab serve: error: {e}", file=sys.stderr)
     return 2
@@ -101,6 +103,14 @@ def build_parser() -> argparse.ArgumentParser:
   serve.add_argument("--max-body-bytes", type=int, default=10 * 1024 * 1024,
                      help="larger request bodies get 413 (default: "
                      "%(default)s)")
+  serve.add_argument("--rest-api-num-threads", "--rest_api_num_threads",
+                     type=int, default=None, metavar="N",
+                     help="handler threads; connections past them and a "
+                     "queue of 4*N get 503 (default: max(16, 4 * CPUs))")
+  serve.add_argument("--rest-api-timeout-in-ms", "--rest_api_timeout_in_ms",
+                     type=int, default=30000, metavar="MS",
+                     help="a computation running longer answers 504 "
+                     "(default: %(default)s, as TF Serving)")
   serve.set_defaults(func=_serve)
   insp = sub.add_parser(
       "inspect", help="list a model_dir's checkpoints and their variables")

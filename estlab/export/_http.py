@@ -1,0 +1,498 @@
+"""The HTTP transport of ``estlab serve``: a bounded pool over ``http.server``.
+
+The standard library parses HTTP (``http.server.BaseHTTPRequestHandler``);
+this module decides who runs it and how answers leave:
+
+* A fixed pool of ``num_threads`` handler threads takes accepted connections
+  from a queue of at most ``max_queued`` connections. Past that the accepting
+  thread answers ``503`` with ``Retry-After: 1`` and closes at once: a flood of
+  connections (slowloris) costs sockets, never threads.
+* A connection holds its handler while it sends requests; a keep-alive
+  connection idle for ``idle_timeout_s`` is closed, and an answer given
+  while other connections wait in the queue says ``Connection: close``, so a
+  client with a pool of keep-alive connections cannot starve the queue.
+* Every accepted socket has ``TCP_NODELAY``, and an answer (status line,
+  headers and body) leaves in one ``sendall``: otherwise Nagle's algorithm
+  holds the body back until the client's delayed ACK, ~40 ms per request.
+* A request body is read in chunks under ``body_timeout_s`` of silence: a
+  body shorter than its ``Content-Length`` is a 400 that names both counts.
+* ``drain`` (graceful stop): stop accepting, answer the queued connections
+  503, let the requests being answered finish, close idle keep-alive
+  connections, stop the pool.
+
+Example::
+
+  server = PooledHTTPServer(('127.0.0.1', 0), JSONRequestHandler,
+                            num_threads=4, max_queued=16)
+  threading.Thread(target=server.serve_forever, daemon=True).start()
+  ...
+  server.shutdown(); server.drain(timeout=30.0)
+"""
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import ctypes.util
+import email.utils
+import http
+import http.server
+import json
+import logging
+import os
+import queue
+import select
+import socket
+import threading
+import time
+import traceback
+from typing import Any
+
+_log = logging.getLogger("estlab.serve")
+
+DEFAULT_IDLE_TIMEOUT_S = 5.0
+DEFAULT_BODY_TIMEOUT_S = 5.0
+DEFAULT_BODY_WAIT_S = 5.0
+_TRIM_AFTER_BYTES = 1 << 20  # malloc_trim once idle after a body this big
+_POLL_S = 0.25  # how often an idle keep-alive handler looks for a stop
+_CHUNK = 1 << 16
+
+
+def default_num_threads() -> int:
+  """``max(16, 4 * CPUs)``: TF Serving's ``4 * CPUs``, at least 16."""
+  return max(16, 4 * (os.cpu_count() or 1))
+
+
+class HTTPError(Exception):
+  """An answer other than 200: ``status`` and a message for ``{"error": ...}``."""
+
+  def __init__(self, status: int, message: str, headers: dict | None = None):
+    super().__init__(message)
+    self.status = status
+    self.message = message
+    self.headers = headers or {}
+
+
+def response_bytes(status: int, answer: Any, headers: dict | None = None, *,
+                   close: bool = False, head: bool = False) -> bytes:
+  """A whole HTTP/1.1 answer with a JSON body, ready for one ``sendall``.
+
+  ``allow_nan=False``: an answer is always valid JSON (non-finite numbers
+  must have been written as strings before; a bug here is a 500).
+  """
+  body = json.dumps(answer, allow_nan=False).encode()
+  try:
+    phrase = http.HTTPStatus(status).phrase
+  except ValueError:
+    phrase = "Error"
+  lines = [f"HTTP/1.1 {status} {phrase}", "Server: estlab-serve",
+           f"Date: {email.utils.formatdate(usegmt=True)}"]
+  lines += [f"{k}: {v}" for k, v in (headers or {}).items()]
+  lines += ["Content-Type: application/json", f"Content-Length: {len(body)}"]
+  if close:
+    lines.append("Connection: close")
+  head_bytes = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+  return head_bytes if head else head_bytes + body
+
+
+_libc_trim = None
+
+
+def malloc_trim() -> None:
+  """Returns freed heap memory to the system (glibc only; else nothing).
+
+  CPython frees a big request's objects to glibc's heap, which keeps them
+  (its trim threshold only sees the top of the heap): the process would stay
+  at its peak after one large body.
+  """
+  global _libc_trim
+  if _libc_trim is None:
+    _libc_trim = False
+    with contextlib.suppress(OSError, AttributeError, TypeError):
+      name = ctypes.util.find_library("c")
+      if name:
+        _libc_trim = ctypes.CDLL(name).malloc_trim
+  if _libc_trim:
+    _libc_trim(0)
+
+
+class PooledHTTPServer(http.server.HTTPServer):
+  """An HTTP server whose connections are served by a fixed pool of threads.
+
+  Args (beyond ``HTTPServer``'s):
+    num_threads: handler threads (connections served at once).
+    max_queued: accepted connections waiting for a handler; more get 503.
+    idle_timeout_s: a keep-alive connection silent this long is closed.
+    body_timeout_s: a request whose body stalls this long is a 400.
+    bodies_in_flight_bytes: request bodies being read, parsed and answered
+      at once (their ``Content-Length`` summed); a request that would pass it
+      waits up to ``body_wait_s`` for others to finish, then gets 503. A lone
+      request is always let in. The JSON of a body expands ~10x in Python
+      objects: this bounds the memory big concurrent requests take.
+    body_wait_s: see ``bodies_in_flight_bytes``.
+    max_body_bytes: larger request bodies are refused with 413 (unread).
+  """
+  allow_reuse_address = True
+  request_queue_size = 128  # the kernel's backlog, before accept
+
+  def __init__(self, address, handler_class, *, num_threads: int,
+               max_queued: int, idle_timeout_s: float = DEFAULT_IDLE_TIMEOUT_S,
+               body_timeout_s: float = DEFAULT_BODY_TIMEOUT_S,
+               bodies_in_flight_bytes: int = 1 << 62,
+               body_wait_s: float = DEFAULT_BODY_WAIT_S,
+               max_body_bytes: int = 10 * 1024 * 1024):
+    if num_threads < 1:
+      raise ValueError(f"num_threads={num_threads!r} must be at least 1, e.g. "
+                       f"{default_num_threads()}.")
+    if max_queued < 1:
+      raise ValueError(f"max_queued={max_queued!r} must be at least 1, e.g. "
+                       f"{4 * num_threads}.")
+    self.num_threads = num_threads
+    self.idle_timeout_s = idle_timeout_s
+    self.body_timeout_s = body_timeout_s
+    self.bodies_in_flight_bytes = bodies_in_flight_bytes
+    self.body_wait_s = body_wait_s
+    self.max_body_bytes = max_body_bytes
+    self._body_bytes = 0  # Content-Length of the requests let in, summed
+    self._big_done = False  # a big body finished: trim the heap when idle
+    self._queue: queue.Queue = queue.Queue(maxsize=max_queued)
+    self._stopping = threading.Event()
+    self._busy = 0  # requests being answered
+    self._idle = threading.Condition()
+    super().__init__(address, handler_class)
+    self._workers = [
+        threading.Thread(target=self._work, name=f"estlab-http-{i}",
+                         daemon=True) for i in range(num_threads)]
+    for worker in self._workers:
+      worker.start()
+
+  # ------------------------------------------------------------ accepting
+
+  def process_request(self, request, client_address):
+    """Runs in the accepting thread: queue the connection or refuse it."""
+    with contextlib.suppress(OSError):
+      request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    try:
+      if self._stopping.is_set():
+        raise queue.Full
+      self._queue.put_nowait((request, client_address))
+    except queue.Full:
+      self.refuse(request, "The server is busy: all "
+                  f"{self.num_threads} handler threads are serving "
+                  "connections and the queue of waiting ones is full; retry "
+                  "after a second.")
+
+  def refuse(self, sock: socket.socket, message: str) -> None:
+    """Answers 503 with ``Retry-After: 1`` and closes, without blocking.
+
+    What the client already sent is read first (without waiting), so that
+    closing does not reset the connection before the answer is read.
+    """
+    try:
+      sock.setblocking(False)
+      with contextlib.suppress(BlockingIOError, InterruptedError):
+        for _ in range(16):
+          if not sock.recv(_CHUNK):
+            break
+      sock.settimeout(1.0)
+      sock.sendall(response_bytes(503, {"error": message},
+                                  {"Retry-After": "1"}, close=True))
+      sock.shutdown(socket.SHUT_WR)
+    except OSError:
+      pass
+    finally:
+      sock.close()
+
+  def waiting(self) -> bool:
+    """Whether connections wait in the queue for a handler."""
+    return not self._queue.empty()
+
+  # ----------------------------------------------------------- the pool
+
+  def _work(self) -> None:
+    while True:
+      item = self._queue.get()
+      if item is None:
+        return
+      request, client_address = item
+      try:
+        self.finish_request(request, client_address)
+      except Exception:  # pylint: disable=broad-except
+        self.handle_error(request, client_address)
+      finally:
+        self.shutdown_request(request)
+
+  def await_request(self, sock: socket.socket, rfile) -> bool:
+    """Waits for a connection's next request: False to close it instead.
+
+    False after ``idle_timeout_s`` of silence or once the server stops;
+    True at once if a pipelined request is already buffered.
+    """
+    try:
+      sock.setblocking(False)
+      if rfile.peek(1):
+        return True
+    except OSError:
+      return True  # let the handler meet the error
+    finally:
+      with contextlib.suppress(OSError):
+        sock.settimeout(self.body_timeout_s)
+    deadline = time.monotonic() + self.idle_timeout_s
+    while not self._stopping.is_set():
+      left = deadline - time.monotonic()
+      if left <= 0:
+        return False
+      try:
+        readable, _, _ = select.select([sock], [], [], min(left, _POLL_S))
+      except (OSError, ValueError):
+        return False
+      if readable:
+        return not self._stopping.is_set()
+    return False
+
+  @contextlib.contextmanager
+  def answering(self):
+    """Counts a request in flight, for ``wait_idle`` and ``drain``."""
+    with self._idle:
+      self._busy += 1
+    try:
+      yield
+    finally:
+      with self._idle:
+        self._busy -= 1
+        self._idle.notify_all()
+
+  @contextlib.contextmanager
+  def body_budget(self, length: int):
+    """Holds ``length`` bytes of ``bodies_in_flight_bytes`` while a request
+    is answered (503 if they do not free up within ``body_wait_s``)."""
+    if length <= 0:
+      yield
+      return
+    with self._idle:
+      let_in = self._idle.wait_for(
+          lambda: (not self._body_bytes or self._body_bytes + length
+                   <= self.bodies_in_flight_bytes), self.body_wait_s)
+      if not let_in:
+        raise HTTPError(503, f"The server is busy with {self._body_bytes} bytes "
+                        "of request bodies (its limit: "
+                        f"{self.bodies_in_flight_bytes}); retry after a "
+                        "second, or send smaller requests.",
+                        headers={"Retry-After": "1"})
+      self._body_bytes += length
+    try:
+      yield
+    finally:
+      with self._idle:
+        self._body_bytes -= length
+        self._big_done |= length >= _TRIM_AFTER_BYTES
+        trim = self._big_done and not self._body_bytes
+        if trim:
+          self._big_done = False
+        self._idle.notify_all()
+      if trim:
+        malloc_trim()
+
+  def wait_idle(self, timeout: float) -> bool:
+    """Waits until no request is being answered; False if ``timeout`` passed."""
+    with self._idle:
+      return self._idle.wait_for(lambda: not self._busy, timeout)
+
+  @property
+  def stopping(self) -> bool:
+    return self._stopping.is_set()
+
+  def drain(self, timeout: float) -> bool:
+    """Stops gracefully after ``shutdown()``; False if requests outlived it.
+
+    Closes the listening socket, answers queued connections 503, lets the
+    requests being answered finish (at most ``timeout`` seconds; their
+    answers say ``Connection: close``), closes idle keep-alive connections
+    and stops the pool.
+    """
+    self._stopping.set()
+    self.socket.close()
+    while True:
+      try:
+        item = self._queue.get_nowait()
+      except queue.Empty:
+        break
+      if item is not None:
+        self.refuse(item[0], "The server is shutting down; retry on "
+                    "another replica or after it restarts.")
+    finished = self.wait_idle(timeout)
+    for _ in self._workers:
+      self._queue.put(None)
+    deadline = time.monotonic() + (timeout if finished else 1.0) + 2 * _POLL_S
+    for worker in self._workers:
+      worker.join(max(0.0, deadline - time.monotonic()))
+    return finished
+
+  def server_close(self):
+    if not self._stopping.is_set():
+      self._stopping.set()
+      for _ in self._workers:
+        with contextlib.suppress(queue.Full):
+          self._queue.put_nowait(None)
+    super().server_close()
+
+  def handle_error(self, request, client_address):
+    # A client that hangs up mid-answer is not the server's problem.
+    _log.debug("Connection from %s failed:\n%s", client_address,
+               traceback.format_exc())
+
+
+class JSONRequestHandler(http.server.BaseHTTPRequestHandler):
+  """One connection's requests, answered with JSON in one send each.
+
+  Subclasses implement ``answer(method) -> (status, answer, headers)``
+  (raise ``HTTPError`` for an error answer).
+  """
+  server: PooledHTTPServer
+  protocol_version = "HTTP/1.1"
+  default_request_version = "HTTP/1.0"  # garbled request: still a status line
+  server_version = "estlab-serve"
+
+  _body_left = False  # an unread request body: drained after answering
+
+  def setup(self):
+    self.timeout = self.server.body_timeout_s  # silence within a request
+    super().setup()
+
+  def handle(self):
+    self.close_connection = True
+    while self.server.await_request(self.connection, self.rfile):
+      self.handle_one_request()
+      if self.close_connection:
+        return
+
+  def do_GET(self):  # pylint: disable=invalid-name
+    self._body_left = bool(self.headers.get("Content-Length", "0") != "0" or
+                           self.headers.get("Transfer-Encoding"))
+    with self.server.answering():
+      try:
+        with self.server.body_budget(self._announced_length()):
+          status, answer, headers = self.answer(self.command)
+          # Serialized under the budget too: the answer's JSON is big.
+          data = self.answer_bytes(status, answer, headers)
+        self.send_bytes(data)
+        return
+      except HTTPError as e:
+        status, answer, headers = e.status, {"error": e.message}, e.headers
+      except Exception as e:  # pylint: disable=broad-except
+        _log.exception("Internal error answering %s %s", self.command, self.path)
+        status, answer, headers = 500, {
+            "error": f"Internal error: {type(e).__name__}: {e}"}, {}
+      self.send_json(status, answer, headers)
+
+  do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_GET
+
+  def answer(self, method: str) -> tuple[int, Any, dict]:
+    raise NotImplementedError
+
+  def _announced_length(self) -> int:
+    length = self.headers.get("Content-Length", "")
+    length = int(length) if length.strip().isdigit() else 0
+    return length if length <= self.server.max_body_bytes else 0  # a 413
+
+  def send_error(self, code, message=None, explain=None):
+    """The base class's errors (bad request line, ...) as JSON too."""
+    del explain
+    try:
+      phrase = http.HTTPStatus(code).phrase
+    except ValueError:
+      phrase = "Error"
+    self.close_connection = True
+    self.send_json(code, {"error": message or phrase})
+
+  def log_message(self, format, *args):  # pylint: disable=redefined-builtin
+    _log.debug("%s %s", self.address_string(), format % args)
+
+  def read_body(self) -> bytearray:
+    """The request body, exactly ``Content-Length`` bytes, read in chunks.
+
+    Raises:
+      HTTPError: 411 without ``Content-Length``, 400 for a bad one or a body
+        that ends (or stalls ``body_timeout_s``) before it, 413 over ``limit``.
+    """
+    limit = self.server.max_body_bytes
+    length = self.headers.get("Content-Length")
+    if length is None:
+      raise HTTPError(411, "The request has no Content-Length header; send the "
+                      "JSON body with its length (chunked bodies are not read).")
+    if not length.strip().isdigit():
+      raise HTTPError(400, f"Content-Length={length!r} is not a byte count.")
+    expected = int(length)
+    if expected > limit:
+      raise HTTPError(413, f"The request body has {expected} bytes, over the "
+                      f"limit of {limit}; send fewer examples per request or "
+                      "restart the server with a larger --max-body-bytes.")
+    body = bytearray(expected)
+    view = memoryview(body)
+    got = 0
+    why = "the client closed the connection"
+    try:
+      while got < expected:
+        n = self.rfile.readinto1(view[got:])  # one recv: counts survive
+        if not n:
+          break
+        got += n
+    except TimeoutError:
+      why = f"nothing came for {self.server.body_timeout_s:g} s"
+    except OSError as e:
+      why = f"reading failed: {e}"
+    finally:
+      view.release()
+    if got < expected:
+      self.close_connection = True
+      self._body_left = False  # nothing more to read
+      raise HTTPError(400, f"The request body ended after {got} of the "
+                      f"{expected} bytes its Content-Length announced "
+                      f"({why}); send the whole body, or the right "
+                      "Content-Length.")
+    self._body_left = False
+    return body
+
+  def send_json(self, status: int, answer: Any, headers=None) -> None:
+    """Writes the whole answer in one ``sendall`` (no Nagle delay)."""
+    self.send_bytes(self.answer_bytes(status, answer, headers))
+
+  def answer_bytes(self, status: int, answer: Any, headers=None) -> bytes:
+    """The answer as bytes; decides ``Connection: close`` first."""
+    if self._body_left or self.server.stopping or self.server.waiting():
+      self.close_connection = True
+    self.log_request(status)
+    try:
+      return response_bytes(status, answer, headers,
+                            close=self.close_connection,
+                            head=self.command == "HEAD")
+    except ValueError as e:  # a non-finite number: a bug, said as JSON
+      _log.exception("Answer is not valid JSON")
+      return response_bytes(
+          500, {"error": f"Internal error: the answer is not JSON: {e}"},
+          close=self.close_connection)
+
+  def send_bytes(self, data: bytes) -> None:
+    try:
+      self.connection.settimeout(max(30.0, self.server.body_timeout_s))
+      self.wfile.write(data)
+    except OSError:
+      self.close_connection = True
+
+  def finish(self):
+    """A lingering close when the body was left unread (as Apache and nginx do).
+
+    Closing a socket with unread input sends a TCP reset, which can destroy
+    the answer before the client reads it; so stop writing, then read and
+    drop what the client still sends, for at most a few seconds.
+    """
+    super().finish()
+    if not self._body_left:
+      return
+    try:
+      self.connection.shutdown(socket.SHUT_WR)
+      self.connection.settimeout(1.0)
+      deadline = time.monotonic() + 5.0
+      while time.monotonic() < deadline and self.connection.recv(_CHUNK):
+        pass
+    except OSError:
+      pass
