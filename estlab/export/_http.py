@@ -40,7 +40,9 @@ import json
 import logging
 import os
 import queue
+import resource
 import select
+import selectors
 import socket
 import threading
 import time
@@ -54,6 +56,8 @@ DEFAULT_BODY_TIMEOUT_S = 5.0
 DEFAULT_BODY_WAIT_S = 5.0
 _TRIM_AFTER_BYTES = 1 << 20  # malloc_trim once idle after a body this big
 _POLL_S = 0.25  # how often an idle keep-alive handler looks for a stop
+_RECHECK_S = 0.05  # how often a connection with half a request head is read
+_MAX_HEAD = 1 << 16  # http.server refuses longer lines; let it say so
 _CHUNK = 1 << 16
 
 
@@ -130,6 +134,9 @@ class PooledHTTPServer(http.server.HTTPServer):
       objects: this bounds the memory big concurrent requests take.
     body_wait_s: see ``bodies_in_flight_bytes``.
     max_body_bytes: larger request bodies are refused with 413 (unread).
+    max_pending: connections accepted whose request head has not all come
+      (they wait in the accepting thread, not in a handler); more get 503.
+      Default: 4096, less if the open-files limit is lower.
   """
   allow_reuse_address = True
   request_queue_size = 128  # the kernel's backlog, before accept
@@ -139,7 +146,8 @@ class PooledHTTPServer(http.server.HTTPServer):
                body_timeout_s: float = DEFAULT_BODY_TIMEOUT_S,
                bodies_in_flight_bytes: int = 1 << 62,
                body_wait_s: float = DEFAULT_BODY_WAIT_S,
-               max_body_bytes: int = 10 * 1024 * 1024):
+               max_body_bytes: int = 10 * 1024 * 1024,
+               max_pending: int | None = None):
     if num_threads < 1:
       raise ValueError(f"num_threads={num_threads!r} must be at least 1, e.g. "
                        f"{default_num_threads()}.")
@@ -157,6 +165,14 @@ class PooledHTTPServer(http.server.HTTPServer):
     self._queue: queue.Queue = queue.Queue(maxsize=max_queued)
     self._stopping = threading.Event()
     self._busy = 0  # requests being answered
+    self._held = 0  # connections the handler threads hold
+    self._shutdown_asked = threading.Event()
+    self._pending = {}
+    self._is_down = threading.Event()
+    self._is_down.set()
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    self.max_pending = max_pending or max(
+        16, min(4096, (soft if soft > 0 else 4096) - 4 * num_threads - 64))
     self._idle = threading.Condition()
     super().__init__(address, handler_class)
     self._workers = [
@@ -167,16 +183,119 @@ class PooledHTTPServer(http.server.HTTPServer):
 
   # ------------------------------------------------------------ accepting
 
-  def process_request(self, request, client_address):
-    """Runs in the accepting thread: queue the connection or refuse it."""
+  def serve_forever(self, poll_interval: float = 0.5) -> None:
+    """Accepts connections and hands each to the pool once its request
+    head (request line and headers) has come, until ``shutdown()``.
+
+    A connection that sends nothing, or half a head (slowloris), waits here
+    at the cost of a socket, never of a thread, and is closed after
+    ``idle_timeout_s``; at most ``max_pending`` wait so.
+    """
+    self._is_down.clear()
+    sel = selectors.DefaultSelector()
+    sel.register(self.socket, selectors.EVENT_READ, None)
+    pending = self._pending = {}  # socket -> (client address, deadline)
+    later = set()  # sockets with half a head: looked at again at recheck_at
+    recheck_at = scan_at = 0.0
+    try:
+      while not self._shutdown_asked.is_set():
+        now = time.monotonic()
+        wake = min(recheck_at if later else now + poll_interval,
+                   scan_at if pending else now + poll_interval)
+        events = sel.select(max(0.0, wake - now))
+        now = time.monotonic()
+        for key, _ in events:
+          if key.data is None:
+            self._accept(sel, pending, now)
+            continue
+          sock = key.fileobj
+          sel.unregister(sock)
+          state = self._head_state(sock)
+          if state == "whole":
+            self._dispatch(sock, pending.pop(sock)[0])
+          elif state == "closed":
+            pending.pop(sock)
+            sock.close()
+          else:  # unread bytes keep it readable: wait before looking again
+            if not later:
+              recheck_at = now + _RECHECK_S
+            later.add(sock)
+        if later and now >= recheck_at:
+          for sock in later:
+            sel.register(sock, selectors.EVENT_READ, True)
+          later.clear()
+        if pending and now >= scan_at:
+          scan_at = now + _POLL_S
+          for sock, (_, deadline) in list(pending.items()):
+            if now > deadline:  # silent too long: closed without a word
+              pending.pop(sock)
+              if sock in later:
+                later.discard(sock)
+              else:
+                sel.unregister(sock)
+              sock.close()
+    finally:
+      for sock in pending:
+        sock.close()
+      sel.close()
+      self._shutdown_asked.clear()
+      self._is_down.set()
+
+  def shutdown(self) -> None:
+    """Stops ``serve_forever`` (from another thread) and waits for it."""
+    self._shutdown_asked.set()
+    self._is_down.wait()
+
+  def _accept(self, sel, pending: dict, now: float) -> None:
+    try:
+      sock, address = self.socket.accept()
+    except OSError:
+      return
     with contextlib.suppress(OSError):
-      request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+      sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    if self._stopping.is_set() or len(pending) >= self.max_pending:
+      self.refuse(sock, "The server is busy: "
+                  f"{len(pending)} connections are sending their request; "
+                  "retry after a second.")
+      return
+    sock.setblocking(False)
+    if self._head_state(sock) == "whole":  # the usual case: at once
+      self._dispatch(sock, address)
+      return
+    pending[sock] = (address, now + self.idle_timeout_s)
+    sel.register(sock, selectors.EVENT_READ, True)
+
+  @staticmethod
+  def _head_state(sock: socket.socket) -> str:
+    """'whole' (a request head came), 'partial' or 'closed' (EOF, error)."""
+    try:
+      data = sock.recv(_MAX_HEAD, socket.MSG_PEEK)
+    except (BlockingIOError, InterruptedError):
+      return "partial"
+    except OSError:
+      return "closed"
+    if not data:
+      return "closed"
+    if b"\n\r\n" in data or b"\n\n" in data or len(data) >= _MAX_HEAD:
+      return "whole"
+    # A peek shows the bytes, not the FIN behind them: ask for a hang-up.
+    rdhup = getattr(select, "POLLRDHUP", 0)
+    if rdhup:
+      poll = select.poll()
+      poll.register(sock, rdhup)
+      if poll.poll(0):
+        return "closed"
+    return "partial"
+
+  def _dispatch(self, sock: socket.socket, address) -> None:
+    """Queues a connection for a handler thread, or refuses it (503)."""
+    sock.setblocking(True)
     try:
       if self._stopping.is_set():
         raise queue.Full
-      self._queue.put_nowait((request, client_address))
+      self._queue.put_nowait((sock, address))
     except queue.Full:
-      self.refuse(request, "The server is busy: all "
+      self.refuse(sock, "The server is busy: all "
                   f"{self.num_threads} handler threads are serving "
                   "connections and the queue of waiting ones is full; retry "
                   "after a second.")
@@ -206,6 +325,18 @@ class PooledHTTPServer(http.server.HTTPServer):
     """Whether connections wait in the queue for a handler."""
     return not self._queue.empty()
 
+  def queued(self) -> int:
+    """Connections waiting in the queue for a handler thread."""
+    return self._queue.qsize()
+
+  def pending(self) -> int:
+    """Connections accepted whose request head has not all come."""
+    return len(self._pending)
+
+  def held(self) -> int:
+    """Connections being served by the handler threads."""
+    return self._held
+
   # ----------------------------------------------------------- the pool
 
   def _work(self) -> None:
@@ -214,12 +345,16 @@ class PooledHTTPServer(http.server.HTTPServer):
       if item is None:
         return
       request, client_address = item
+      with self._idle:
+        self._held += 1
       try:
         self.finish_request(request, client_address)
       except Exception:  # pylint: disable=broad-except
         self.handle_error(request, client_address)
       finally:
         self.shutdown_request(request)
+        with self._idle:
+          self._held -= 1
 
   def await_request(self, sock: socket.socket, rfile) -> bool:
     """Waits for a connection's next request: False to close it instead.
@@ -245,8 +380,8 @@ class PooledHTTPServer(http.server.HTTPServer):
         readable, _, _ = select.select([sock], [], [], min(left, _POLL_S))
       except (OSError, ValueError):
         return False
-      if readable:
-        return not self._stopping.is_set()
+      if readable:  # a request that came is answered, even when stopping
+        return True
     return False
 
   @contextlib.contextmanager

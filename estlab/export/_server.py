@@ -184,6 +184,7 @@ def make_server(export_path: str | os.PathLike, model_name: str = "default",
                 num_threads: int | None = None,
                 timeout_ms: int = DEFAULT_TIMEOUT_MS,
                 max_queued: int | None = None,
+                max_pending: int | None = None,
                 idle_timeout_s: float = _http.DEFAULT_IDLE_TIMEOUT_S,
                 body_timeout_s: float = _http.DEFAULT_BODY_TIMEOUT_S
                 ) -> ModelServer:
@@ -201,7 +202,11 @@ def make_server(export_path: str | os.PathLike, model_name: str = "default",
       ``--rest_api_timeout_in_ms``).
     max_queued: accepted connections waiting for a handler thread; more are
       answered 503 at once. Default ``4 * num_threads``.
-    idle_timeout_s: a keep-alive connection silent this long is closed.
+    max_pending: connections whose request head has not all come (they
+      wait in the accepting thread, not in a handler thread); more get 503.
+      Default 4096 (less under a lower open-files limit).
+    idle_timeout_s: a connection silent this long (a keep-alive one between
+      requests, or one still sending its request head) is closed.
     body_timeout_s: a request whose body stalls this long is answered 400.
 
   Raises:
@@ -236,7 +241,8 @@ def make_server(export_path: str | os.PathLike, model_name: str = "default",
                      version=os.path.basename(imported.path),
                      export_dir=imported.path, max_body_bytes=max_body_bytes,
                      num_threads=num_threads, timeout_ms=timeout_ms,
-                     max_queued=max_queued, idle_timeout_s=idle_timeout_s,
+                     max_queued=max_queued, max_pending=max_pending,
+                     idle_timeout_s=idle_timeout_s,
                      body_timeout_s=body_timeout_s)
 
 
