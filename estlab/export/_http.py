@@ -30,6 +30,7 @@ Example::
 """
 from __future__ import annotations
 
+import collections
 import contextlib
 import ctypes
 import ctypes.util
@@ -55,7 +56,7 @@ DEFAULT_IDLE_TIMEOUT_S = 5.0
 DEFAULT_BODY_TIMEOUT_S = 5.0
 DEFAULT_BODY_WAIT_S = 5.0
 _TRIM_AFTER_BYTES = 1 << 20  # malloc_trim once idle after a body this big
-_POLL_S = 0.25  # how often an idle keep-alive handler looks for a stop
+_POLL_S = 0.25  # how often waiting connections are checked for a deadline
 _RECHECK_S = 0.05  # how often a connection with half a request head is read
 _MAX_HEAD = 1 << 16  # http.server refuses longer lines; let it say so
 _CHUNK = 1 << 16
@@ -77,8 +78,9 @@ class HTTPError(Exception):
 
 
 def response_bytes(status: int, answer: Any, headers: dict | None = None, *,
-                   close: bool = False, head: bool = False) -> bytes:
-  """A whole HTTP/1.1 answer with a JSON body, ready for one ``sendall``.
+                   close: bool = False, head: bool = False) -> list[bytes]:
+  """A whole HTTP/1.1 answer with a JSON body: [head + body], or [head, body]
+  for a big body (not copied; with TCP_NODELAY two sends cost no delay).
 
   ``allow_nan=False``: an answer is always valid JSON (non-finite numbers
   must have been written as strings before; a bug here is a 500).
@@ -95,7 +97,9 @@ def response_bytes(status: int, answer: Any, headers: dict | None = None, *,
   if close:
     lines.append("Connection: close")
   head_bytes = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
-  return head_bytes if head else head_bytes + body
+  if head:
+    return [head_bytes]
+  return [head_bytes + body] if len(body) < _CHUNK else [head_bytes, body]
 
 
 _libc_trim = None
@@ -168,6 +172,12 @@ class PooledHTTPServer(http.server.HTTPServer):
     self._held = 0  # connections the handler threads hold
     self._shutdown_asked = threading.Event()
     self._pending = {}
+    # Keep-alive connections handed back by the pool between requests: an
+    # idle one costs a socket in the accepting thread, not a handler thread.
+    self._parked: collections.deque = collections.deque()
+    self._wake_r, self._wake_w = socket.socketpair()
+    self._wake_r.setblocking(False)
+    self._wake_w.setblocking(False)
     self._is_down = threading.Event()
     self._is_down.set()
     soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -194,7 +204,9 @@ class PooledHTTPServer(http.server.HTTPServer):
     self._is_down.clear()
     sel = selectors.DefaultSelector()
     sel.register(self.socket, selectors.EVENT_READ, None)
-    pending = self._pending = {}  # socket -> (client address, deadline)
+    sel.register(self._wake_r, selectors.EVENT_READ, "wake")
+    # socket -> (client address, deadline, its handler or None if new)
+    pending = self._pending = {}
     later = set()  # sockets with half a head: looked at again at recheck_at
     recheck_at = scan_at = 0.0
     try:
@@ -208,14 +220,22 @@ class PooledHTTPServer(http.server.HTTPServer):
           if key.data is None:
             self._accept(sel, pending, now)
             continue
+          if key.data == "wake":  # keep-alive connections back from the pool
+            with contextlib.suppress(BlockingIOError):
+              self._wake_r.recv(4096)
+            while self._parked:
+              sock, address, handler = self._parked.popleft()
+              pending[sock] = (address, now + self.idle_timeout_s, handler)
+              sel.register(sock, selectors.EVENT_READ, True)
+            continue
           sock = key.fileobj
           sel.unregister(sock)
           state = self._head_state(sock)
           if state == "whole":
-            self._dispatch(sock, pending.pop(sock)[0])
+            address, _, handler = pending.pop(sock)
+            self._dispatch(sock, address, handler)
           elif state == "closed":
-            pending.pop(sock)
-            sock.close()
+            self._close(sock, pending.pop(sock)[2])
           else:  # unread bytes keep it readable: wait before looking again
             if not later:
               recheck_at = now + _RECHECK_S
@@ -226,17 +246,17 @@ class PooledHTTPServer(http.server.HTTPServer):
           later.clear()
         if pending and now >= scan_at:
           scan_at = now + _POLL_S
-          for sock, (_, deadline) in list(pending.items()):
+          for sock, (_, deadline, _) in list(pending.items()):
             if now > deadline:  # silent too long: closed without a word
-              pending.pop(sock)
               if sock in later:
                 later.discard(sock)
               else:
                 sel.unregister(sock)
-              sock.close()
+              self._close(sock, pending.pop(sock)[2])
     finally:
-      for sock in pending:
-        sock.close()
+      for sock, (_, _, handler) in pending.items():
+        self._close(sock, handler)
+      pending.clear()
       sel.close()
       self._shutdown_asked.clear()
       self._is_down.set()
@@ -260,9 +280,9 @@ class PooledHTTPServer(http.server.HTTPServer):
       return
     sock.setblocking(False)
     if self._head_state(sock) == "whole":  # the usual case: at once
-      self._dispatch(sock, address)
+      self._dispatch(sock, address, None)
       return
-    pending[sock] = (address, now + self.idle_timeout_s)
+    pending[sock] = (address, now + self.idle_timeout_s, None)
     sel.register(sock, selectors.EVENT_READ, True)
 
   @staticmethod
@@ -287,13 +307,13 @@ class PooledHTTPServer(http.server.HTTPServer):
         return "closed"
     return "partial"
 
-  def _dispatch(self, sock: socket.socket, address) -> None:
+  def _dispatch(self, sock: socket.socket, address, handler) -> None:
     """Queues a connection for a handler thread, or refuses it (503)."""
     sock.setblocking(True)
     try:
       if self._stopping.is_set():
         raise queue.Full
-      self._queue.put_nowait((sock, address))
+      self._queue.put_nowait((sock, address, handler))
     except queue.Full:
       self.refuse(sock, "The server is busy: all "
                   f"{self.num_threads} handler threads are serving "
@@ -313,8 +333,9 @@ class PooledHTTPServer(http.server.HTTPServer):
           if not sock.recv(_CHUNK):
             break
       sock.settimeout(1.0)
-      sock.sendall(response_bytes(503, {"error": message},
-                                  {"Retry-After": "1"}, close=True))
+      (data,) = response_bytes(503, {"error": message}, {"Retry-After": "1"},
+                               close=True)
+      sock.sendall(data)
       sock.shutdown(socket.SHUT_WR)
     except OSError:
       pass
@@ -344,45 +365,25 @@ class PooledHTTPServer(http.server.HTTPServer):
       item = self._queue.get()
       if item is None:
         return
-      request, client_address = item
+      sock, address, handler = item
       with self._idle:
         self._held += 1
+      park = False
       try:
-        self.finish_request(request, client_address)
+        if handler is None:
+          handler = self.RequestHandlerClass.open(sock, address, self)
+        park = handler.serve_requests()
       except Exception:  # pylint: disable=broad-except
-        self.handle_error(request, client_address)
+        self.handle_error(sock, address)
       finally:
-        self.shutdown_request(request)
         with self._idle:
           self._held -= 1
-
-  def await_request(self, sock: socket.socket, rfile) -> bool:
-    """Waits for a connection's next request: False to close it instead.
-
-    False after ``idle_timeout_s`` of silence or once the server stops;
-    True at once if a pipelined request is already buffered.
-    """
-    try:
-      sock.setblocking(False)
-      if rfile.peek(1):
-        return True
-    except OSError:
-      return True  # let the handler meet the error
-    finally:
-      with contextlib.suppress(OSError):
-        sock.settimeout(self.body_timeout_s)
-    deadline = time.monotonic() + self.idle_timeout_s
-    while not self._stopping.is_set():
-      left = deadline - time.monotonic()
-      if left <= 0:
-        return False
-      try:
-        readable, _, _ = select.select([sock], [], [], min(left, _POLL_S))
-      except (OSError, ValueError):
-        return False
-      if readable:  # a request that came is answered, even when stopping
-        return True
-    return False
+        if park and not self._stopping.is_set():
+          self._parked.append((sock, address, handler))
+          with contextlib.suppress(OSError):
+            self._wake_w.send(b"\0")
+        else:
+          self._close(sock, handler)
 
   @contextlib.contextmanager
   def answering(self):
@@ -420,12 +421,17 @@ class PooledHTTPServer(http.server.HTTPServer):
       with self._idle:
         self._body_bytes -= length
         self._big_done |= length >= _TRIM_AFTER_BYTES
-        trim = self._big_done and not self._body_bytes
-        if trim:
-          self._big_done = False
         self._idle.notify_all()
+
+  def trim_if_idle(self) -> None:
+    """After a big body's answer is sent: give the heap back once no body
+    is being answered (``malloc_trim``)."""
+    with self._idle:
+      trim = self._big_done and not self._body_bytes
       if trim:
-        malloc_trim()
+        self._big_done = False
+    if trim:
+      malloc_trim()
 
   def wait_idle(self, timeout: float) -> bool:
     """Waits until no request is being answered; False if ``timeout`` passed."""
@@ -460,9 +466,26 @@ class PooledHTTPServer(http.server.HTTPServer):
     deadline = time.monotonic() + (timeout if finished else 1.0) + 2 * _POLL_S
     for worker in self._workers:
       worker.join(max(0.0, deadline - time.monotonic()))
+    self._close_parked()
     return finished
 
+  def _close_parked(self) -> None:
+    while self._parked:
+      with contextlib.suppress(IndexError):
+        sock, _, handler = self._parked.popleft()
+        self._close(sock, handler)
+
+  def _close(self, sock: socket.socket, handler) -> None:
+    """Closes a connection (its handler's files hold the socket open)."""
+    if handler is not None:
+      with contextlib.suppress(Exception):
+        handler.finish()
+    self.shutdown_request(sock)
+
   def server_close(self):
+    self._close_parked()
+    self._wake_r.close()
+    self._wake_w.close()
     if not self._stopping.is_set():
       self._stopping.set()
       for _ in self._workers:
@@ -489,16 +512,40 @@ class JSONRequestHandler(http.server.BaseHTTPRequestHandler):
 
   _body_left = False  # an unread request body: drained after answering
 
-  def setup(self):
-    self.timeout = self.server.body_timeout_s  # silence within a request
-    super().setup()
+  def __init__(self, *args, **kwargs):  # pylint: disable=super-init-not-called
+    raise TypeError("A JSONRequestHandler is made by PooledHTTPServer with "
+                    "JSONRequestHandler.open(sock, address, server).")
 
-  def handle(self):
+  @classmethod
+  def open(cls, sock, client_address, server) -> "JSONRequestHandler":
+    """A handler for a new connection (``BaseRequestHandler.__init__``
+    without its ``handle()``: the pool calls ``serve_requests`` each time
+    the connection has a request)."""
+    self = cls.__new__(cls)
+    self.request = sock
+    self.client_address = client_address
+    self.server = server
+    self.timeout = server.body_timeout_s  # silence within a request
+    self.setup()
+    return self
+
+  def serve_requests(self) -> bool:
+    """Answers the requests that have come; True to keep the connection
+    (parked in the accepting thread until its next request head)."""
     self.close_connection = True
-    while self.server.await_request(self.connection, self.rfile):
+    while True:
       self.handle_one_request()
       if self.close_connection:
-        return
+        return False
+      try:  # a pipelined request already read into the buffer?
+        self.connection.setblocking(False)
+        if not self.rfile.peek(1):
+          return True
+      except OSError:
+        return False
+      finally:
+        with contextlib.suppress(OSError):
+          self.connection.settimeout(self.timeout)
 
   def do_GET(self):  # pylint: disable=invalid-name
     self._body_left = bool(self.headers.get("Content-Length", "0") != "0" or
@@ -510,6 +557,8 @@ class JSONRequestHandler(http.server.BaseHTTPRequestHandler):
           # Serialized under the budget too: the answer's JSON is big.
           data = self.answer_bytes(status, answer, headers)
         self.send_bytes(data)
+        del data, answer
+        self.server.trim_if_idle()
         return
       except HTTPError as e:
         status, answer, headers = e.status, {"error": e.message}, e.headers
@@ -591,9 +640,10 @@ class JSONRequestHandler(http.server.BaseHTTPRequestHandler):
     """Writes the whole answer in one ``sendall`` (no Nagle delay)."""
     self.send_bytes(self.answer_bytes(status, answer, headers))
 
-  def answer_bytes(self, status: int, answer: Any, headers=None) -> bytes:
+  def answer_bytes(self, status: int, answer: Any, headers=None
+                   ) -> list[bytes]:
     """The answer as bytes; decides ``Connection: close`` first."""
-    if self._body_left or self.server.stopping or self.server.waiting():
+    if self._body_left or self.server.stopping:
       self.close_connection = True
     self.log_request(status)
     try:
@@ -606,10 +656,11 @@ class JSONRequestHandler(http.server.BaseHTTPRequestHandler):
           500, {"error": f"Internal error: the answer is not JSON: {e}"},
           close=self.close_connection)
 
-  def send_bytes(self, data: bytes) -> None:
+  def send_bytes(self, data: list[bytes]) -> None:
     try:
       self.connection.settimeout(max(30.0, self.server.body_timeout_s))
-      self.wfile.write(data)
+      for piece in data:
+        self.connection.sendall(piece)
     except OSError:
       self.close_connection = True
 

@@ -125,6 +125,9 @@ class ModelServer(_http.PooledHTTPServer):
     self._compute_slots = threading.BoundedSemaphore(num_threads)
     transport.setdefault("bodies_in_flight_bytes",
                          max(DEFAULT_BODIES_IN_FLIGHT_BYTES, max_body_bytes))
+    # A request waits for room among the bodies in flight as long as it may
+    # compute: the waiting costs a thread, not memory (its body is unread).
+    transport.setdefault("body_wait_s", timeout_ms / 1000)
     super().__init__(address, _Handler, num_threads=num_threads,
                      max_queued=max_queued or 4 * num_threads,
                      max_body_bytes=max_body_bytes, **transport)
@@ -383,8 +386,10 @@ class _Handler(_http.JSONRequestHandler):
     input_names = list(sig.inputs)
     examples = _example_proto.takes_examples(sig.inputs)
     if "instances" in body:
-      columns, count = _rest.rows_to_columns(body["instances"], input_names,
-                                             examples=examples)
+      # Popped: the parsed rows (the bulk of a big body's memory) are freed
+      # once they are columns, before the model runs.
+      columns, count = _rest.rows_to_columns(body.pop("instances"),
+                                             input_names, examples=examples)
       outputs = self._run(name, sig, columns)
       rows = _rest.outputs_to_rows(outputs, count)
       if len(outputs) == 1:
@@ -413,7 +418,7 @@ class _Handler(_http.JSONRequestHandler):
     if unknown:
       raise _rest.HTTPError(400, f"Unknown {verb} request fields {unknown!r}; use "
                        '"signature_name", "context" and "examples".')
-    examples = body.get("examples")
+    examples = body.pop("examples", None)  # freed once they are columns
     if not isinstance(examples, list) or not examples:
       raise _rest.HTTPError(400, f'A {verb} request needs "examples": a non-empty '
                        'list of objects such as [{"x": 1.0}], not '
@@ -431,9 +436,11 @@ class _Handler(_http.JSONRequestHandler):
       if clash:
         raise _rest.HTTPError(400, f"examples[{i}] repeats context features {clash!r};"
                          " a feature goes in the context or in the examples.")
-      row = {**context, **example}
+      row = {**context, **example} if context else example
       rows.append(_rest.nonfinite_inputs(row, sig.inputs)
                   if self._quoted_nonfinite else row)
+    del examples
+    count = len(rows)
     if _example_proto.takes_examples(sig.inputs):
       # As TF Serving: each object is a tf.train.Example, parsed with the
       # export's spec (missing features take their default_value).
@@ -441,8 +448,10 @@ class _Handler(_http.JSONRequestHandler):
         columns = {"examples": _example_proto.from_json(rows, sig.inputs)}
       except ServingInputError as e:
         raise _rest.HTTPError(400, f"Signature {name!r}: {e}") from None
-      return self._run(name, sig, columns), len(rows)
-    columns, count = _rest.rows_to_columns(rows, list(sig.inputs), field="examples")
+    else:
+      columns, _ = _rest.rows_to_columns(rows, list(sig.inputs),
+                                         field="examples")
+    del rows
     return self._run(name, sig, columns), count
 
   def _classify(self, body: dict) -> dict:

@@ -153,6 +153,8 @@ def test_requests_past_pool_and_queue_get_503_and_threads_stay_bounded(
     assert threading.active_count() <= threads  # no thread per connection
     for sock in held:
       sock.close()
+    _wait_for(lambda: (server.held(), server.queued()) == (0, 0),
+              "the closed connections to leave pool and queue")
     # Once they hang up, the server answers again.
     status, answer = running.predict({"instances": [4.0]})
     assert status == 200 and answer["predictions"][0]["class_ids"] == [0]
