@@ -66,9 +66,12 @@ _log = logging.getLogger("estlab.serve")
 
 DEFAULT_MAX_BODY_BYTES = 10 * 1024 * 1024
 DEFAULT_TIMEOUT_MS = 30000  # TF Serving's --rest_api_timeout_in_ms
-# Bodies being answered at once, summed: a JSON body becomes ~10x its size
-# in Python objects and its answer, so 2 x 10 MiB stays near 300 MB.
-DEFAULT_BODIES_IN_FLIGHT_BYTES = 2 * DEFAULT_MAX_BODY_BYTES
+# Bodies being answered at once, summed, past max_body_bytes: one body of
+# the largest size at a time (a JSON body of many rows takes ~14x its size in
+# Python objects, its columns and its answer: ~140 MB for 10 MB; its parsing
+# holds the GIL, so two at once are no faster than one after the other),
+# with room beside it for small requests.
+_BODIES_BESIDE_THE_LARGEST = 2 * 1024 * 1024
 _DRAIN_S = 30.0  # how long a stop waits for the requests being answered
 _CLASSIFY = "tensorflow/serving/classify"
 _REGRESS = "tensorflow/serving/regress"
@@ -124,7 +127,7 @@ class ModelServer(_http.PooledHTTPServer):
         num_threads, thread_name_prefix="estlab-compute")
     self._compute_slots = threading.BoundedSemaphore(num_threads)
     transport.setdefault("bodies_in_flight_bytes",
-                         max(DEFAULT_BODIES_IN_FLIGHT_BYTES, max_body_bytes))
+                         max_body_bytes + _BODIES_BESIDE_THE_LARGEST)
     # A request waits for room among the bodies in flight as long as it may
     # compute: the waiting costs a thread, not memory (its body is unread).
     transport.setdefault("body_wait_s", timeout_ms / 1000)
