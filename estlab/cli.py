@@ -105,7 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
                      "%(default)s)")
   serve.add_argument("--rest-api-num-threads", "--rest_api_num_threads",
                      type=int, default=None, metavar="N",
-                     help="handler threads; connections past them and a "
+                     help="handler threads; requests past them and a "
                      "queue of 4*N get 503 (default: max(16, 4 * CPUs))")
   serve.add_argument("--rest-api-timeout-in-ms", "--rest_api_timeout_in_ms",
                      type=int, default=30000, metavar="MS",
