@@ -29,7 +29,9 @@ def _serve(args: argparse.Namespace) -> int:
                   file_system_poll_wait_seconds=args.file_system_poll_wait_seconds,
                   model_config_file_poll_wait_seconds=(
                       args.model_config_file_poll_wait_seconds),
-                  batching=batching)
+                  batching=batching,
+                  num_threads=args.rest_api_num_threads,
+                  timeout_ms=args.rest_api_timeout_in_ms)
   except (OSError, ValueError) as e:  # no export there, port taken, ...
     print(f"estlab serve: error: {e}", file=sys.stderr)
     return 2
@@ -135,6 +137,14 @@ def build_parser() -> argparse.ArgumentParser:
                      "--batching_parameters_file", default="", metavar="FILE",
                      help="TF Serving's BatchingParameters text proto, e.g. "
                      "'max_batch_size { value: 32 }' (needs --enable-batching)")
+  serve.add_argument("--rest-api-num-threads", "--rest_api_num_threads",
+                     type=int, default=None, metavar="N",
+                     help="handler threads; requests past them and a "
+                     "queue of 4*N get 503 (default: max(16, 4 * CPUs))")
+  serve.add_argument("--rest-api-timeout-in-ms", "--rest_api_timeout_in_ms",
+                     type=int, default=30000, metavar="MS",
+                     help="a computation running longer answers 504 "
+                     "(default: %(default)s, as TF Serving)")
   serve.set_defaults(func=_serve)
   insp = sub.add_parser(
       "inspect", help="list a model_dir's checkpoints and their variables")

@@ -13,20 +13,11 @@ from typing import Any
 import numpy as np
 
 from estlab.export import ServingInputError
+from estlab.export._http import HTTPError
 
 _TF_DTYPES = {"float32": "DT_FLOAT", "float64": "DT_DOUBLE",
               "float16": "DT_HALF", "bfloat16": "DT_BFLOAT16", "bool": "DT_BOOL",
               "object": "DT_STRING", "string": "DT_STRING", "str": "DT_STRING"}
-
-
-class HTTPError(Exception):
-  """An answer other than 200: ``status`` and a message for ``{"error": ...}``."""
-
-  def __init__(self, status: int, message: str, headers: dict | None = None):
-    super().__init__(message)
-    self.status = status
-    self.message = message
-    self.headers = headers or {}
 
 
 def run(sig, name: str, columns: dict) -> dict:
@@ -36,6 +27,45 @@ def run(sig, name: str, columns: dict) -> dict:
   except ServingInputError as e:
     raise HTTPError(400, f"Signature {name!r}: {e}") from None
   return dict(outputs)
+
+
+# TF Serving reads NaN and +-Infinity bare (JSON extensions Python's json
+# reads too) or as these strings; it writes them bare, which is not JSON, so
+# ``to_json`` writes the strings.
+_NONFINITE = {"NaN": float("nan"), "Infinity": float("inf"),
+              "-Infinity": float("-inf")}
+QUOTED_NONFINITE = tuple(f'"{k}"'.encode() for k in _NONFINITE)
+
+
+def nonfinite_inputs(values: dict, specs: Any) -> dict:
+  """``{input: values}`` with ``"NaN"``, ``"Infinity"``, ``"-Infinity"`` as
+  floats wherever the input (or parsed feature) is a float.
+
+  Example:
+    >>> nonfinite_inputs({'x': ['NaN', 1.0]}, {'x': {'dtype': 'float32'}})
+    {'x': [nan, 1.0]}
+  """
+  out = dict(values)
+  for key, value in values.items():
+    spec = specs.get(key) if isinstance(specs, Mapping) else None
+    if isinstance(spec, Mapping) and _is_float(spec.get("dtype")):
+      out[key] = _floats(value)
+  return out
+
+
+def _is_float(dtype: Any) -> bool:
+  try:
+    return np.dtype(dtype).kind == "f"
+  except TypeError:
+    return str(dtype) == "bfloat16"
+
+
+def _floats(value: Any) -> Any:
+  if isinstance(value, str):
+    return _NONFINITE.get(value, value)
+  if isinstance(value, list):
+    return [_floats(v) for v in value]
+  return value
 
 
 def is_b64(value: Any) -> bool:
@@ -108,15 +138,38 @@ def decode_b64(value: Any) -> Any:
 
 
 def to_json(key: str, value: Any) -> Any:
-  """A numpy output -> nested lists; bytes as str (``{"b64"}`` if binary)."""
+  """A numpy output -> nested lists; bytes as str (``{"b64"}`` if binary).
+
+  Floats are written shortest (float32 0.1 as 0.1, not 0.10000000149011612);
+  NaN and +-inf as the strings ``"NaN"``, ``"Infinity"``, ``"-Infinity"``, so
+  that an answer is always valid JSON.
+  """
   value = np.asarray(value)
-  if value.dtype in (np.float16, np.float32):  # 0.1, not 0.10000000149011612
-    return value.astype(str).astype(np.float64).tolist()  # shortest repr
+  if value.dtype.kind == "f":
+    if value.dtype in (np.float16, np.float32):
+      value = _shortest(value)
+    value = value.astype(np.float64, copy=False)
+    finite = np.isfinite(value)
+    if finite.all():
+      return value.tolist()
+    words = np.where(np.isnan(value), "NaN",
+                     np.where(value > 0, "Infinity", "-Infinity"))
+    return np.where(finite, value.astype(object), words.astype(object)).tolist()
   if value.dtype.kind in "OSU":
     binary = key.endswith("_bytes")
     return np.vectorize(lambda v: _text(v, binary), otypes=[object])(
         value).tolist() if value.ndim else _text(value.item(), binary)
   return value.tolist()
+
+
+def _shortest(value: np.ndarray, chunk: int = 1 << 16) -> np.ndarray:
+  """float16/32 -> the float64 of each one's shortest decimal, in chunks (a
+  string array of a whole big output would take 128 bytes per number)."""
+  flat = value.reshape(-1)
+  out = np.empty(flat.shape, np.float64)
+  for i in range(0, flat.size, chunk):
+    out[i:i + chunk] = flat[i:i + chunk].astype(str).astype(np.float64)
+  return out.reshape(value.shape)
 
 
 def _text(value: Any, binary: bool) -> Any:

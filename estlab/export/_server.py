@@ -1,9 +1,8 @@
 """TensorFlow Serving's REST API over an estlab export: ``estlab serve``.
 
-Built on the standard library's ``http.server.ThreadingHTTPServer`` (a
-well-kept HTTP/1.1 server, one daemon thread per connection): no new
-dependency, and no HTTP parsing written here (the one socket call is the
-lingering close after a refused body). This module routes TF Serving's URLs
+The transport (``_http``: the standard library's HTTP parser under a fixed
+pool of handler threads, a bounded queue, one send per answer) is below this
+module; it routes TF Serving's URLs
 and converts JSON to and from the loader's columnar signatures
 (``estlab.export.load``). It is one module past 500 lines on purpose: the whole
 REST contract, URLs to JSON shapes to status codes, reads in one place. The
@@ -25,10 +24,19 @@ answers follow TF Serving's ``g3doc/api_rest.md`` (``/versions/V`` optional)::
 (The doc's prose says ``"result"``; TF Serving answers ``"results"``, as its
 own example and tests show, and so does this server.)
 
-Errors are ``{"error": "..."}``: 400 for a bad body or bad features, 404 for
-an unknown model, version, signature or URL, 405 for a wrong method, 411 for a
-body without ``Content-Length``, 413 for a body over ``max_body_bytes``, and
-500 only for a bug (the server keeps running).
+HEAD is answered wherever GET is (same headers, no body). Non-finite output
+numbers are written as the JSON strings ``"NaN"``, ``"Infinity"`` and
+``"-Infinity"`` (TF Serving writes them as bare tokens, which JSON parsers
+reject); inputs take them bare or quoted, as TF Serving does.
+
+Errors are ``{"error": "..."}``: 400 for a bad body or bad features (or a
+body shorter than its ``Content-Length``), 404 for an unknown model, version,
+signature or URL, 405 for a wrong method, 411 for a body without
+``Content-Length``, 413 for a body over ``max_body_bytes``, 415 for a
+``Content-Type`` that is not JSON, 503 (``Retry-After: 1``) when the server is
+full, 504 when a computation outlives ``--rest-api-timeout-in-ms`` (as TF
+Serving's DEADLINE_EXCEEDED), and 500 only for a bug (the server keeps
+running).
 
 Example::
 
@@ -38,31 +46,35 @@ Example::
 """
 from __future__ import annotations
 
-import contextlib
-import http
-import http.server
+import concurrent.futures
 import json
 import logging
 import os
 import re
 import signal
-import socket
 import threading
 import time
-import traceback
 from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
 from estlab.export import ServingInputError
-from estlab.export import _batching, _example_proto
+from estlab.export import _batching, _example_proto, _http
 from estlab.export import _registry
 from estlab.export import _rest_json as _rest
 
 _log = logging.getLogger("estlab.serve")
 
 DEFAULT_MAX_BODY_BYTES = 10 * 1024 * 1024
+DEFAULT_TIMEOUT_MS = 30000  # TF Serving's --rest_api_timeout_in_ms
+# Bodies being answered at once, summed, past max_body_bytes: one body of
+# the largest size at a time (a JSON body of many rows takes ~14x its size in
+# Python objects, its columns and its answer: ~140 MB for 10 MB; its parsing
+# holds the GIL, so two at once are no faster than one after the other),
+# with room beside it for small requests.
+_BODIES_BESIDE_THE_LARGEST = 2 * 1024 * 1024
+_DRAIN_S = 30.0  # how long a stop waits for the requests being answered
 _CLASSIFY = "tensorflow/serving/classify"
 _REGRESS = "tensorflow/serving/regress"
 _DEFAULT_SIGNATURE = "serving_default"
@@ -88,7 +100,7 @@ def _too_deep(body: Any) -> bool:
   return False
 
 
-class ModelServer(http.server.ThreadingHTTPServer):
+class ModelServer(_http.PooledHTTPServer):
   """Serves the models of a registry under ``/v1/models/<name>``.
 
   Attributes:
@@ -100,51 +112,36 @@ class ModelServer(http.server.ThreadingHTTPServer):
       ``estlab.export.load`` returned, its ``_batching.Batcher`` per
       signature (empty without batching).
     max_body_bytes: larger request bodies are refused with 413.
+    timeout_ms: a computation running longer is answered 504.
     url: ``http://host:port/v1/models/<model_name>`` (the bound port).
   """
-  daemon_threads = True
-  allow_reuse_address = True
-  request_queue_size = 128  # bursts of clients wait in the backlog
 
   def __init__(self, address, registry: _registry.Registry, *,
-               max_body_bytes: int):
+               max_body_bytes: int,
+               num_threads: int | None = None, max_queued: int | None = None,
+               timeout_ms: int = DEFAULT_TIMEOUT_MS, **transport):
     self.registry = registry
     self.model_name = registry.names[0]
-    self.max_body_bytes = max_body_bytes
-    self._busy = 0  # requests being answered
-    self._idle = threading.Condition()
-    super().__init__(address, _Handler)
-
-  @contextlib.contextmanager
-  def answering(self):
-    """Counts a request in flight, for ``wait_idle``."""
-    with self._idle:
-      self._busy += 1
-    try:
-      yield
-    finally:
-      with self._idle:
-        self._busy -= 1
-        self._idle.notify_all()
-
-  def wait_idle(self, timeout: float) -> bool:
-    """Waits until no request is being answered; False if ``timeout`` passed."""
-    with self._idle:
-      return self._idle.wait_for(lambda: not self._busy, timeout)
+    self.timeout_ms = timeout_ms
+    num_threads = num_threads or _http.default_num_threads()
+    # One computation per handler thread at most; a timed-out one keeps its
+    # slot until it ends (a computation cannot be stopped), so abandoned work
+    # never piles up behind the pool.
+    self._compute = concurrent.futures.ThreadPoolExecutor(
+        num_threads, thread_name_prefix="estlab-compute")
+    self._compute_slots = threading.BoundedSemaphore(num_threads)
+    transport.setdefault("bodies_in_flight_bytes",
+                         max_body_bytes + _BODIES_BESIDE_THE_LARGEST)
+    # A request waits for room among the bodies in flight as long as it may
+    # compute: the waiting costs a thread, not memory (its body is unread).
+    transport.setdefault("body_wait_s", timeout_ms / 1000)
+    super().__init__(address, _Handler, num_threads=num_threads,
+                     max_queued=max_queued or 4 * num_threads,
+                     max_body_bytes=max_body_bytes, **transport)
 
   def model_url(self, name: str) -> str:
     host, port = self.server_address[:2]
     return f"http://{host}:{port}/v1/models/{name}"
-
-  def run_signature(self, servable: _registry.Servable, name: str, sig,
-                    columns: dict) -> dict:
-    """Runs a signature of ``servable``, through its Batcher when batching
-    is on."""
-    try:
-      return _rest.run(servable.batchers.get(name, sig), name, columns)
-    except _batching.ServerOverloadedError as e:
-      raise _rest.HTTPError(503, str(e), headers={
-          "Retry-After": str(e.retry_after_seconds)}) from None
 
   @property
   def url(self) -> str:
@@ -175,14 +172,55 @@ class ModelServer(http.server.ThreadingHTTPServer):
     finally:
       self.registry.stop_polling()
 
+  def run_signature(self, servable: _registry.Servable, name: str, sig,
+                    columns: dict) -> dict:
+    """Runs one signature on columns: the one place a request computes
+    (through the version's Batcher when batching is on).
+
+    Args:
+      servable: the loaded version the signature belongs to.
+      name: the signature's name (for errors).
+      sig: ``servable.signatures[name]``.
+      columns: ``{input: values}``, one value per example.
+
+    Returns:
+      ``{output: numpy array}``.
+
+    Raises:
+      HTTPError: 400 for bad features; 503 when the batch queue is full;
+        504 when the computation outlives ``timeout_ms`` (it finishes
+        unseen; its answer is dropped).
+    """
+    run = servable.batchers.get(name, sig)
+    timeout = self.timeout_ms / 1000
+    deadline = time.monotonic() + timeout
+    if not self._compute_slots.acquire(timeout=timeout):
+      raise _rest.HTTPError(504, self._late(name, "waiting for a computation "
+                                            "slot"))
+    try:
+      future = self._compute.submit(_rest.run, run, name, columns)
+    except RuntimeError:  # the pool is shut down: the server is stopping
+      self._compute_slots.release()
+      raise _rest.HTTPError(503, "The server is shutting down; retry after "
+                            "it restarts.", headers={"Retry-After": "1"}) from None
+    future.add_done_callback(lambda _: self._compute_slots.release())
+    try:
+      return future.result(timeout=max(0.0, deadline - time.monotonic()))
+    except concurrent.futures.TimeoutError:
+      raise _rest.HTTPError(504, self._late(name, "computing")) from None
+    except _batching.ServerOverloadedError as e:
+      raise _rest.HTTPError(503, str(e), headers={
+          "Retry-After": str(e.retry_after_seconds)}) from None
+
+  def _late(self, name: str, doing: str) -> str:
+    return (f"Deadline exceeded: signature {name!r} was still {doing} after "
+            f"--rest-api-timeout-in-ms={self.timeout_ms}; send fewer examples "
+            "per request or raise the timeout.")
+
   def server_close(self):
     self.registry.close()
     super().server_close()
-
-  def handle_error(self, request, client_address):
-    # A client that hangs up mid-answer is not the server's problem.
-    _log.debug("Connection from %s failed:\n%s", client_address,
-               traceback.format_exc())
+    self._compute.shutdown(wait=False, cancel_futures=True)
 
 
 def make_server(export_path: str | os.PathLike | None = None,
@@ -192,7 +230,13 @@ def make_server(export_path: str | os.PathLike | None = None,
                 model_config_file: str | os.PathLike | None = None,
                 file_system_poll_wait_seconds: float = 1.0,
                 model_config_file_poll_wait_seconds: float = 0.0,
-                batching: _batching.BatchingParameters | None = None
+                batching: _batching.BatchingParameters | None = None,
+                num_threads: int | None = None,
+                timeout_ms: int = DEFAULT_TIMEOUT_MS,
+                max_queued: int | None = None,
+                max_pending: int | None = None,
+                idle_timeout_s: float = _http.DEFAULT_IDLE_TIMEOUT_S,
+                body_timeout_s: float = _http.DEFAULT_BODY_TIMEOUT_S
                 ) -> ModelServer:
   """Loads the exports and binds a TF Serving REST server to them (not started).
 
@@ -212,6 +256,18 @@ def make_server(export_path: str | os.PathLike | None = None,
     batching: with ``BatchingParameters``, concurrent requests to a signature
       are joined into batches (``_batching``; each batch size of each loaded
       version is compiled when it loads, before it answers).
+    num_threads: handler threads (TF Serving's ``--rest_api_num_threads``);
+      default ``max(16, 4 * CPUs)``.
+    timeout_ms: a computation running longer is answered 504 (TF Serving's
+      ``--rest_api_timeout_in_ms``).
+    max_queued: accepted connections waiting for a handler thread; more are
+      answered 503 at once. Default ``4 * num_threads``.
+    max_pending: connections whose request head has not all come (they
+      wait in the accepting thread, not in a handler thread); more get 503.
+      Default 4096 (less under a lower open-files limit).
+    idle_timeout_s: a connection silent this long (a keep-alive one between
+      requests, or one still sending its request head) is closed.
+    body_timeout_s: a request whose body stalls this long is answered 400.
 
   Raises:
     estlab.export.NotAnExportError: (a FileNotFoundError and a ValueError)
@@ -221,8 +277,9 @@ def make_server(export_path: str | os.PathLike | None = None,
     OSError: the port is taken.
 
   Returns:
-    A ``ModelServer``; call ``serve_forever()`` (and ``shutdown()`` from
-    another thread), or use ``serve`` for a blocking server with signals.
+    A ``ModelServer``; call ``serve_forever()`` (and ``shutdown()`` then
+    ``server_close()`` from another thread), or use ``serve`` for a
+    blocking server with signals.
 
   Example::
 
@@ -235,6 +292,12 @@ def make_server(export_path: str | os.PathLike | None = None,
   if max_body_bytes <= 0:
     raise ValueError(f"max_body_bytes={max_body_bytes!r} must be positive, "
                      f"e.g. {DEFAULT_MAX_BODY_BYTES} (10 MiB).")
+  if num_threads is not None and num_threads < 1:
+    raise ValueError(f"num_threads={num_threads!r} must be at least 1, e.g. "
+                     f"{_http.default_num_threads()} (max(16, 4 * CPUs)).")
+  if timeout_ms <= 0:
+    raise ValueError(f"timeout_ms={timeout_ms!r} must be positive, e.g. "
+                     f"{DEFAULT_TIMEOUT_MS} (TF Serving's default).")
   polls = {"file_system_poll_wait_seconds": file_system_poll_wait_seconds,
            "batching": batching}
   if (export_path is None) == (model_config_file is None):
@@ -248,21 +311,30 @@ def make_server(export_path: str | os.PathLike | None = None,
   else:
     registry = _registry.Registry.single(export_path, model_name, **polls)
   registry.start()  # the newest complete export under each base path
-  return ModelServer((host, port), registry, max_body_bytes=max_body_bytes)
+  return ModelServer((host, port), registry, max_body_bytes=max_body_bytes,
+                     num_threads=num_threads, timeout_ms=timeout_ms,
+                     max_queued=max_queued, max_pending=max_pending,
+                     idle_timeout_s=idle_timeout_s,
+                     body_timeout_s=body_timeout_s)
 
 
 def serve(export_path: str | os.PathLike | None = None,
           model_name: str = "default",
           host: str = "127.0.0.1", port: int = 8501,
-          max_body_bytes: int = DEFAULT_MAX_BODY_BYTES, **models) -> None:
-  """Serves until SIGINT or SIGTERM, then closes the socket and returns.
+          max_body_bytes: int = DEFAULT_MAX_BODY_BYTES, **options) -> None:
+  """Serves until SIGINT or SIGTERM, then stops gracefully and returns.
 
   Prints ``Serving NAME (version V) from DIR at URL`` once it listens, a
-  line per model. Arguments are ``make_server``'s (``models``: its
-  keyword-only ones: ``model_config_file``, the poll waits).
+  line per model. On a signal it stops accepting, answers queued
+  connections 503, lets requests being answered finish (at most 30 s),
+  closes keep-alive connections and returns. Arguments are
+  ``make_server``'s.
   """
+  # A process of its own: its handler threads share two malloc arenas, so
+  # memory freed after a big request is reused rather than kept per thread.
+  _http.limit_malloc_arenas(2)
   server = make_server(export_path, model_name, host, port, max_body_bytes,
-                       **models)
+                       **options)
   stopping = threading.Event()
 
   def _stop(signum, frame):
@@ -280,9 +352,9 @@ def serve(export_path: str | os.PathLike | None = None,
           f"{server.model_url(name)}", flush=True)
   try:
     server.serve_forever()
-    # Answers being computed finish (connection threads are daemons).
-    if not server.wait_idle(timeout=30.0):
-      _log.warning("Requests still running after 30 s; stopping anyway.")
+    if not server.drain(timeout=_DRAIN_S):
+      _log.warning("Requests still running after %g s; stopping anyway.",
+                   _DRAIN_S)
   finally:
     server.server_close()
     for s, handler in previous.items():
@@ -292,70 +364,16 @@ def serve(export_path: str | os.PathLike | None = None,
 # ------------------------------------------------------------------ handler
 
 
-class _Handler(http.server.BaseHTTPRequestHandler):
+class _Handler(_http.JSONRequestHandler):
   """Routes one request; every answer, errors included, is JSON."""
   server: ModelServer
-  protocol_version = "HTTP/1.1"
-  default_request_version = "HTTP/1.0"  # garbled request: still a status line
-  server_version = "estlab-serve"
-  timeout = 60  # seconds a silent client may hold its thread
+  _quoted_nonfinite = False  # the body holds "NaN", "Infinity" or "-Infinity"
 
-  _body_left = False  # an unread request body: drained after answering
   _servable = None  # the version this request runs on (_check_model's)
 
-  def do_GET(self):  # pylint: disable=invalid-name
-    self._dispatch()
-
-  do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_GET
-
-  def send_error(self, code, message=None, explain=None):
-    """The base class's errors (bad request line, ...) as JSON too."""
-    del explain
-    try:
-      phrase = http.HTTPStatus(code).phrase
-    except ValueError:
-      phrase = "Error"
-    self.close_connection = True
-    self._send_json(code, {"error": message or phrase})
-
-  def log_message(self, format, *args):  # pylint: disable=redefined-builtin
-    _log.debug("%s %s", self.address_string(), format % args)
-
-  def _dispatch(self) -> None:
-    self._body_left = bool(self.headers.get("Content-Length", "0") != "0" or
-                           self.headers.get("Transfer-Encoding"))
-    headers = {}
-    with self.server.answering():
-      try:
-        status, answer = self._route(self.command)
-      except _rest.HTTPError as e:
-        status, answer, headers = e.status, {"error": e.message}, e.headers
-      except Exception as e:  # pylint: disable=broad-except
-        _log.exception("Internal error answering %s %s", self.command, self.path)
-        status, answer = 500, {
-            "error": f"Internal error: {type(e).__name__}: {e}"}
-      if self._body_left:
-        self.close_connection = True
-      self._send_json(status, answer, headers)
-
-  def finish(self):
-    """A lingering close when the body was left unread (as Apache and nginx do).
-
-    Closing a socket with unread input sends a TCP reset, which can destroy
-    the answer before the client reads it; so stop writing, then read and
-    drop what the client still sends, for at most a few seconds.
-    """
-    super().finish()
-    if not self._body_left:
-      return
-    try:
-      self.connection.shutdown(socket.SHUT_WR)
-      self.connection.settimeout(1.0)
-      deadline = time.monotonic() + 5.0
-      while time.monotonic() < deadline and self.connection.recv(1 << 16):
-        pass
-    except OSError:
-      pass
+  def answer(self, method: str) -> tuple[int, Any, dict]:
+    status, answer = self._route(method)
+    return status, answer, {}
 
   def _route(self, method: str) -> tuple[int, Any]:
     path = self.path.split("?", 1)[0]
@@ -365,9 +383,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                        f"/v1/models/{self.server.model_name}[:predict|:classify"
                        "|:regress|/metadata].")
     expected = "POST" if match["verb"] else "GET"
-    if method != expected:
+    if method != expected and not (method == "HEAD" and expected == "GET"):
+      allow = "POST" if expected == "POST" else "GET, HEAD"
       raise _rest.HTTPError(405, f"{method} is not allowed on {path!r}; use "
-                       f"{expected}.", headers={"Allow": expected})
+                       f"{allow}.", headers={"Allow": allow})
     if not match["verb"] and not match["metadata"]:
       return 200, self._status(match["name"], match["version"], match["label"])
     self._servable = self._check_model(match["name"], match["version"],
@@ -397,21 +416,12 @@ class _Handler(http.server.BaseHTTPRequestHandler):
       raise _rest.HTTPError(400, str(e)) from None
 
   def _read_json(self) -> Any:
-    limit = self.server.max_body_bytes
-    length = self.headers.get("Content-Length")
-    if length is None:
-      raise _rest.HTTPError(411, "The request has no Content-Length header; send the "
-                       "JSON body with its length (chunked bodies are not read).")
-    if not length.strip().isdigit():
-      raise _rest.HTTPError(400, f"Content-Length={length!r} is not a byte count.")
-    if int(length) > limit:
-      raise _rest.HTTPError(413, f"The request body has {int(length)} bytes, over the "
-                       f"limit of {limit}; send fewer examples per request or "
-                       "restart the server with a larger --max-body-bytes.")
-    raw = self.rfile.read(int(length))
-    self._body_left = False
+    _check_content_type(self.headers.get("Content-Type"))
+    raw = self.read_body()
+    self._quoted_nonfinite = any(word in raw for word in _rest.QUOTED_NONFINITE)
     try:
       body = json.loads(raw)
+      del raw
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
       raise _rest.HTTPError(400, f"The request body is not valid JSON: {e}.") from e
     except RecursionError as e:
@@ -458,9 +468,11 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     input_names = list(sig.inputs)
     examples = _example_proto.takes_examples(sig.inputs)
     if "instances" in body:
-      columns, count = _rest.rows_to_columns(body["instances"], input_names,
-                                             examples=examples)
-      outputs = self.server.run_signature(self._servable, name, sig, columns)
+      # Popped: the parsed rows (the bulk of a big body's memory) are freed
+      # once they are columns, before the model runs.
+      columns, count = _rest.rows_to_columns(body.pop("instances"),
+                                             input_names, examples=examples)
+      outputs = self._run(name, sig, columns)
       rows = _rest.outputs_to_rows(outputs, count)
       if len(outputs) == 1:
         (key,) = outputs
@@ -476,9 +488,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                          f"values for signature {name!r} (inputs "
                          f"{input_names!r}), not {_rest.preview(inputs)}.")
       inputs = {input_names[0]: inputs}
-    outputs = self.server.run_signature(
-        self._servable, name, sig,
-        {k: _rest.decode_b64(v) for k, v in inputs.items()})
+    outputs = self._run(name, sig, {k: _rest.decode_b64(v) for k, v in inputs.items()})
     answer = {k: _rest.to_json(k, v) for k, v in outputs.items()}
     if len(answer) == 1:
       (answer,) = answer.values()
@@ -490,7 +500,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     if unknown:
       raise _rest.HTTPError(400, f"Unknown {verb} request fields {unknown!r}; use "
                        '"signature_name", "context" and "examples".')
-    examples = body.get("examples")
+    examples = body.pop("examples", None)  # freed once they are columns
     if not isinstance(examples, list) or not examples:
       raise _rest.HTTPError(400, f'A {verb} request needs "examples": a non-empty '
                        'list of objects such as [{"x": 1.0}], not '
@@ -508,7 +518,11 @@ class _Handler(http.server.BaseHTTPRequestHandler):
       if clash:
         raise _rest.HTTPError(400, f"examples[{i}] repeats context features {clash!r};"
                          " a feature goes in the context or in the examples.")
-      rows.append({**context, **example})
+      row = {**context, **example} if context else example
+      rows.append(_rest.nonfinite_inputs(row, sig.inputs)
+                  if self._quoted_nonfinite else row)
+    del examples
+    count = len(rows)
     if _example_proto.takes_examples(sig.inputs):
       # As TF Serving: each object is a tf.train.Example, parsed with the
       # export's spec (missing features take their default_value).
@@ -516,9 +530,11 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         columns = {"examples": _example_proto.from_json(rows, sig.inputs)}
       except ServingInputError as e:
         raise _rest.HTTPError(400, f"Signature {name!r}: {e}") from None
-      return self.server.run_signature(self._servable, name, sig, columns), len(rows)
-    columns, count = _rest.rows_to_columns(rows, list(sig.inputs), field="examples")
-    return self.server.run_signature(self._servable, name, sig, columns), count
+    else:
+      columns, _ = _rest.rows_to_columns(rows, list(sig.inputs),
+                                         field="examples")
+    del rows
+    return self._run(name, sig, columns), count
 
   def _classify(self, body: dict) -> dict:
     outputs, count = self._examples(body, "classify")
@@ -570,23 +586,28 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                            "version": self._servable.version},
             "metadata": {"signature_def": {"signature_def": defs}}}
 
-  # -------------------------------------------------------------- answers
-
-  def _send_json(self, status: int, answer: Any, headers=None) -> None:
-    data = json.dumps(answer).encode()
-    try:
-      self.send_response(status)
-      for key, value in (headers or {}).items():
-        self.send_header(key, value)
-      self.send_header("Content-Type", "application/json")
-      self.send_header("Content-Length", str(len(data)))
-      if self.close_connection:
-        self.send_header("Connection", "close")
-      self.end_headers()
-      if self.command != "HEAD":
-        self.wfile.write(data)
-    except (BrokenPipeError, ConnectionResetError):
-      self.close_connection = True
+  def _run(self, name: str, sig, columns: dict) -> dict:
+    if self._quoted_nonfinite:
+      columns = _rest.nonfinite_inputs(columns, sig.inputs)
+    return self.server.run_signature(self._servable, name, sig, columns)
 
 
-# -------------------------------------------------------- JSON <-> columns
+# Content types a body may declare. JSON of course (with any parameters, and
+# the structured ``+json`` types); no header at all; and
+# ``application/x-www-form-urlencoded``, because that is what ``curl -d``
+# sends and TF Serving's own REST examples use ``curl -d '{"instances": ...}'``
+# (TF Serving reads the body as JSON whatever its type). Anything else
+# (text/plain, multipart/form-data, ...) is most likely a client bug: 415.
+_JSON_TYPES = ("application/json", "application/x-www-form-urlencoded")
+
+
+def _check_content_type(value: str | None) -> None:
+  if value is None:
+    return
+  media = value.split(";", 1)[0].strip().lower()
+  if not media or media in _JSON_TYPES or (
+      media.startswith("application/") and media.endswith("+json")):
+    return
+  raise _rest.HTTPError(415, f"Content-Type {value!r} is not JSON; send the "
+                        "body as JSON with 'Content-Type: application/json' "
+                        "(or no Content-Type).")
