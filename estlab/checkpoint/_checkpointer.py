@@ -316,7 +316,8 @@ class Checkpointer:
       >>> state = Checkpointer(model_dir).restore(abstract)  # doctest: +SKIP
     """
     mngr, step = self._locate(step, path)
-    scalars = _orbax.read_json(mngr, step).get('train_state')
+    info = _orbax.read_json(mngr, step)
+    scalars = info.get('train_state')
     got = _orbax.restore_checked(mngr, step, target.params, {
         'opt_state': abstract_like(target.opt_state),
         # Without scalars in the JSON (a model_state, or a checkpoint from
@@ -324,7 +325,7 @@ class Checkpointer:
         # would be, and none was saved: a target with one does not fit.
         'extra': abstract_like(_extra(target) if scalars is None
                                else target.model_state),
-    })
+    }, info)
     if scalars is None:
       extra = got['extra']
     else:

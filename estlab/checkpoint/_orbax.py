@@ -191,13 +191,14 @@ def version() -> str:
 
 def restore_checked(
     mngr: ocp.CheckpointManager, step: int, params: Any,
-    abstract: dict[str, Any],
+    abstract: dict[str, Any], info: dict | None = None,
 ) -> dict[str, Any]:
-  """Checks variables, then restores ``params`` and the ``abstract`` items."""
+  """Checks variables, then restores ``params`` and the ``abstract`` items
+  (``info``: the step's metadata JSON when the caller has read it)."""
   if mngr.is_saving_in_progress():  # the step may be the one being written
     mngr.wait_until_finished()
   where = join(str(mngr.directory), step)
-  saved = saved_variables(mngr, step)
+  saved = saved_variables(mngr, step, info)
   abstract = {'params': abstract_like(params), **abstract}
   if legacy_renames(saved, flatten_names(params)):
     # Written with estlab's names before TF 2.x's: restore every item under
@@ -209,7 +210,7 @@ def restore_checked(
       return to_old(name)
 
     renamed = {name: rename_tree(tree, old) for name, tree in abstract.items()}
-    got = restore_checked(mngr, step, renamed.pop('params'), renamed)
+    got = restore_checked(mngr, step, renamed.pop('params'), renamed, info)
     return {name: reassemble_like(
         abstract[name], rename_tree(tree, lambda n: back.get(n, n)))
             for name, tree in got.items()}
@@ -268,10 +269,13 @@ def item_tree(mngr: ocp.CheckpointManager, step: int, item: str) -> Any:
 
 
 def saved_variables(
-    mngr: ocp.CheckpointManager, step: int
+    mngr: ocp.CheckpointManager, step: int, info: dict | None = None
 ) -> dict[str, tuple[int, ...]]:
-  """Variable name -> shape, from our metadata item (else Orbax's)."""
-  variables = read_json(mngr, step).get('variables')
+  """Variable name -> shape, from our metadata item (``info``, else read
+  here) or else Orbax's."""
+  if info is None:
+    info = read_json(mngr, step)
+  variables = info.get('variables')
   if variables is not None:
     return {name: tuple(shape) for name, (shape, _) in variables.items()}
   tree = item_tree(mngr, step, 'params') or {}

@@ -44,8 +44,6 @@ from __future__ import annotations
 
 import collections
 import contextlib
-import ctypes
-import ctypes.util
 import email.utils
 import http
 import http.server
@@ -61,6 +59,8 @@ import threading
 import time
 import traceback
 from typing import Any
+
+from estlab.export import _heap
 
 _log = logging.getLogger("estlab.serve")
 
@@ -113,51 +113,6 @@ def response_bytes(status: int, answer: Any, headers: dict | None = None, *,
   if head:
     return [head_bytes]
   return [head_bytes + body] if len(body) < _CHUNK else [head_bytes, body]
-
-
-_M_ARENA_MAX = -8  # glibc's mallopt parameter
-
-
-def _libc():
-  with contextlib.suppress(OSError, AttributeError, TypeError):
-    name = ctypes.util.find_library("c")
-    if name:
-      libc = ctypes.CDLL(name)
-      if hasattr(libc, "malloc_trim") and hasattr(libc, "mallopt"):
-        return libc  # glibc
-  return None
-
-
-def limit_malloc_arenas(count: int = 2) -> bool:
-  """Caps glibc's malloc arenas (what ``MALLOC_ARENA_MAX`` does); False
-  where the C library is not glibc.
-
-  glibc gives each thread that allocates its own arena (up to 8 per core);
-  a big request answered on a handler or compute thread leaves its arena
-  fragmented, and ``malloc_trim`` returns little of it: measured, a server
-  grew ~35 MB per 10 MB request without the cap and stayed within ~30 MB of
-  idle with it. Call before the threads start (arenas made before stay).
-  """
-  libc = _libc()
-  return bool(libc and libc.mallopt(_M_ARENA_MAX, count))
-
-
-_libc_trim = None
-
-
-def malloc_trim() -> None:
-  """Returns freed heap memory to the system (glibc only; else nothing).
-
-  CPython frees a big request's objects to glibc's heap, which keeps them
-  (its trim threshold only sees the top of the heap): the process would stay
-  at its peak after one large body.
-  """
-  global _libc_trim
-  if _libc_trim is None:
-    libc = _libc()
-    _libc_trim = libc.malloc_trim if libc else False
-  if _libc_trim:
-    _libc_trim(0)
 
 
 class PooledHTTPServer(http.server.HTTPServer):
@@ -464,7 +419,7 @@ class PooledHTTPServer(http.server.HTTPServer):
       if trim:
         self._big_done = False
     if trim:
-      malloc_trim()
+      _heap.malloc_trim()
 
   def wait_idle(self, timeout: float) -> bool:
     """Waits until no request is being answered; False if ``timeout`` passed."""

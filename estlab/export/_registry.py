@@ -99,6 +99,15 @@ def _close(servable: Servable) -> None:
     batcher.close(timeout=0)
 
 
+def _labelled(name: str, label: str, labels: Mapping[str, int]) -> str:
+  """The version a model's ``version_labels`` give ``label``."""
+  if label not in labels:
+    raise UnknownLabelError(
+        f"Unrecognized servable version label: {label}; model {name!r} "
+        f"has labels {sorted(labels)!r} (version_labels in its config).")
+  return str(labels[label])
+
+
 def _error_code(error: Exception) -> str:
   if isinstance(error, _format.DamagedExportError):
     return "DATA_LOSS"
@@ -366,11 +375,7 @@ class Registry:
           f"Servable not found for request: {spec}; this server serves "
           f"models {names!r}.")
     if label is not None:
-      if label not in labels:
-        raise UnknownLabelError(
-            f"Unrecognized servable version label: {label}; model {name!r} "
-            f"has labels {sorted(labels)!r} (version_labels in its config).")
-      version = str(labels[label])
+      version = _labelled(name, label, labels)
     if version is None:
       if not available:
         raise ServableNotFoundError(
@@ -401,11 +406,7 @@ class Registry:
       states = dict(model.states) if model else {}
       labels = model.config.labels if model and model.config else {}
     if label is not None:
-      if label not in labels:
-        raise UnknownLabelError(
-            f"Unrecognized servable version label: {label}; model {name!r} "
-            f"has labels {sorted(labels)!r} (version_labels in its config).")
-      version = str(labels[label])
+      version = _labelled(name, label, labels)
     if version is not None:
       if version not in states:
         raise ServableNotFoundError(

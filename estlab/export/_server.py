@@ -60,7 +60,7 @@ from typing import Any
 import numpy as np
 
 from estlab.export import ServingInputError
-from estlab.export import _batching, _example_proto, _http
+from estlab.export import _batching, _example_proto, _heap, _http
 from estlab.export import _registry
 from estlab.export import _rest_json as _rest
 
@@ -332,7 +332,7 @@ def serve(export_path: str | os.PathLike | None = None,
   """
   # A process of its own: its handler threads share two malloc arenas, so
   # memory freed after a big request is reused rather than kept per thread.
-  _http.limit_malloc_arenas(2)
+  _heap.limit_malloc_arenas(2)
   server = make_server(export_path, model_name, host, port, max_body_bytes,
                        **options)
   stopping = threading.Event()
